@@ -1,0 +1,223 @@
+"""The prover: one fresh solver per obligation instance, a fixed seed, a time limit, a verdict.
+
+Verdicts:
+
+* ``proved``  -- premises AND NOT claim is unsatisfiable, and the premises alone are satisfiable
+  (a vacuous proof, whose premises can never hold, is a failure: ``vacuous``);
+* ``counterexample`` -- the solver found values; they are read back exactly (``int``/``Fraction``)
+  and replayed through the concrete reference, which must also refute the claim;
+* ``unknown`` -- timeout or solver incompleteness.  Never a pass.  The query is written as
+  ``.smt2`` for replay when a directory is given.
+
+Only :func:`prove` creates a :class:`Result`; a :class:`Proof` exists only for ``proved``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from backstop.reference import num
+from backstop.proofs.registry import Context, Expect, Instance
+
+__all__ = ["SEED", "Result", "prove", "format_value", "format_counterexample"]
+
+SEED = 20261127  # fixed: verdicts and times must be reproducible
+
+
+@dataclass(frozen=True)
+class Result:
+    key: str
+    obligation_id: str
+    rules: tuple[str, ...]
+    instrument: str | None
+    verdict: str          # proved | counterexample | unknown | vacuous | error
+    expected: str
+    seconds: float
+    limit_seconds: float
+    counterexample: dict[str, Any] = field(default_factory=dict)
+    observed: dict[str, Any] = field(default_factory=dict)
+    replay: str = ""      # "confirmed" | "not confirmed" | "not replayed: ..."
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        if self.expected == Expect.COUNTEREXAMPLE.value:
+            return self.verdict == "counterexample" and self.replay == "confirmed"
+        return self.verdict == "proved"
+
+
+def _solver(limit_seconds: float) -> z3.Solver:
+    s = z3.Solver()
+    s.set("random_seed", SEED)
+    s.set("timeout", max(1, int(limit_seconds * 1000)))
+    return s
+
+
+def _read(model: z3.ModelRef, v: Any, kind: str) -> Any:
+    try:
+        x = num.value_of(v, model)
+        if kind in ("money", "int", "sign") and isinstance(x, Fraction) and x.denominator == 1:
+            return int(x)  # whole by premise: read back as int
+        return x
+    except Exception:
+        return model.eval(v, model_completion=True).as_decimal(12) + "?"
+
+
+def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
+    ob = inst.obligation
+    base = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
+                instrument=inst.instrument.id if inst.instrument else None,
+                expected=ob.expect.value, limit_seconds=ob.limit_seconds)
+    t0 = time.perf_counter()
+    try:
+        ctx = Context(inst.profile, inst.instrument)
+        claim = ob.body(ctx)
+        premises = [p for p in ctx.premises if p is not True]
+        if any(p is False for p in premises):
+            return Result(verdict="vacuous", seconds=time.perf_counter() - t0,
+                          detail="a premise is constantly false", **base)
+        premises_z = [p for p in premises if isinstance(p, z3.ExprRef)]
+        if not isinstance(claim, z3.ExprRef):
+            claim = z3.BoolVal(bool(claim))
+
+        deadline = t0 + ob.limit_seconds
+
+        def left() -> float:
+            return max(0.001, deadline - time.perf_counter())
+
+        # Exhaustiveness of every case group.
+        for group, options in ctx.case_groups:
+            g = _solver(left())
+            g.add(*premises_z)
+            g.add(z3.Not(z3.Or(*[o for _, o in options])))
+            rg = g.check()
+            if rg != z3.unsat:
+                return Result(verdict="unknown" if rg == z3.unknown else "error",
+                              seconds=time.perf_counter() - t0,
+                              detail=f"case split {group!r} not shown exhaustive ({rg})", **base)
+        combos: list[tuple[str, list[Any]]] = [("", [])]
+        for group, options in ctx.case_groups:
+            combos = [(f"{lab}, {l}" if lab else l, conds + [c]) for lab, conds in combos for l, c in options]
+        case_label = ""
+        for case_label, conds in combos:
+            s = _solver(left())
+            s.add(*premises_z)
+            s.add(*[c for c in conds if isinstance(c, z3.ExprRef)])
+            if any(c is False for c in conds):
+                continue
+            s.add(z3.Not(claim))
+            r = s.check()
+            if r != z3.unsat:
+                break
+        if r == z3.unsat:
+            v = _solver(left())
+            v.add(*premises_z)
+            rv = v.check()
+            secs = time.perf_counter() - t0
+            if rv == z3.sat:
+                return Result(verdict="proved", seconds=secs, detail=f"{len(combos)} case(s)" if ctx.case_groups else "", **base)
+            if rv == z3.unsat:
+                return Result(verdict="vacuous", seconds=secs, detail="the premises are unsatisfiable", **base)
+            return Result(verdict="unknown", seconds=secs, detail=f"vacuity check: {v.reason_unknown()}", **base)
+        if r == z3.unknown:
+            secs = time.perf_counter() - t0
+            if smt_dir is not None:
+                smt_dir.mkdir(parents=True, exist_ok=True)
+                (smt_dir / f"{inst.key.replace('/', '_')}.smt2").write_text(s.to_smt2())
+            return Result(verdict="unknown", seconds=secs,
+                          detail=(f"case {case_label}: " if case_label else "") + s.reason_unknown(), **base)
+
+        model = s.model()
+        values = {name: _read(model, v, kind) for name, (kind, v) in ctx.vars.items()}
+        secs = time.perf_counter() - t0
+        replay, observed = _replay(inst, values)
+        return Result(verdict="counterexample", seconds=secs, counterexample=values,
+                      observed=observed, replay=replay, detail=f"case {case_label}" if case_label else "", **base)
+    except Exception as e:  # an obligation that cannot even be built is a failure, never a pass
+        return Result(verdict="error", seconds=time.perf_counter() - t0,
+                      detail=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}", **base)
+
+
+def _replay(inst: Instance, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Run the obligation's body again on the model's values, through the concrete reference."""
+    if any(isinstance(v, str) for v in values.values()):
+        return "not replayed: the model has irrational values", {}
+    try:
+        ctx = Context(inst.profile, inst.instrument, values)
+        claim = inst.obligation.body(ctx)
+        observed = {k: _concrete(v) for k, v in ctx.observed.items()}
+        if not all(p is True for p in ctx.premises):
+            return "not confirmed: a premise is false on replay", observed
+        return ("confirmed" if claim is False else "not confirmed: the claim holds on replay"), observed
+    except Exception as e:
+        return f"not replayed: {type(e).__name__}: {e}", {}
+
+
+def _concrete(v: Any) -> Any:
+    if hasattr(v, "defined") and hasattr(v, "value"):  # MaybePrice
+        return v.value if v.defined is True else None
+    return v
+
+
+def format_value(v: Any) -> str:
+    """Exact decimal string when finite, else ``p/q``; bools and None as words."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, Fraction):
+        d = v.denominator
+        while d % 2 == 0:
+            d //= 2
+        while d % 5 == 0:
+            d //= 5
+        if d != 1:
+            return f"{v.numerator}/{v.denominator}"
+        sign = "-" if v < 0 else ""
+        a = abs(v)
+        whole, frac = divmod(a.numerator, a.denominator)
+        if frac == 0:
+            return f"{sign}{whole}"
+        digits = ""
+        while frac:
+            frac *= 10
+            q, frac = divmod(frac, a.denominator)
+            digits += str(q)
+        return f"{sign}{whole}.{digits}"
+    return str(v)
+
+
+def format_counterexample(inst: Instance, r: Result) -> str:
+    """A scenario a person can read: the position, the prices, what the rules returned."""
+    ob = inst.obligation
+    lines = [f"{r.key}: {ob.title}", f"  claim: {ob.statement}", f"  premises: {ob.premises}"]
+    if inst.instrument is not None:
+        i = inst.instrument
+        lines.append(f"  instrument: {i.id} ({i.kind.value}, contract value {format_value(i.contract_value)}, "
+                     f"settles in {i.settle_currency.code} with {i.settle_currency.decimals} decimals)")
+    v = r.counterexample
+    if {"sign", "size", "entry", "margin"} <= set(v):
+        side = "long" if v["sign"] == 1 else "short"
+        m = v["margin"]
+        scale = inst.instrument.scale if inst.instrument else 1
+        lines.append(f"  position: {side} {format_value(v['size'])} contracts at entry {format_value(v['entry'])}, "
+                     f"margin {m} units (= {format_value(Fraction(m, scale)) if isinstance(m, int) else m} "
+                     f"{inst.instrument.settle_currency.code if inst.instrument else ''})")
+    for k, x in v.items():
+        if k not in ("sign", "size", "entry", "margin"):
+            lines.append(f"  {k} = {format_value(x)}")
+    if r.observed:
+        lines.append("  the reference returned:")
+        for k, x in r.observed.items():
+            lines.append(f"    {k} = {format_value(x)}")
+    lines.append(f"  replay through the concrete reference: {r.replay}")
+    return "\n".join(lines)

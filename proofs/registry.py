@@ -1,0 +1,185 @@
+"""The obligation registry.
+
+An :class:`Obligation` is a claim about the reference code, stated in words and as a body that
+*calls the reference functions*.  The body receives a :class:`Context`; under the symbolic
+interpretation the context hands out Z3 variables and collects premises, under the concrete
+interpretation (counterexample replay) it hands out the model's values and checks that the
+premises hold.  The same body therefore both states the proof goal and replays a
+counterexample through the concrete reference.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Iterable
+
+import z3
+
+from backstop.reference import num
+from backstop.reference.profile import Profile
+from backstop.reference.types import Instrument, PositionTerms
+
+__all__ = ["Scope", "Expect", "Obligation", "Instance", "Context", "REGISTRY", "obligation", "instances"]
+
+
+class Scope(enum.Enum):
+    ALL = "all values"      # every value of every variable satisfying the premises
+    BOUNDED = "bounded"     # variables bounded as the premises say
+    MODULAR = "modular"     # one named object against an abstract rest
+
+
+class Expect(enum.Enum):
+    PROVED = "proved"
+    COUNTEREXAMPLE = "counterexample"  # a sanity obligation: the solver must find a witness
+
+
+@dataclass(frozen=True)
+class Obligation:
+    id: str
+    title: str
+    rules: tuple[str, ...]
+    statement: str
+    premises: str
+    body: Callable[["Context"], Any]
+    scope: Scope = Scope.ALL
+    expect: Expect = Expect.PROVED
+    limit_seconds: float = 60.0
+    per_instrument: bool = True
+    applies: Callable[[Profile, Instrument | None], bool] = lambda p, i: True
+    applies_note: str = ""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One obligation instantiated on one profile (and instrument)."""
+
+    obligation: Obligation
+    profile: Profile
+    instrument: Instrument | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.obligation.id}[{self.instrument.id}]" if self.instrument else self.obligation.id
+
+
+class Context:
+    """Hands out variables and collects premises and observations for one run of a body."""
+
+    def __init__(self, profile: Profile, instrument: Instrument | None,
+                 values: dict[str, Any] | None = None) -> None:
+        self.profile, self.instrument = profile, instrument
+        self.values = values  # None: symbolic; a dict: concrete replay
+        self.vars: dict[str, tuple[str, Any]] = {}
+        self.premises: list[Any] = []
+        self.observed: dict[str, Any] = {}
+        self.case_groups: list[tuple[str, list[tuple[str, Any]]]] = []
+
+    @property
+    def symbolic(self) -> bool:
+        return self.values is None
+
+    @property
+    def rules(self):  # the profile's margin rules
+        return self.profile.margin
+
+    # -- variables, each with its domain premise
+    def _var(self, name: str, kind: str, make: Callable[[str], Any]) -> Any:
+        if name in self.vars:
+            raise ValueError(f"variable {name!r} declared twice")
+        v = make(name) if self.symbolic else self.values[name]
+        self.vars[name] = (kind, v)
+        return v
+
+    def sign(self, name: str = "sign") -> Any:
+        v = self._var(name, "sign", z3.Real)
+        self.assume(num.or_(v == 1, v == -1))
+        return v
+
+    def size(self, name: str = "size") -> Any:
+        v = self._var(name, "size", z3.Real)
+        self.assume(v > 0)
+        return v
+
+    def price(self, name: str) -> Any:
+        v = self._var(name, "price", z3.Real)
+        self.assume(v > 0)
+        return v
+
+    def money(self, name: str, *, nonnegative: bool = True) -> Any:
+        v = self._var(name, "money", _whole_var)
+        if nonnegative:
+            self.assume(v >= 0)
+        return v
+
+    def integer(self, name: str) -> Any:
+        return self._var(name, "int", _whole_var)
+
+    def rational(self, name: str) -> Any:
+        return self._var(name, "rational", z3.Real)
+
+    def position(self, prefix: str = "") -> PositionTerms:
+        """A position on the context's instrument: sign, size > 0, entry > 0, margin >= 0."""
+        return PositionTerms(self.sign(prefix + "sign"), self.size(prefix + "size"),
+                             self.price(prefix + "entry"), self.money(prefix + "margin"))
+
+    def assume(self, cond: Any) -> None:
+        self.premises.append(cond)
+
+    def cases(self, group: str, options: list[tuple[str, Any]]) -> None:
+        """Prove by cases: the prover checks that the options of each group are exhaustive
+        under the premises, then the claim under every combination of options, separately."""
+        self.case_groups.append((group, options))
+
+    def split_sign(self, pos: PositionTerms) -> None:
+        self.cases("side", [("long", pos.sign == 1), ("short", pos.sign == -1)])
+
+    def observe(self, label: str, value: Any) -> Any:
+        """Record a quantity the counterexample report should show (returns it unchanged)."""
+        self.observed[label] = value
+        return value
+
+
+def _whole_var(name: str) -> Any:
+    """A whole-number variable in sort Real: ``to_real`` of an Int constant (integral by
+    construction, and mixing freely with the rational constants of the rules)."""
+    return z3.ToReal(z3.Int(name))
+
+
+REGISTRY: dict[str, Obligation] = {}
+
+
+def obligation(id: str, title: str, *, rules: Iterable[str], statement: str, premises: str,
+               scope: Scope = Scope.ALL, expect: Expect = Expect.PROVED, limit_seconds: float = 60.0,
+               per_instrument: bool = True,
+               applies: Callable[[Profile, Instrument | None], bool] | None = None,
+               applies_note: str = "") -> Callable[[Callable[[Context], Any]], Callable[[Context], Any]]:
+    """Register the decorated body as an obligation."""
+
+    def deco(body: Callable[[Context], Any]) -> Callable[[Context], Any]:
+        if id in REGISTRY:
+            raise ValueError(f"obligation {id} registered twice")
+        REGISTRY[id] = Obligation(id, title, tuple(rules), statement, premises, body, scope, expect,
+                                  limit_seconds, per_instrument,
+                                  applies or (lambda p, i: True), applies_note)
+        return body
+
+    return deco
+
+
+def instances(profile: Profile, only: Iterable[str] | None = None) -> list[Instance]:
+    """Every applicable (obligation, instrument) pair of the profile, in registry order."""
+    from backstop.proofs import load_all
+    load_all()
+    wanted = set(only) if only else None
+    out: list[Instance] = []
+    for ob in REGISTRY.values():
+        targets: list[Instrument | None] = list(profile.instruments.values()) if ob.per_instrument else [None]
+        for inst in targets:
+            inst_ = Instance(ob, profile, inst)
+            if wanted and not ({ob.id, inst_.key} & wanted or set(ob.rules) & wanted):
+                continue
+            if ob.applies(profile, inst):
+                out.append(inst_)
+    return out

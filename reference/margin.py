@@ -1,0 +1,237 @@
+"""Margin of a single position: value, PnL, equity, tier, requirement, ratio (MRG-*),
+and the liquidation trigger, bankruptcy price and liquidation price (LIQ-001..LIQ-003).
+
+Every function here is a rule function: it is written over :mod:`backstop.reference.num` only,
+so it runs on exact numbers and on Z3 terms alike.  Structural choices (linear or inverse, the
+profile's options, the tier table) are concrete; numbers (sign, size, prices, margin) may be
+symbolic.
+
+Units and signs (spec/00-conventions.md):
+
+* money and "value" are in the smallest unit of the instrument's settlement currency;
+  amounts that are not rounded are exact rationals of that unit;
+* ``sign`` is +1 for a long and -1 for a short; PnL is positive when the holder gains;
+* prices are in quote currency per one base unit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backstop.reference import num
+from backstop.reference.profile import MarginRules, PriceBasis, TriggerRule
+from backstop.reference.types import Instrument, MaybePrice, PositionTerms, TierBasis, TierTable
+
+Number = Any
+
+
+# ---------------------------------------------------------------- MRG-001 .. MRG-003
+
+def compute_position_value(inst: Instrument, size: Number, price: Number) -> Number:
+    """MRG-001: the value of ``size`` contracts at ``price``, in smallest settlement units (exact).
+
+    Linear: ``size * contract_value * price``; inverse: ``size * contract_value / price``.
+    """
+    k = size * inst.contract_value * inst.scale
+    return num.ite(inst.is_linear, k * price, num.div(k, price))
+
+
+def compute_unrealized_pnl(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-002: the holder's PnL if the position were closed at ``mark`` (exact, not rounded).
+
+    Linear: ``sign * size * cv * (mark - entry)``; inverse:
+    ``sign * size * cv * (1/entry - 1/mark)`` (in the base currency).
+    """
+    k = pos.size * inst.contract_value * inst.scale
+    linear = pos.sign * k * (mark - pos.entry)
+    inverse = pos.sign * k * (num.div(1, pos.entry) - num.div(1, mark))
+    return num.ite(inst.is_linear, linear, inverse)
+
+
+def compute_equity(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-003: isolated equity = the position's margin + its unrealized PnL at ``mark``."""
+    return pos.margin + compute_unrealized_pnl(inst, pos, mark)
+
+
+# ---------------------------------------------------------------- MRG-004 tiers
+
+def compute_tier_basis(inst: Instrument, size: Number, price: Number) -> Number:
+    """MRG-004 (input): what the tier table is indexed by -- the size in contracts, or the
+    position value in whole settlement-currency units at ``price``."""
+    table = inst.tier_table
+    value = num.div(compute_position_value(inst, size, price), inst.scale)
+    return num.ite(table.basis is TierBasis.SIZE, size, value)
+
+
+def _tier_field(table: TierTable, basis: Number, field: str) -> Number:
+    # Tier i covers (cap_{i-1}, cap_i]; walk the concrete table from the bottom up.
+    result = getattr(table.tiers[0], field)
+    for below, tier in zip(table.tiers, table.tiers[1:]):
+        result = num.ite(basis > below.cap, getattr(tier, field), result)
+    return result
+
+
+def compute_tier_index(inst: Instrument, size: Number, price: Number) -> Number:
+    """MRG-004: the position's tier: the first tier whose cap is at or above the tier basis."""
+    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "index")
+
+
+def compute_tier_mmr(inst: Instrument, size: Number, price: Number) -> Number:
+    """MRG-004: the maintenance margin ratio of the position's tier."""
+    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "mmr")
+
+
+def compute_tier_deduction(inst: Instrument, size: Number, price: Number) -> Number:
+    """MRG-004: the maintenance deduction of the position's tier (0 for OKX-style tables)."""
+    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "mm_deduction")
+
+
+def is_within_tiers(inst: Instrument, size: Number, price: Number) -> Any:
+    """MRG-004: the tier basis is at or below the last tier's cap (a larger position is refused)."""
+    table = inst.tier_table
+    return num.ite(table.bounded, compute_tier_basis(inst, size, price) <= table.max_cap, True)
+
+
+# ---------------------------------------------------------------- MRG-005 .. MRG-007
+
+def _mm_price(rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    return num.ite(rules.mm_price_basis is PriceBasis.MARK, mark, pos.entry)
+
+
+def compute_maintenance_margin(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-005: maintenance margin = value * tier MMR - tier deduction, exact.
+
+    The value is taken at the mark price or at the entry price as the profile says; the tier is
+    looked up at that same price.
+    """
+    price = _mm_price(rules, pos, mark)
+    value = compute_position_value(inst, pos.size, price)
+    return value * compute_tier_mmr(inst, pos.size, price) - compute_tier_deduction(inst, pos.size, price)
+
+
+def compute_maintenance_margin_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-005: the maintenance margin as money: rounded UP to a whole unit (a requirement)."""
+    return num.ceil(compute_maintenance_margin(inst, rules, pos, mark))
+
+
+def compute_close_fee(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-006: the close-position fee the trigger reserves: value * close_fee_rate, exact,
+    valued at the same price as the maintenance margin."""
+    price = _mm_price(rules, pos, mark)
+    return compute_position_value(inst, pos.size, price) * rules.close_fee_rate
+
+
+def compute_close_fee_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-006: the close-position fee as money: rounded UP to a whole unit (a fee)."""
+    return num.ceil(compute_close_fee(inst, rules, pos, mark))
+
+
+def compute_liquidation_requirement(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """LIQ-001: what equity is compared with: maintenance margin + close fee (seed 003), or zero
+    under the ``zero_equity`` trigger (seed 001).  Exact: comparisons are never rounded."""
+    full = compute_maintenance_margin(inst, rules, pos, mark) + compute_close_fee(inst, rules, pos, mark)
+    return num.ite(rules.trigger is TriggerRule.ZERO_EQUITY, 0, full)
+
+
+def compute_margin_ratio(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-007: the position's margin ratio: equity / position value at mark (exact)."""
+    return num.div(compute_equity(inst, pos, mark), compute_position_value(inst, pos.size, mark))
+
+
+def compute_required_margin_ratio(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-007: the ratio the trigger compares with: requirement / position value at mark.
+
+    For the OKX profile this is exactly tier MMR + close-position fee rate (seed 003).
+    """
+    return num.div(compute_liquidation_requirement(inst, rules, pos, mark),
+                   compute_position_value(inst, pos.size, mark))
+
+
+# ---------------------------------------------------------------- LIQ-001 trigger
+
+def is_liquidatable(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Any:
+    """LIQ-001: the position is liquidated when its equity is at or below the requirement
+    (equivalently: margin ratio <= tier MMR + close fee rate)."""
+    return compute_equity(inst, pos, mark) <= compute_liquidation_requirement(inst, rules, pos, mark)
+
+
+# ---------------------------------------------------------------- MRG-008 realized PnL
+
+def compute_realized_pnl_units(inst: Instrument, pos: PositionTerms, price: Number) -> Number:
+    """MRG-008: the PnL booked when the whole position closes at ``price``, as money: rounded
+    DOWN (toward minus infinity), so a gain is never overpaid and a loss never under-charged."""
+    return num.floor(compute_unrealized_pnl(inst, pos, price))
+
+
+# ---------------------------------------------------------------- LIQ-002 / LIQ-003 prices
+
+def _solve_price(inst: Instrument, rules: MarginRules, pos: PositionTerms, rate: Number, deduction: Number) -> MaybePrice:
+    """The price at which equity equals ``value * rate - deduction`` (value at mark or entry).
+
+    Linear, requirement at mark:  p = (m - s k e + d) / (k (r - s))
+    Linear, requirement at entry: p = e + s (R - m) / k,       R = k e r - d
+    Inverse, at mark:             p = k (r + s) / (m + s k / e + d)
+    Inverse, at entry:            p = 1 / (1/e - s (R - m) / k), R = k r / e - d
+    with k = size * contract_value * scale.  Derived in proofs/derivations (sympy).
+    The price exists when the expression is a positive number.
+    """
+    s, e, m, r, d = pos.sign, pos.entry, pos.margin, rate, deduction
+    k = pos.size * inst.contract_value * inst.scale
+    at_mark = rules.mm_price_basis is PriceBasis.MARK
+    lin_mark_den = k * (r - s)
+    lin_mark = num.div_or(m - s * k * e + d, lin_mark_den, 0)
+    lin_entry = e + s * num.div(k * e * r - d - m, k)
+    inv_mark_den = m + s * num.div(k, e) + d
+    inv_mark = num.div_or(k * (r + s), inv_mark_den, 0)
+    inv_entry_den = num.div(1, e) - s * num.div(num.div(k * r, e) - d - m, k)
+    inv_entry = num.div_or(1, inv_entry_den, 0)
+    value = num.ite(inst.is_linear, num.ite(at_mark, lin_mark, lin_entry),
+                    num.ite(at_mark, inv_mark, inv_entry))
+    den_ok = num.ite(inst.is_linear, num.ite(at_mark, lin_mark_den != 0, True),
+                     num.ite(at_mark, inv_mark_den != 0, inv_entry_den != 0))
+    return MaybePrice(num.and_(den_ok, value > 0), value)
+
+
+def compute_bankruptcy_price(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
+    """LIQ-002: the mark price at which the position's equity is exactly zero (exact).
+
+    It does not exist for a linear long whose margin covers its whole value, nor for an inverse
+    short whose margin covers ``size * contract_value / entry``: such positions cannot go bankrupt.
+    """
+    zero_rules = MarginRules(PriceBasis.MARK, rules.trigger, rules.close_fee_rate)
+    return _solve_price(inst, zero_rules, pos, 0, 0)
+
+
+def compute_liquidation_price(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
+    """LIQ-003: the mark price at which equity equals the liquidation requirement (exact).
+
+    The tier of the requirement may depend on the price (notional-basis tables valued at mark):
+    each tier's candidate is computed, and the one whose price falls back in that same tier is
+    taken (a continuous table, which the profile loader enforces, has exactly one such price).
+    """
+    table = inst.tier_table
+    zero = rules.trigger is TriggerRule.ZERO_EQUITY
+    chosen = MaybePrice(False, 0)
+    for tier in reversed(table.tiers):
+        rate = num.ite(zero, 0, tier.mmr + rules.close_fee_rate)
+        ded = num.ite(zero, 0, tier.mm_deduction)
+        cand = _solve_price(inst, rules, pos, rate, ded)
+        price_for_tier = num.ite(rules.mm_price_basis is PriceBasis.MARK, cand.value, pos.entry)
+        in_tier = compute_tier_index(inst, pos.size, num.ite(cand.defined, price_for_tier, pos.entry)) == tier.index
+        ok = num.and_(cand.defined, in_tier)
+        chosen = MaybePrice(num.or_(ok, chosen.defined), num.ite(ok, cand.value, chosen.value))
+    return chosen
+
+
+def compute_bankruptcy_price_on_tick(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
+    """LIQ-002: the bankruptcy price on the tick grid, rounded toward the entry price (up for a
+    long, down for a short), so that closing there never loses more than the margin."""
+    bp = compute_bankruptcy_price(inst, rules, pos)
+    return MaybePrice(bp.defined, num.round_to_step_toward(bp.value, inst.tick_size, pos.sign))
+
+
+def compute_liquidation_price_on_tick(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
+    """LIQ-003: the liquidation price on the tick grid, rounded toward the entry price (up for
+    a long, down for a short): a displayed warning level is never later than the real one."""
+    lp = compute_liquidation_price(inst, rules, pos)
+    return MaybePrice(lp.defined, num.round_to_step_toward(lp.value, inst.tick_size, pos.sign))
