@@ -165,6 +165,38 @@ def compute_realized_pnl_units(inst: Instrument, pos: PositionTerms, price: Numb
 
 # ---------------------------------------------------------------- LIQ-002 / LIQ-003 prices
 
+def _price_linear_at_mark(s: Number, e: Number, m: Number, k: Number, r: Number, d: Number) -> tuple[Any, Number]:
+    # m + s k (p - e) = k p r - d   =>   p = (m - s k e + d) / (k (r - s))
+    den = k * (r - s)
+    return den != 0, num.div_or(m - s * k * e + d, den, 0)
+
+
+def _price_linear_at_entry(s: Number, e: Number, m: Number, k: Number, r: Number, d: Number) -> tuple[Any, Number]:
+    # m + s k (p - e) = k e r - d   =>   p = e + s (k e r - d - m) / k
+    return True, e + s * num.div(k * e * r - d - m, k)
+
+
+def _price_inverse_at_mark(s: Number, e: Number, m: Number, k: Number, r: Number, d: Number) -> tuple[Any, Number]:
+    # m + s k (1/e - 1/p) = k r / p - d   =>   p = k (r + s) / (m + s k / e + d)
+    den = m + s * num.div(k, e) + d
+    return den != 0, num.div_or(k * (r + s), den, 0)
+
+
+def _price_inverse_at_entry(s: Number, e: Number, m: Number, k: Number, r: Number, d: Number) -> tuple[Any, Number]:
+    # m + s k (1/e - 1/p) = k r / e - d   =>   1/p = 1/e - s (k r / e - d - m) / k
+    den = num.div(1, e) - s * num.div(num.div(k * r, e) - d - m, k)
+    return den != 0, num.div_or(1, den, 0)
+
+
+# (linear?, requirement valued at mark?) -> closed form; a structural choice, made once.
+_PRICE_SOLVERS = {
+    (True, True): _price_linear_at_mark,
+    (True, False): _price_linear_at_entry,
+    (False, True): _price_inverse_at_mark,
+    (False, False): _price_inverse_at_entry,
+}
+
+
 def _solve_price(inst: Instrument, rules: MarginRules, pos: PositionTerms, rate: Number, deduction: Number) -> MaybePrice:
     """The price at which equity equals ``value * rate - deduction`` (value at mark or entry).
 
@@ -175,20 +207,9 @@ def _solve_price(inst: Instrument, rules: MarginRules, pos: PositionTerms, rate:
     with k = size * contract_value * scale.  Derived in proofs/derivations (sympy).
     The price exists when the expression is a positive number.
     """
-    s, e, m, r, d = pos.sign, pos.entry, pos.margin, rate, deduction
     k = pos.size * inst.contract_value * inst.scale
-    at_mark = rules.mm_price_basis is PriceBasis.MARK
-    lin_mark_den = k * (r - s)
-    lin_mark = num.div_or(m - s * k * e + d, lin_mark_den, 0)
-    lin_entry = e + s * num.div(k * e * r - d - m, k)
-    inv_mark_den = m + s * num.div(k, e) + d
-    inv_mark = num.div_or(k * (r + s), inv_mark_den, 0)
-    inv_entry_den = num.div(1, e) - s * num.div(num.div(k * r, e) - d - m, k)
-    inv_entry = num.div_or(1, inv_entry_den, 0)
-    value = num.ite(inst.is_linear, num.ite(at_mark, lin_mark, lin_entry),
-                    num.ite(at_mark, inv_mark, inv_entry))
-    den_ok = num.ite(inst.is_linear, num.ite(at_mark, lin_mark_den != 0, True),
-                     num.ite(at_mark, inv_mark_den != 0, inv_entry_den != 0))
+    solver = _PRICE_SOLVERS[(inst.is_linear, rules.mm_price_basis is PriceBasis.MARK)]
+    den_ok, value = solver(pos.sign, pos.entry, pos.margin, k, rate, deduction)
     return MaybePrice(num.and_(den_ok, value > 0), value)
 
 

@@ -1,0 +1,32 @@
+# backstop -- every target bootstraps a local virtual environment from pyproject.toml.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROFILE ?= okx
+OUT    ?= build/audit
+
+.PHONY: audit test prove bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## The main job: all proofs and the traceability audit on the default profile.
+audit: $(STAMP)
+	$(BIN)/backstop audit --profile $(PROFILE) --out $(OUT)
+
+## The whole test suite (unit, property, proofs on every shipped profile, planted bugs).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+prove: $(STAMP)
+	$(BIN)/backstop prove --profile $(PROFILE)
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_margin.py
+
+clean:
+	rm -rf build .pytest_cache .hypothesis
