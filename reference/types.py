@@ -23,7 +23,7 @@ from backstop.reference.errors import CurrencyMismatch, InvalidInput
 __all__ = [
     "Side", "ContractKind", "BusinessLine", "MarginMode", "TierBasis",
     "Currency", "Tier", "TierTable", "Instrument", "Position", "PositionTerms",
-    "MaybePrice", "parse_exact", "exact", "money",
+    "MaybePrice", "MarkPrice", "Account", "parse_exact", "exact", "money",
 ]
 
 _DECIMAL = re.compile(r"^[+-]?(\d+)(\.\d+)?$")
@@ -305,3 +305,55 @@ class MaybePrice:
     def get(self) -> Fraction | None:
         """The concrete price, or ``None`` when it does not exist."""
         return self.value if self.defined is True else None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """The mark price of one instrument at one time (``time_ms``: milliseconds since the Unix
+    epoch, UTC; the fund's 16:00 HKT windows are computed from it)."""
+
+    instrument: str
+    price: Fraction
+    time_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.instrument, str) or not self.instrument:
+            raise InvalidInput("mark_price.instrument", self.instrument, "a non-empty instrument ID")
+        object.__setattr__(self, "price", exact("mark_price.price", self.price, "MRG-002", positive=True))
+        if isinstance(self.time_ms, bool) or not isinstance(self.time_ms, int) or self.time_ms < 0:
+            raise InvalidInput("mark_price.time_ms", self.time_ms, "an int >= 0 (ms since the epoch, UTC)")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account: balances per settlement currency (smallest units, >= 0) and positions.
+
+    Cross-margin positions share the balance of their settlement currency; isolated positions
+    carry their own margin.  At most one position per (instrument, side)."""
+
+    id: str
+    balances: tuple[tuple[str, int], ...] = ()
+    positions: tuple[Position, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise InvalidInput("account.id", self.id, "a non-empty string")
+        items = tuple(sorted(dict(self.balances).items())) if not isinstance(self.balances, tuple) else self.balances
+        seen: set[str] = set()
+        for code, amount in items:
+            if code in seen:
+                raise InvalidInput(f"account.{self.id}.balances.{code}", amount, "currency listed twice")
+            seen.add(code)
+            money(f"account.{self.id}.balances.{code}", amount, "MRG-003")
+        object.__setattr__(self, "balances", tuple(sorted(items)))
+        object.__setattr__(self, "positions", tuple(self.positions))
+        keys = set()
+        for i, p in enumerate(self.positions):
+            if not isinstance(p, Position):
+                raise InvalidInput(f"account.{self.id}.positions[{i}]", p, "must be a Position")
+            if (p.instrument, p.side) in keys:
+                raise InvalidInput(f"account.{self.id}.positions[{i}]", p.instrument, "one position per instrument and side")
+            keys.add((p.instrument, p.side))
+
+    def balance(self, currency: str) -> int:
+        return dict(self.balances).get(currency, 0)
