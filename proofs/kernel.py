@@ -24,6 +24,7 @@ from typing import Any
 import z3
 
 from backstop.reference import num
+from backstop.reference.types import format_exact
 from backstop.proofs.registry import Context, Expect, Instance
 
 __all__ = ["SEED", "Result", "prove", "format_value", "format_counterexample"]
@@ -168,32 +169,7 @@ def _concrete(v: Any) -> Any:
 
 def format_value(v: Any) -> str:
     """Exact decimal string when finite, else ``p/q``; bools and None as words."""
-    if v is None:
-        return "none"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, Fraction):
-        d = v.denominator
-        while d % 2 == 0:
-            d //= 2
-        while d % 5 == 0:
-            d //= 5
-        if d != 1:
-            return f"{v.numerator}/{v.denominator}"
-        sign = "-" if v < 0 else ""
-        a = abs(v)
-        whole, frac = divmod(a.numerator, a.denominator)
-        if frac == 0:
-            return f"{sign}{whole}"
-        digits = ""
-        while frac:
-            frac *= 10
-            q, frac = divmod(frac, a.denominator)
-            digits += str(q)
-        return f"{sign}{whole}.{digits}"
-    return str(v)
+    return format_exact(v)
 
 
 def format_counterexample(inst: Instance, r: Result) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from backstop.reference import margin as M
 from backstop.reference.errors import InvalidInput, OutOfTierRange
 from backstop.reference.profile import Profile
-from backstop.reference.types import MarginMode, Position, exact
+from backstop.reference.types import MarginMode, Position, exact, format_exact
 
 __all__ = ["Quantity", "evaluate_position", "validate_position"]
 
@@ -36,7 +36,7 @@ def validate_position(profile: Profile, pos: Position, mark: Any, field: str = "
         raise InvalidInput(f"{field}.margin_mode", pos.margin_mode.value,
                            "this entry point evaluates isolated positions (cross margin: liquidation issue)", "MRG-003")
     if (pos.size / inst.lot_size).denominator != 1:
-        raise InvalidInput(f"{field}.size", pos.size, f"must be a multiple of the lot size {inst.lot_size}", "MRG-001")
+        raise InvalidInput(f"{field}.size", pos.size, f"must be a multiple of the lot size {format_exact(inst.lot_size)}", "MRG-001")
     for label, price in (("entry_price", pos.entry_price), ("mark_price", mark_f)):
         if not M.is_within_tiers(inst, pos.size, price):
             raise OutOfTierRange(f"{field}.size", pos.size,

@@ -110,7 +110,7 @@ def compute_maintenance_margin(inst: Instrument, rules: MarginRules, pos: Positi
 
 
 def compute_maintenance_margin_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
-    """MRG-005: the maintenance margin as money: rounded UP to a whole unit (a requirement)."""
+    """MRG-005, NUM-002: the maintenance margin as money: rounded UP to a whole unit (a requirement)."""
     return num.ceil(compute_maintenance_margin(inst, rules, pos, mark))
 
 
@@ -122,7 +122,7 @@ def compute_close_fee(inst: Instrument, rules: MarginRules, pos: PositionTerms, 
 
 
 def compute_close_fee_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
-    """MRG-006: the close-position fee as money: rounded UP to a whole unit (a fee)."""
+    """MRG-006, NUM-002: the close-position fee as money: rounded UP to a whole unit (a fee)."""
     return num.ceil(compute_close_fee(inst, rules, pos, mark))
 
 
@@ -158,7 +158,7 @@ def is_liquidatable(inst: Instrument, rules: MarginRules, pos: PositionTerms, ma
 # ---------------------------------------------------------------- MRG-008 realized PnL
 
 def compute_realized_pnl_units(inst: Instrument, pos: PositionTerms, price: Number) -> Number:
-    """MRG-008: the PnL booked when the whole position closes at ``price``, as money: rounded
+    """MRG-008, NUM-002: the PnL booked when the whole position closes at ``price``, as money: rounded
     DOWN (toward minus infinity), so a gain is never overpaid and a loss never under-charged."""
     return num.floor(compute_unrealized_pnl(inst, pos, price))
 

@@ -172,7 +172,7 @@ def div_or(a: Number, b: Number, default: Number) -> Number:
 # ---------------------------------------------------------------- rounding (direction in the name)
 
 def floor(x: Number) -> Number:
-    """Largest integer ``<= x`` (toward minus infinity, for either sign)."""
+    """NUM-001: the largest integer ``<= x`` (toward minus infinity, for either sign)."""
     _check(x)
     if isinstance(x, z3.ExprRef):
         return z3.ToReal(z3.ToInt(_real(x)))  # SMT to_int is floor; kept in sort Real
@@ -180,12 +180,12 @@ def floor(x: Number) -> Number:
 
 
 def ceil(x: Number) -> Number:
-    """Smallest integer ``>= x`` (toward plus infinity, for either sign)."""
+    """NUM-001: the smallest integer ``>= x`` (toward plus infinity, for either sign)."""
     return -floor(-x)
 
 
 def div_floor(a: Number, b: Number) -> Number:
-    """Python's ``a // b`` on integers: the quotient rounded toward minus infinity.
+    """NUM-001: Python's ``a // b``: the exact quotient rounded toward minus infinity.
 
     SMT's ``div`` is Euclidean (remainder always ``>= 0``).  The two agree when ``b > 0`` or the
     division is exact; when ``b < 0`` and there is a remainder, floor is one less.
@@ -199,32 +199,32 @@ def div_floor(a: Number, b: Number) -> Number:
 
 
 def div_ceil(a: Number, b: Number) -> Number:
-    """The quotient rounded toward plus infinity (``-((-a) // b)``), for every sign."""
+    """NUM-001: the quotient rounded toward plus infinity (``-((-a) // b)``), for every sign."""
     return -div_floor(-a, b)
 
 
 def mul_div_floor(a: Number, b: Number, c: Number) -> Number:
-    """``floor(a * b / c)`` without an intermediate rounding."""
+    """NUM-001: ``floor(a * b / c)`` without an intermediate rounding."""
     return div_floor(a * b, c)
 
 
 def mul_div_ceil(a: Number, b: Number, c: Number) -> Number:
-    """``ceil(a * b / c)`` without an intermediate rounding."""
+    """NUM-001: ``ceil(a * b / c)`` without an intermediate rounding."""
     return div_ceil(a * b, c)
 
 
 def floor_to_step(x: Number, step: Number) -> Number:
-    """The largest multiple of ``step`` (> 0) that is ``<= x``."""
+    """NUM-001: the largest multiple of ``step`` (> 0) that is ``<= x``."""
     return floor(div(x, step)) * step
 
 
 def ceil_to_step(x: Number, step: Number) -> Number:
-    """The smallest multiple of ``step`` (> 0) that is ``>= x``."""
+    """NUM-001: the smallest multiple of ``step`` (> 0) that is ``>= x``."""
     return ceil(div(x, step)) * step
 
 
 def round_to_step_toward(x: Number, step: Number, sign: Number) -> Number:
-    """Round ``x`` to a multiple of ``step``: up when ``sign > 0``, down when ``sign < 0``."""
+    """NUM-002: round ``x`` to a multiple of ``step``: up when ``sign > 0``, down when ``sign < 0``."""
     return ite(sign > 0, ceil_to_step(x, step), floor_to_step(x, step))
 
 

@@ -288,7 +288,7 @@ def _load(data: dict[str, Any], source: str) -> Profile:
     ad = top.sub("adl")
     drawdown = ad.rate("drawdown_fraction", positive=True, below_one=False)
     if drawdown > 1:
-        raise ProfileError("adl.drawdown_fraction", drawdown, "must be <= 1 (1 disables the drawdown trigger)", "ADL-001")
+        raise ProfileError("adl.drawdown_fraction", drawdown, "must be <= 1 (1 disables the drawdown trigger)")
     adl = AdlRules(drawdown,
                    ad.int("drawdown_window_seconds", lo=1, hi=30 * 86400),
                    ad.enum("execution_price", AdlPrice), ad.enum("ranking", AdlRanking),

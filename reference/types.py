@@ -23,8 +23,37 @@ from backstop.reference.errors import CurrencyMismatch, InvalidInput
 __all__ = [
     "Side", "ContractKind", "BusinessLine", "MarginMode", "TierBasis",
     "Currency", "Tier", "TierTable", "Instrument", "Position", "PositionTerms",
-    "MaybePrice", "MarkPrice", "Account", "parse_exact", "exact", "money",
+    "MaybePrice", "MarkPrice", "Account", "parse_exact", "exact", "money", "format_exact",
 ]
+
+
+def format_exact(v: Any) -> str:
+    """An exact number as text: a terminating decimal (``"29984.5"``) when the denominator has
+    only the factors 2 and 5, else ``"p/q"``; bools as ``true``/``false``, ``None`` as ``none``."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if not isinstance(v, Fraction):
+        return str(v)
+    d = v.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d != 1:
+        return f"{v.numerator}/{v.denominator}"
+    sign = "-" if v < 0 else ""
+    a = abs(v)
+    whole, frac = divmod(a.numerator, a.denominator)
+    digits = ""
+    while frac:
+        frac *= 10
+        q, frac = divmod(frac, a.denominator)
+        digits += str(q)
+    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
 
 _DECIMAL = re.compile(r"^[+-]?(\d+)(\.\d+)?$")
 _RATIO = re.compile(r"^[+-]?\d+/\d+$")
@@ -45,9 +74,10 @@ def parse_exact(field_: str, value: Any, rule: str = "") -> Fraction:
     if isinstance(value, float):
         raise InvalidInput(field_, value, "floats are not exact; give a decimal string such as '0.005'", rule)
     if isinstance(value, str):
-        s = value.strip().replace("_", "")
-        if _DECIMAL.match(s) or _RATIO.match(s):
-            return Fraction(s)
+        if _DECIMAL.match(value) or _RATIO.match(value):
+            if _RATIO.match(value) and int(value.split("/")[1]) == 0:
+                raise InvalidInput(field_, value, "a ratio with a zero denominator", rule)
+            return Fraction(value)
         raise InvalidInput(field_, value, "not an exact decimal ('12.5') or ratio ('1/3')", rule)
     raise InvalidInput(field_, value, f"expected an exact number, not {type(value).__name__}", rule)
 

@@ -1,0 +1,434 @@
+"""The ``backstop`` command line: ``prove``, ``eval``, ``audit``, ``profiles``.
+
+Exit codes: 0 success; 1 a proof obligation is not ok (counterexample, unknown, vacuous, error)
+or the audit found a traceability gap; 2 a refused input (malformed request, bad profile,
+unknown obligation, unreadable file) -- reported as ``error: <message>`` on stderr, never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from backstop import __version__
+from backstop.reference.errors import BackstopError, InvalidInput, ProfileError
+
+__all__ = ["main", "build_parser", "evaluate_request", "run_proofs"]
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+
+
+def _z3_version() -> str:
+    import z3
+    return z3.get_version_string()
+
+
+def _commit() -> str:
+    """The git commit of the source tree (with ``+dirty`` when it has local changes), or ""."""
+    from backstop.trace import repo_root
+    root = repo_root()
+    if not (root / ".git").exists():
+        return ""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return ""
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _load_profile(name: str) -> Any:
+    from backstop.reference.profile import load_profile
+    try:
+        return load_profile(name)
+    except OSError as e:
+        raise ProfileError("profile", str(name), f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ProfileError("profile", str(name), "not UTF-8 text") from None
+
+
+def _meta(profile: Any) -> Any:
+    from backstop.proofs.kernel import SEED
+    from backstop.report import Meta
+    return Meta(profile.name, profile.title, tuple(profile.sources), _z3_version(), SEED, __version__, _commit())
+
+
+def _write(path: str | Path, text: str) -> Path:
+    p = Path(path)
+    try:
+        if p.parent and not p.parent.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InvalidInput(str(path), str(path), f"cannot write: {e.strerror or e}") from None
+    return p
+
+
+# ---------------------------------------------------------------- proofs
+
+def run_proofs(profile: Any, only: Sequence[str] | None = None, smt_dir: Path | None = None,
+               on_result: Callable[[Any], None] | None = None) -> list[tuple[Any, Any]]:
+    """Prove every obligation instance of ``profile`` (or those ``only`` selects), in registry
+    order; returns (instance, result) pairs.  ``only`` items are obligation IDs, instance keys or
+    rule IDs; an item that selects nothing is refused."""
+    from backstop.proofs.kernel import prove
+    from backstop.proofs.registry import instances
+
+    if only:
+        for item in only:
+            if not instances(profile, [item]):
+                raise InvalidInput("--only", item, f"selects no obligation instance of profile {profile.name!r} "
+                                   "(give an obligation ID, an instance key such as OBL-MRG-001[BTC-USDT-SWAP], or a rule ID)")
+    runs = []
+    for inst in instances(profile, list(only) if only else None):
+        r = prove(inst, smt_dir)
+        runs.append((inst, r))
+        if on_result is not None:
+            on_result(r)
+    return runs
+
+
+def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | None = None) -> tuple[Any, list]:
+    from backstop import report
+
+    profile = _load_profile(args.profile)
+    quiet = getattr(args, "quiet", False)
+    if not quiet:
+        print(f"proving profile {profile.name!r} ({profile.title})", file=out, flush=True)
+
+    def progress(r: Any) -> None:
+        if not quiet:
+            print(report.progress_line(r), file=out, flush=True)
+
+    smt_dir = Path(args.smt_dir) if getattr(args, "smt_dir", None) else None
+    runs = run_proofs(profile, only, smt_dir, progress)
+    results = [r for _, r in runs]
+    if not quiet:
+        print(file=out)
+        print(report.summary_table(results), file=out)
+        print(file=out)
+    print(report.totals_line(report.totals(results)), file=out)
+    fails = [(i, r) for i, r in runs if not r.ok]
+    if fails:
+        print(file=out)
+        print(f"{len(fails)} obligation instance(s) not ok:", file=out)
+        for inst, r in fails:
+            print(file=out)
+            print(report.failure_text(inst, r), file=out)
+    return profile, runs
+
+
+def _write_records(args: argparse.Namespace, profile: Any, runs: list, meta: Any = None) -> None:
+    from backstop import report
+    from backstop.jsonio import dumps
+    meta = meta or _meta(profile)
+    if getattr(args, "json", None):
+        _write(args.json, dumps(report.proof_records(runs, meta)))
+    if getattr(args, "junit", None):
+        _write(args.junit, report.junit_xml(runs, meta))
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    profile, runs = _run_and_print(args, sys.stdout, args.only)
+    _write_records(args, profile, runs)
+    return EXIT_OK if all(r.ok for _, r in runs) else EXIT_FAIL
+
+
+_GAPS_SHOWN = 25
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from backstop import report
+    from backstop.proofs.registry import REGISTRY
+    from backstop.trace import build_trace
+
+    profile, runs = _run_and_print(args, sys.stdout)
+    meta = _meta(profile)
+    _write_records(args, profile, runs, meta)
+    try:
+        trace = build_trace()
+    except (ValueError, SyntaxError) as e:  # a rule defined twice, a test file that does not parse
+        print(f"error: traceability: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    out = Path(args.out)
+    md = _write(out / "audit.md", report.audit_markdown(meta, runs, trace, REGISTRY))
+    html_ = _write(out / "audit.html", report.audit_html(meta, runs, trace, REGISTRY))
+    gaps = trace.gaps()
+    print()
+    if gaps:
+        print(f"{len(gaps)} traceability gap(s):")
+        for g in gaps[:_GAPS_SHOWN]:
+            print(f"  {g}")
+        if len(gaps) > _GAPS_SHOWN:
+            print(f"  ... and {len(gaps) - _GAPS_SHOWN} more (all of them in {md})")
+    else:
+        print("traceability: no gaps")
+    failed = report.audit_failed(runs, trace)
+    print(f"audit {'FAILED' if failed else 'PASSED'}: wrote {md} and {html_}")
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------- eval
+
+_REQUEST_KEYS = ("profile", "positions", "mark_prices")
+_POSITION_KEYS = ("instrument", "side", "size", "entry_price", "margin_mode", "margin")
+
+
+def _request_profile(v: Any) -> Any:
+    from backstop.reference.profile import DEFAULT_PROFILE, load_profile, load_profile_text, profile_names
+    if v is None:
+        return load_profile(DEFAULT_PROFILE)
+    if isinstance(v, str):
+        names = profile_names()
+        if v not in names:
+            raise InvalidInput("profile", v, f"not a shipped profile (shipped: {', '.join(names)}); "
+                               "give another venue inline as {\"toml\": \"...\"}")
+        return load_profile(v)
+    if isinstance(v, dict):
+        extra = sorted(set(v) - {"toml"})
+        if extra:
+            raise InvalidInput(f"profile.{extra[0]}", v[extra[0]], "unknown key (a typo?); the only key is \"toml\"")
+        text = v.get("toml")
+        if not isinstance(text, str):
+            raise InvalidInput("profile.toml", text, "the profile's TOML text, as a JSON string")
+        try:
+            return load_profile_text(text, "profile.toml")
+        except ProfileError as e:
+            if e.field == "profile.toml":
+                raise
+            raise ProfileError(f"profile.toml: {e.field}", e.value, e.reason, e.rule) from None
+    raise InvalidInput("profile", v, "a shipped profile name (\"okx\") or {\"toml\": \"...\"}")
+
+
+def evaluate_request(req: Any) -> dict[str, Any]:
+    """Validate a whole ``eval`` request, then evaluate every position; returns the response
+    (JSON-ready, exact values as strings).  Raises :class:`InvalidInput` naming the field."""
+    from backstop.jsonio import dump_number, parse_money, parse_number, reject_float
+    from backstop.reference.evaluate import evaluate_position, validate_position
+    from backstop.reference.types import MarginMode, Position, Side
+
+    if not isinstance(req, dict):
+        raise InvalidInput("request", req, "must be a JSON object with keys " + ", ".join(_REQUEST_KEYS))
+    extra = [k for k in req if k not in _REQUEST_KEYS]
+    if extra:
+        raise InvalidInput(extra[0], req[extra[0]], f"unknown key (a typo?); allowed: {', '.join(_REQUEST_KEYS)}")
+    profile = _request_profile(req.get("profile"))
+
+    marks_raw = req.get("mark_prices")
+    if not isinstance(marks_raw, dict):
+        raise InvalidInput("mark_prices", marks_raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
+    marks: dict[str, Fraction] = {}
+    for iid, v in marks_raw.items():
+        profile.instrument(iid, f"mark_prices.{iid}")
+        marks[iid] = parse_number(f"mark_prices.{iid}", v, "MRG-002", positive=True)
+
+    raw_positions = req.get("positions")
+    if not isinstance(raw_positions, list) or not raw_positions:
+        raise InvalidInput("positions", raw_positions, "a non-empty list of positions")
+    parsed: list[tuple[Position, Fraction]] = []
+    for n, p in enumerate(raw_positions):
+        f = f"positions[{n}]"
+        if not isinstance(p, dict):
+            raise InvalidInput(f, p, "a position object")
+        extra = [k for k in p if k not in _POSITION_KEYS]
+        if extra:
+            raise InvalidInput(f"{f}.{extra[0]}", p[extra[0]], f"unknown key (a typo?); allowed: {', '.join(_POSITION_KEYS)}")
+        for k in ("instrument", "side", "size", "entry_price", "margin"):
+            if k not in p:
+                raise InvalidInput(f"{f}.{k}", None, "is required")
+        iid = p["instrument"]
+        if not isinstance(iid, str):
+            raise InvalidInput(f"{f}.instrument", iid, "an instrument ID string")
+        profile.instrument(iid, f"{f}.instrument")
+        reject_float(f"{f}.side", p["side"])
+        try:
+            side = Side(p["side"])
+        except ValueError:
+            raise InvalidInput(f"{f}.side", p["side"], "must be 'long' or 'short'") from None
+        reject_float(f"{f}.margin_mode", p.get("margin_mode"))
+        try:
+            mode = MarginMode(p.get("margin_mode", "isolated"))
+        except ValueError:
+            raise InvalidInput(f"{f}.margin_mode", p.get("margin_mode"), "must be 'isolated' or 'cross'") from None
+        size = parse_number(f"{f}.size", p["size"], "MRG-001", positive=True)
+        entry = parse_number(f"{f}.entry_price", p["entry_price"], "MRG-002", positive=True)
+        margin = parse_money(f"{f}.margin", p["margin"], "MRG-003")
+        if iid not in marks:
+            raise InvalidInput(f"mark_prices.{iid}", None, f"is required: {f} is on {iid}")
+        pos = Position(iid, side, size, entry, mode, margin)
+        try:
+            validate_position(profile, pos, marks[iid], f)
+        except InvalidInput as e:  # report the value as the request spelled it
+            raw = {f"{f}.size": p["size"], f"{f}.entry_price": p["entry_price"], f"{f}.margin": p["margin"]}
+            if e.field in raw:
+                raise type(e)(e.field, raw[e.field], e.reason, e.rule) from None
+            raise
+        parsed.append((pos, marks[iid]))
+
+    results = []
+    for n, (pos, mark) in enumerate(parsed):
+        qs = evaluate_position(profile, pos, mark)
+        results.append({
+            "position": n,
+            "instrument": pos.instrument,
+            "quantities": {q.name: {"value": dump_number(q.value), "unit": q.unit, "rules": list(q.rules)} for q in qs},
+        })
+    return {"profile": profile.name, "results": results}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from backstop.jsonio import dumps, loads
+    if args.file == "-":
+        text, source = sys.stdin.read(), "<stdin>"
+    else:
+        try:
+            text = Path(args.file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise InvalidInput(args.file, args.file, f"cannot read: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise InvalidInput(args.file, args.file, "not UTF-8 text") from None
+        source = args.file
+    resp = evaluate_request(loads(text, source))
+    sys.stdout.write(dumps(resp))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- profiles
+
+def _profile_lines(p: Any) -> list[str]:
+    from backstop.proofs.kernel import format_value as fv
+
+    def row(cells: Sequence[str], widths: Sequence[int]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    f = p.fund
+    hh, mm, ss = f.settlement_time_seconds // 3600, f.settlement_time_seconds // 60 % 60, f.settlement_time_seconds % 60
+    lines = [f"name: {p.name}", f"title: {p.title}", "sources:"] + [f"  - {s}" for s in p.sources]
+    lines += ["", "[margin]",
+              f"  mm_price_basis = {p.margin.mm_price_basis.value}",
+              f"  trigger = {p.margin.trigger.value}",
+              f"  close_fee_rate = {fv(p.margin.close_fee_rate)}",
+              "[liquidation]",
+              f"  partial = {p.liquidation.partial.value}",
+              f"  liquidation_fee_rate = {fv(p.liquidation.liquidation_fee_rate)}",
+              f"  fee_receiver = {p.liquidation.fee_receiver.value}",
+              "[fund]",
+              f"  settlement_time = {hh:02d}:{mm:02d}:{ss:02d} (local; {f.settlement_time_seconds} s after midnight)",
+              f"  utc_offset_minutes = {f.utc_offset_minutes}",
+              f"  realtime_view = {fv(f.realtime_view)}",
+              "[adl]",
+              f"  drawdown_fraction = {fv(p.adl.drawdown_fraction)}",
+              f"  drawdown_window_seconds = {p.adl.drawdown_window_seconds}",
+              f"  execution_price = {p.adl.execution_price.value}",
+              f"  ranking = {p.adl.ranking.value}",
+              f"  balance_view = {p.adl.balance_view.value}",
+              "", "currencies:"]
+    lines += [f"  {c.code}: {c.decimals} decimals (1 unit = 10^-{c.decimals} {c.code})" for c in p.currencies.values()]
+    for t in p.tier_tables.values():
+        lines += ["", f"tier table {t.name} (basis: {t.basis.value}):"]
+        head = ["tier", "cap", "mmr", "imr", "max_leverage", "mm_deduction"]
+        body = [[str(x.index), "unbounded" if x.cap is None else fv(x.cap), fv(x.mmr), fv(x.imr),
+                 fv(x.max_leverage), str(x.mm_deduction)] for x in t.tiers]
+        widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+        lines += ["  " + row(head, widths)] + ["  " + row(r, widths) for r in body]
+    lines += ["", "instruments:"]
+    for i in p.instruments.values():
+        lines.append(f"  {i.id}: {i.business_line.value}, {i.kind.value} on {i.underlying}, settles in "
+                     f"{i.settle_currency.code}; contract value {fv(i.contract_value)}, tick {fv(i.tick_size)}, "
+                     f"lot {fv(i.lot_size)}, tier table {i.tier_table.name}")
+    return lines
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from backstop.reference.profile import DEFAULT_PROFILE, profile_names
+    if getattr(args, "profiles_cmd", None) == "show":
+        print("\n".join(_profile_lines(_load_profile(args.name))))
+        return EXIT_OK
+    names = profile_names()
+    width = max(len(n) for n in names) if names else 0
+    for n in names:
+        p = _load_profile(n)
+        mark = " (default)" if n == DEFAULT_PROFILE else ""
+        print(f"{n.ljust(width)}  {p.title}{mark}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    from backstop.reference.profile import DEFAULT_PROFILE
+    ap = argparse.ArgumentParser(
+        prog="backstop",
+        description="Exchange liquidation rules: exact reference evaluation, Z3 proofs, audit report.")
+    ap.add_argument("--version", action="version",
+                    version=f"backstop {__version__} (z3 {_z3_version()})")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    pr = sub.add_parser("prove", help="prove every obligation of a venue profile",
+                        description="Prove every obligation instance of a profile; exit 1 if any is not ok.")
+    pr.add_argument("--profile", default=DEFAULT_PROFILE, metavar="NAME|PATH",
+                    help=f"shipped profile name or a TOML file (default: {DEFAULT_PROFILE})")
+    pr.add_argument("--only", nargs="+", metavar="ID",
+                    help="only these obligation IDs (OBL-...), instance keys (OBL-...[INSTRUMENT]) or rule IDs")
+    pr.add_argument("--json", metavar="FILE", help="write one JSON record per obligation instance")
+    pr.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per instance)")
+    pr.add_argument("--smt-dir", metavar="DIR", help="write the SMT-LIB query of every unknown verdict here")
+    pr.add_argument("--quiet", action="store_true", help="print only the totals and the failures")
+    pr.set_defaults(func=cmd_prove)
+
+    ev = sub.add_parser("eval", help="evaluate positions from a JSON request",
+                        description="Read one JSON request (a file, or - for stdin) and print every quantity "
+                                    "of every position as exact JSON.")
+    ev.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="request file (default: stdin)")
+    ev.set_defaults(func=cmd_eval)
+
+    au = sub.add_parser("audit", help="prove everything and write the audit report",
+                        description="Prove every obligation, build the traceability, write DIR/audit.md and "
+                                    "DIR/audit.html; exit 1 if an obligation is not ok or a gap exists.")
+    au.add_argument("--profile", default=DEFAULT_PROFILE, metavar="NAME|PATH",
+                    help=f"shipped profile name or a TOML file (default: {DEFAULT_PROFILE})")
+    au.add_argument("--out", default="build/audit", metavar="DIR", help="output folder (default: build/audit)")
+    au.add_argument("--json", metavar="FILE", help="also write the proof records as JSON")
+    au.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
+    au.add_argument("--quiet", action="store_true", help="do not print progress and the table")
+    au.set_defaults(func=cmd_audit)
+
+    pf = sub.add_parser("profiles", help="list shipped venue profiles, or show one",
+                        description="List the shipped profiles; 'profiles show NAME' prints the validated parameters.")
+    pfs = pf.add_subparsers(dest="profiles_cmd", metavar="show")
+    show = pfs.add_parser("show", help="print a profile's validated parameters")
+    show.add_argument("name", metavar="NAME|PATH")
+    pf.set_defaults(func=cmd_profiles)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors (argparse already printed them)
+        return e.code if isinstance(e.code, int) else EXIT_INPUT
+    try:
+        return args.func(args)
+    except BackstopError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
