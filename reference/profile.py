@@ -298,7 +298,16 @@ def _load(data: dict[str, Any], source: str) -> Profile:
 
     # Cross-field checks.
     for tname, table in tables.items():
-        if table.basis is TierBasis.NOTIONAL and margin.mm_price_basis is PriceBasis.MARK:
+        for i, t in enumerate(table.tiers):
+            if t.mmr + margin.close_fee_rate >= 1:
+                raise ProfileError(f"tier_tables.{tname}.tiers[{i}].mmr", t.mmr,
+                                   f"mmr + margin.close_fee_rate ({margin.close_fee_rate}) must be < 1, "
+                                   "or equity could never cover the requirement", "LIQ-003")
+        deductions = any(t.mm_deduction for t in table.tiers)
+        if table.basis is TierBasis.SIZE and deductions:
+            raise ProfileError(f"tier_tables.{tname}.tiers", "mm_deduction",
+                               "a size-basis table cannot have deductions (they are amounts of value)", "MRG-005")
+        if table.basis is TierBasis.NOTIONAL and (deductions or margin.mm_price_basis is PriceBasis.MARK):
             _check_continuous(tname, table, currencies, instruments)
     if not instruments:
         raise ProfileError("instruments", {}, "at least one instrument")
@@ -307,9 +316,10 @@ def _load(data: dict[str, Any], source: str) -> Profile:
 
 def _check_continuous(tname: str, table: TierTable, currencies: Mapping[str, Currency],
                       instruments: Mapping[str, Instrument]) -> None:
-    """A notional-basis table valued at the mark price must keep the requirement continuous at
-    every cap (``deduction_i = deduction_{i-1} + cap_{i-1} * (mmr_i - mmr_{i-1})``), or the
-    liquidation price would not exist as one price (MRG-005, LIQ-003)."""
+    """A notional-basis table with deductions, or valued at the mark price, must keep the
+    requirement continuous at every cap (``deduction_i = deduction_{i-1} + cap_{i-1} * (mmr_i -
+    mmr_{i-1})``): otherwise the maintenance margin can jump down (even below zero) at a cap, or
+    the liquidation price would not exist as one price (MRG-005, LIQ-003)."""
     users = [i for i in instruments.values() if i.tier_table is table]
     for inst in users:
         scale = inst.scale
