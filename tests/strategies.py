@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from backstop.reference.profile import (
     MarginRules, PriceBasis, Profile, TriggerRule, load_profile, profile_names,
 )
-from backstop.reference.types import ContractKind, Instrument, PositionTerms, TierBasis
+from backstop.reference.types import ContractKind, Instrument, PositionTerms, Tier, TierBasis, TierTable
 
 __all__ = [
     "PROFILES", "INSTRUMENT_KEYS", "VARIANTS", "examples", "rules_variant",
@@ -330,3 +330,18 @@ def any_scenarios(*, variants: bool = True, keys: list[tuple[str, str]] | None =
     if not has_crossing(keys):
         return plain
     return st.one_of(plain, plain, plain, tier_crossing_scenarios(variants=variants, keys=keys))
+
+
+def inverse_with_deductions(inst: Instrument) -> Instrument:
+    """``inst`` (an inverse swap) on a notional table (whole coins) with tier deductions that keep
+    the requirement continuous at every cap, as the profile loader demands for tables valued at
+    mark.  No shipped profile has an inverse contract with deductions; without this, ``d`` in the
+    inverse closed forms of LIQ-002/LIQ-003 would only ever be 0."""
+    caps = [Fraction(10), Fraction(50), Fraction(200), None]
+    mmrs = [Fraction(4, 1000), Fraction(5, 1000), Fraction(1, 100), Fraction(2, 100)]
+    tiers, ded = [], 0
+    for i, (cap, mmr) in enumerate(zip(caps, mmrs)):
+        if i:
+            ded += int(caps[i - 1] * inst.scale * (mmr - mmrs[i - 1]))  # type: ignore[operator]
+        tiers.append(Tier(i + 1, cap, mmr, 2 * mmr, 1 / (2 * mmr), ded))
+    return replace(inst, tier_table=TierTable("BTC-INVERSE-NOTIONAL", TierBasis.NOTIONAL, tuple(tiers)))

@@ -21,6 +21,8 @@ from backstop.reference import margin as M
 from backstop.reference.profile import PriceBasis, TriggerRule, load_profile, profile_names
 from backstop.reference.types import Instrument, PositionTerms, Tier, TierBasis, TierTable
 
+from strategies import inverse_with_deductions
+
 DERIVED = derive()
 FUNCS = {key: as_function(expr) for key, expr in DERIVED.items()}
 S = prices.SYMBOLS
@@ -114,24 +116,11 @@ def _instruments() -> list[Any]:
         out.append(pytest.param(zero, inst, id=f"okx+zero_equity:{inst.id}"))
     # No shipped profile has an inverse contract with tier deductions: without these, ``d`` in the
     # inverse closed forms would only ever be 0.
-    inverse = _inverse_with_deductions(okx.instruments["BTC-USD-SWAP"])
+    inverse = inverse_with_deductions(okx.instruments["BTC-USD-SWAP"])
     for basis in PriceBasis:
         rules = dataclasses.replace(okx.margin, mm_price_basis=basis)
         out.append(pytest.param(rules, inverse, id=f"synthetic-inverse-{basis.value}:{inverse.id}"))
     return out
-
-
-def _inverse_with_deductions(inst: Instrument) -> Instrument:
-    """The inverse swap on a notional table (whole BTC) whose deductions keep the requirement
-    continuous at every cap, as the profile loader demands for tables valued at mark."""
-    caps = [Fraction(10), Fraction(50), Fraction(200), None]
-    mmrs = [Fraction(4, 1000), Fraction(5, 1000), Fraction(1, 100), Fraction(2, 100)]
-    tiers, ded = [], 0
-    for i, (cap, mmr) in enumerate(zip(caps, mmrs)):
-        if i:
-            ded += int(caps[i - 1] * inst.scale * (mmr - mmrs[i - 1]))  # type: ignore[operator]
-        tiers.append(Tier(i + 1, cap, mmr, 2 * mmr, 1 / (2 * mmr), ded))
-    return dataclasses.replace(inst, tier_table=TierTable("BTC-INVERSE-NOTIONAL", TierBasis.NOTIONAL, tuple(tiers)))
 
 
 INSTRUMENTS = _instruments()
