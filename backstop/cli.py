@@ -409,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = pfs.add_parser("show", help="print a profile's validated parameters")
     show.add_argument("name", metavar="NAME|PATH")
     pf.set_defaults(func=cmd_profiles)
+
+    from backstop.history import register_cli as register_fund_history
+    register_fund_history(sub)
     return ap
 
 

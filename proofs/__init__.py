@@ -8,5 +8,5 @@ def load_all() -> None:
     global _LOADED
     if _LOADED:
         return
-    from backstop.proofs import kernel_laws, margin  # noqa: F401  (registration side effects)
+    from backstop.proofs import adl, fund, kernel_laws, liquidation, margin  # noqa: F401  (registration side effects)
     _LOADED = True

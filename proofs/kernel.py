@@ -54,11 +54,40 @@ class Result:
         return self.verdict == "proved"
 
 
-def _solver(limit_seconds: float) -> z3.Solver:
-    s = z3.Solver()
-    s.set("random_seed", SEED)
-    s.set("timeout", max(1, int(limit_seconds * 1000)))
-    return s
+class _Fresh:
+    """A solver in a fresh Z3 context, given translated copies of the formulas.  A verdict then
+    depends only on the obligation's own formulas, not on what earlier obligations left in the
+    global context (term numbering changes Z3's search: an obligation proved alone in 0.5 s could
+    time out after fifty others)."""
+
+    def __init__(self, limit_seconds: float) -> None:
+        self.ctx = z3.Context()
+        self.solver = z3.Solver(ctx=self.ctx)
+        self.solver.set("random_seed", SEED)
+        self.solver.set("timeout", max(1, int(limit_seconds * 1000)))
+
+    def add(self, *fs: Any) -> None:
+        for f in fs:
+            self.solver.add(f.translate(self.ctx))
+
+    def check(self) -> Any:
+        return self.solver.check()
+
+    def model(self) -> Any:
+        return self.solver.model()
+
+    def reason_unknown(self) -> str:
+        return self.solver.reason_unknown()
+
+    def to_smt2(self) -> str:
+        return self.solver.to_smt2()
+
+    def term(self, v: Any) -> Any:
+        return v.translate(self.ctx) if isinstance(v, z3.ExprRef) else v
+
+
+def _solver(limit_seconds: float) -> _Fresh:
+    return _Fresh(limit_seconds)
 
 
 def _read(model: z3.ModelRef, v: Any, kind: str) -> Any:
@@ -136,7 +165,7 @@ def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
                           detail=(f"case {case_label}: " if case_label else "") + s.reason_unknown(), **base)
 
         model = s.model()
-        values = {name: _read(model, v, kind) for name, (kind, v) in ctx.vars.items()}
+        values = {name: _read(model, s.term(v), kind) for name, (kind, v) in ctx.vars.items()}
         secs = time.perf_counter() - t0
         replay, observed = _replay(inst, values)
         return Result(verdict="counterexample", seconds=secs, counterexample=values,

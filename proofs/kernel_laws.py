@@ -60,3 +60,16 @@ def _minmax(ctx: Context) -> Any:
     lo, hi, ab = num.min_(a, b), num.max_(a, b), num.abs_(a)
     return num.and_(lo <= a, lo <= b, num.or_(lo == a, lo == b), hi >= a, hi >= b, num.or_(hi == a, hi == b),
                     ab >= 0, num.or_(ab == a, ab == -a))
+
+
+@obligation("OBL-NUM-005", "a loss covered exactly by a share stays covered after rounding (floor the PnL, ceil the share)",
+            rules=["NUM-002"],
+            statement="u + d >= 0 and d <= m => floor(u) + min(m, ceil(d)) >= 0 (the step from OBL-LIQ-007c to OBL-LIQ-007b)",
+            premises="rationals u, d; whole m", per_instrument=False)
+def _covered(ctx: Context) -> Any:
+    u, d, m = ctx.rational("u"), ctx.rational("d"), ctx.integer("m")
+    ctx.assume(u + d >= 0)
+    ctx.assume(d <= m)
+    c = num.ceil(d)
+    ctx.cases("min", [("m <= ceil(d)", m <= c), ("m > ceil(d)", m > c)])  # the ite's own condition; Z3 gives up otherwise
+    return num.floor(u) + num.min_(m, c) >= 0

@@ -1,0 +1,368 @@
+"""A fund's public history, as venues publish it: balance history, inflows and outflows by type,
+liquidation volume and net flow per settlement day; exported as text, CSV or JSON, and drawn as an
+SVG chart written by hand (no plotting library; the same input always gives the same bytes).
+
+The input is the event log of the fund plumbing: :class:`~backstop.reference.events.Record`
+values, or their JSON form (:meth:`Record.to_json`, one object per line).  Amounts stay exact
+integers of the currency's smallest unit and are shown as exact decimals of the coin
+(``1200.5``); no float is used anywhere.
+
+``backstop fund-history LOG --fund ID`` is added to the command line by :func:`register_cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterable, Sequence, TextIO
+
+from backstop.reference import fund as F
+from backstop.reference.events import BalancePoint, Record
+from backstop.reference.profile import FundRules
+from backstop.reference.types import format_exact
+
+__all__ = ["FLOW_KINDS", "Flow", "DayRow", "FundHistory", "read_log", "fund_history", "fund_ids",
+           "history_csv", "flows_csv", "daily_csv", "history_json", "history_text",
+           "fund_history_svg", "register_cli", "cmd_fund_history", "format_units", "format_time"]
+
+# kind -> (direction, field holding the amount that moved into or out of the fund's available balance)
+FLOW_KINDS: dict[str, tuple[str, str]] = {
+    "liquidation surplus": ("in", "inflow"),
+    "liquidation deficit": ("out", "paid"),
+    "adl surplus": ("in", "inflow"),
+    "adl deficit": ("out", "paid"),
+    "liquidation fee": ("in", "inflow"),
+    "top-up": ("in", "amount"),
+    "withdrawal": ("out", "amount"),
+}
+# the daily transfer between pending and settled: reported, but not a flow into the available balance
+SETTLEMENT_KINDS = ("forced liquidation injection", "overloss loss")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError(f"not an integer amount: {v!r}")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.lstrip("-").isdigit():
+        return int(v)
+    raise ValueError(f"not an integer amount: {v!r}")
+
+
+def format_units(units: int, decimals: int) -> str:
+    """``units`` of a currency with ``decimals`` decimals as an exact decimal of the coin."""
+    return format_exact(Fraction(units, 10 ** decimals))
+
+
+def format_time(time_ms: int, offset_minutes: int = 0) -> str:
+    """``time_ms`` as local ISO time (``2026-01-05T16:00:00.000+08:00``), exact to the millisecond."""
+    tz = timezone(timedelta(minutes=offset_minutes))
+    t = (_EPOCH + timedelta(milliseconds=time_ms)).astimezone(tz)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}" + t.strftime("%z")[:3] + ":" + t.strftime("%z")[3:]
+
+
+def _date(time_ms: int, offset_minutes: int) -> str:
+    return format_time(time_ms, offset_minutes)[:10]
+
+
+# ---------------------------------------------------------------- reading the log
+
+def read_log(lines: Iterable[str] | TextIO) -> list[dict[str, Any]]:
+    """Parse a JSON-lines event log; blank lines are skipped; an error names the line."""
+    out = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"line {n}: not JSON: {e.msg}") from None
+        if not isinstance(obj, dict) or "kind" not in obj or "time_ms" not in obj:
+            raise ValueError(f"line {n}: a record needs 'kind' and 'time_ms'")
+        try:
+            obj["time_ms"] = _int(obj["time_ms"])
+        except ValueError:
+            raise ValueError(f"line {n}: time_ms must be an integer") from None
+        out.append(obj)
+    return out
+
+
+def _as_dict(r: Record | dict[str, Any]) -> dict[str, Any]:
+    return r.to_json() if isinstance(r, Record) else r
+
+
+def fund_ids(records: Iterable[Record | dict[str, Any]]) -> list[str]:
+    return sorted({d["fund"] for d in map(_as_dict, records) if d.get("fund")})
+
+
+# ---------------------------------------------------------------- the history
+
+@dataclass(frozen=True)
+class Flow:
+    kind: str
+    direction: str   # "in", "out" or "settlement"
+    count: int
+    amount: int      # units (always >= 0; the direction says which way)
+
+
+@dataclass(frozen=True)
+class DayRow:
+    window: int       # settlement window index (INS-002)
+    settled_at: int   # the window's end instant (ms, UTC): its 16:00 settlement
+    liquidations: int  # liquidation and ADL results in the window
+    volume: int       # sum of |amount| of those results (units)
+    inflow: int
+    outflow: int
+    settled_net: int  # what the window's settlement moved (injection > 0, overloss < 0)
+
+    @property
+    def net(self) -> int:
+        return self.inflow - self.outflow
+
+
+@dataclass(frozen=True)
+class FundHistory:
+    fund: str
+    currency: str
+    decimals: int
+    offset_minutes: int
+    points: tuple[tuple[int, int, int], ...]  # (time_ms, settled, available)
+    flows: tuple[Flow, ...]
+    days: tuple[DayRow, ...]
+
+    def balance_points(self, view: str = "available") -> tuple[BalancePoint, ...]:
+        i = {"settled": 1, "available": 2}[view]
+        return tuple(BalancePoint(p[0], p[i]) for p in self.points)
+
+
+def fund_history(records: Iterable[Record | dict[str, Any]], fund: str, rules: FundRules,
+                 decimals: int = 0) -> FundHistory:
+    """The public history of ``fund`` from an event log (records of other funds are ignored)."""
+    rows = [d for d in map(_as_dict, records) if d.get("fund") == fund]
+    rows.sort(key=lambda d: d["time_ms"])  # stable: records at one instant keep their order
+    points = []
+    flows: dict[str, list[int]] = {}
+    days: dict[int, list[int]] = {}
+    for d in rows:
+        kind, t = d["kind"], d["time_ms"]
+        if "settled" in d and "available" in d:
+            points.append((t, _int(d["settled"]), _int(d["available"])))
+        if kind in SETTLEMENT_KINDS:
+            net = _int(d.get("net", 0))
+            w = _int(d.get("window", F.window_index(rules, t - 1)))
+            f = flows.setdefault(kind, [0, 0])
+            f[0] += 1
+            f[1] += abs(net)
+            days.setdefault(w, [0, 0, 0, 0, 0])[4] += net
+            continue
+        if kind not in FLOW_KINDS:
+            continue
+        direction, field = FLOW_KINDS[kind]
+        amount = _int(d.get(field, 0))
+        f = flows.setdefault(kind, [0, 0])
+        f[0] += 1
+        f[1] += amount
+        row = days.setdefault(F.window_index(rules, t), [0, 0, 0, 0, 0])
+        if kind.endswith(("surplus", "deficit")):
+            row[0] += 1
+            row[1] += abs(_int(d.get("amount", 0)))
+        row[2 if direction == "in" else 3] += amount
+    flow_rows = tuple(Flow(k, FLOW_KINDS[k][0] if k in FLOW_KINDS else "settlement", c, a)
+                      for k, (c, a) in sorted(flows.items()))
+    day_rows = tuple(DayRow(w, F.window_start(rules, w + 1), *v) for w, v in sorted(days.items()))
+    currency = fund.rsplit("/", 1)[-1]
+    return FundHistory(fund, currency, decimals, rules.utc_offset_minutes, tuple(points), flow_rows, day_rows)
+
+
+# ---------------------------------------------------------------- exports
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def history_csv(h: FundHistory) -> str:
+    u = lambda x: format_units(x, h.decimals)  # noqa: E731
+    return _csv(["time_ms", "time", f"settled_{h.currency}", f"available_{h.currency}"],
+                [(t, format_time(t, h.offset_minutes), u(s), u(a)) for t, s, a in h.points])
+
+
+def flows_csv(h: FundHistory) -> str:
+    return _csv(["kind", "direction", "count", f"amount_{h.currency}"],
+                [(f.kind, f.direction, f.count, format_units(f.amount, h.decimals)) for f in h.flows])
+
+
+def daily_csv(h: FundHistory) -> str:
+    u = lambda x: format_units(x, h.decimals)  # noqa: E731
+    return _csv(["settlement_date", "window", "liquidations", f"volume_{h.currency}", f"inflow_{h.currency}",
+                 f"outflow_{h.currency}", f"net_flow_{h.currency}", f"settled_net_{h.currency}"],
+                [(_date(d.settled_at, h.offset_minutes), d.window, d.liquidations, u(d.volume), u(d.inflow),
+                  u(d.outflow), u(d.net), u(d.settled_net)) for d in h.days])
+
+
+def history_json(h: FundHistory) -> dict[str, Any]:
+    """Exact JSON: amounts as decimal strings of the coin, times as ms and local ISO text."""
+    u = lambda x: format_units(x, h.decimals)  # noqa: E731
+    return {
+        "fund": h.fund, "currency": h.currency,
+        "balance_history": [{"time_ms": t, "time": format_time(t, h.offset_minutes), "settled": u(s), "available": u(a)}
+                            for t, s, a in h.points],
+        "flows": [{"kind": f.kind, "direction": f.direction, "count": f.count, "amount": u(f.amount)} for f in h.flows],
+        "daily": [{"settlement_date": _date(d.settled_at, h.offset_minutes), "window": d.window,
+                   "liquidations": d.liquidations, "volume": u(d.volume), "inflow": u(d.inflow),
+                   "outflow": u(d.outflow), "net_flow": u(d.net), "settled_net": u(d.settled_net)} for d in h.days],
+    }
+
+
+def history_text(h: FundHistory) -> str:
+    u = lambda x: format_units(x, h.decimals)  # noqa: E731
+
+    def table(header: Sequence[str], rows: list[Sequence[str]]) -> list[str]:
+        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)] if rows else [len(c) for c in header]
+        fmt = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+
+    out = [f"Fund {h.fund} ({h.currency})", "", "Balance history"]
+    out += table(["time", "settled", "available"], [[format_time(t, h.offset_minutes), u(s), u(a)] for t, s, a in h.points])
+    out += ["", "Inflows and outflows by type"]
+    out += table(["kind", "direction", "count", "amount"], [[f.kind, f.direction, str(f.count), u(f.amount)] for f in h.flows])
+    out += ["", "Per settlement day"]
+    out += table(["settlement date", "liquidations", "volume", "inflow", "outflow", "net flow", "settled"],
+                 [[_date(d.settled_at, h.offset_minutes), str(d.liquidations), u(d.volume), u(d.inflow), u(d.outflow),
+                   u(d.net), u(d.settled_net)] for d in h.days])
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- the chart
+
+def _fmt(x: Fraction) -> str:
+    """A coordinate with two decimals, rounded half up exactly (no float)."""
+    q = (x * 100 + Fraction(1, 2)).__floor__()
+    sign = "-" if q < 0 else ""
+    q = abs(q)
+    return f"{sign}{q // 100}.{q % 100:02d}"
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def fund_history_svg(points: Sequence[BalancePoint], title: str, *, width: int = 720, height: int = 320,
+                     decimals: int = 0, unit: str = "", offset_minutes: int = 480) -> str:
+    """The balance history as a step chart (the balance holds until the next point), in SVG.
+
+    Exact inputs, hand-written SVG, coordinates with two decimals: the same points always give the
+    same bytes.  ``decimals`` formats the axis labels as coins (``1200.5``); ``unit`` is appended.
+    """
+    left, right, top, bottom = 90, 20, 36, 40
+    pw, ph = width - left - right, height - top - bottom
+    pts = sorted(points, key=lambda p: p.time_ms)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="11">',
+           f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{left}" y="20" font-size="13">{_esc(title)}</text>']
+    if not pts:
+        out.append(f'<text x="{left}" y="{top + ph // 2}">no balance history</text>')
+        out.append("</svg>")
+        return "\n".join(out) + "\n"
+    t0, t1 = pts[0].time_ms, pts[-1].time_ms
+    lo = min(0, min(p.balance for p in pts))
+    hi = max(p.balance for p in pts)
+    if hi == lo:
+        hi = lo + 1
+    span_t = t1 - t0 if t1 > t0 else 1
+
+    def x(t: int) -> Fraction:
+        return left + Fraction(t - t0, span_t) * pw
+
+    def y(b: int) -> Fraction:
+        return top + ph - Fraction(b - lo, hi - lo) * ph
+
+    suffix = f" {unit}" if unit else ""
+    # axes and labels
+    out.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="black"/>')
+    out.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="black"/>')
+    for b in (lo, hi):
+        out.append(f'<text x="{left - 4}" y="{_fmt(y(b) + 4)}" text-anchor="end">{_esc(format_units(b, decimals))}</text>')
+    out.append(f'<text x="{left}" y="{height - 12}">{_esc(format_time(t0, offset_minutes)[:19])}</text>')
+    out.append(f'<text x="{left + pw}" y="{height - 12}" text-anchor="end">{_esc(format_time(t1, offset_minutes)[:19])}</text>')
+    if lo < 0 <= hi:
+        out.append(f'<line x1="{left}" y1="{_fmt(y(0))}" x2="{left + pw}" y2="{_fmt(y(0))}" stroke="#999" stroke-dasharray="4 3"/>')
+    # the step line
+    path = [f"M {_fmt(x(pts[0].time_ms))} {_fmt(y(pts[0].balance))}"]
+    for prev, p in zip(pts, pts[1:]):
+        path.append(f"H {_fmt(x(p.time_ms))}")
+        if p.balance != prev.balance:
+            path.append(f"V {_fmt(y(p.balance))}")
+    out.append(f'<path d="{" ".join(path)}" fill="none" stroke="navy" stroke-width="1.5"/>')
+    last = pts[-1]
+    out.append(f'<text x="{left + pw}" y="{top - 6}" text-anchor="end">last {_esc(format_units(last.balance, decimals))}{_esc(suffix)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- command line
+
+def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``backstop fund-history`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "fund-history", help="a fund's public history from an event log (text, CSV, JSON, SVG)",
+        description="Read a JSON-lines event log of records and print a fund's balance history, inflows and "
+                    "outflows by type, and liquidation volume and net flow per settlement day.")
+    p.add_argument("log", metavar="LOG|-", help="event log, one record (JSON) per line; - for stdin")
+    p.add_argument("--fund", metavar="ID", help="fund id LINE/UNDERLYING/CURRENCY (default: the only fund in the log)")
+    p.add_argument("--profile", default="okx", metavar="NAME|PATH", help="profile for the settlement time and decimals")
+    p.add_argument("--format", choices=("text", "csv", "json"), default="text")
+    p.add_argument("--table", choices=("history", "flows", "daily"), default="history",
+                   help="which table --format csv prints (default: history)")
+    p.add_argument("--view", choices=("settled", "available"), default="available", help="balance drawn by --svg")
+    p.add_argument("--svg", metavar="FILE", help="also write the balance history chart here")
+    p.set_defaults(func=cmd_fund_history)
+    return p
+
+
+def cmd_fund_history(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from backstop.reference.profile import load_profile
+    out = out or sys.stdout
+    profile = load_profile(args.profile)
+    try:
+        if args.log == "-":
+            records = read_log(sys.stdin)
+        else:
+            with open(args.log, encoding="utf-8") as fh:
+                records = read_log(fh)
+    except (OSError, ValueError) as e:
+        print(f"error: {args.log}: {e}", file=sys.stderr)
+        return 2
+    funds = fund_ids(records)
+    fund = args.fund
+    if fund is None:
+        if len(funds) != 1:
+            print(f"error: --fund is required (funds in the log: {', '.join(funds) or 'none'})", file=sys.stderr)
+            return 2
+        fund = funds[0]
+    currency = fund.rsplit("/", 1)[-1]
+    decimals = profile.currencies[currency].decimals if currency in profile.currencies else 0
+    h = fund_history(records, fund, profile.fund, decimals)
+    if args.format == "json":
+        out.write(json.dumps(history_json(h), indent=2) + "\n")
+    elif args.format == "csv":
+        out.write({"history": history_csv, "flows": flows_csv, "daily": daily_csv}[args.table](h))
+    else:
+        out.write(history_text(h))
+    if args.svg:
+        Path(args.svg).write_text(fund_history_svg(h.balance_points(args.view), f"Insurance fund {fund} ({args.view})",
+                                                   decimals=decimals, unit=currency, offset_minutes=h.offset_minutes),
+                                  encoding="utf-8")
+    return 0

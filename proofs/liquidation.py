@@ -1,0 +1,378 @@
+"""Obligations of forced liquidation and the liquidation engine (LIQ-004..LIQ-009, ENG-001..ENG-005,
+INV-021..INV-023).
+
+Every body calls the reference functions of :mod:`backstop.reference.liquidation` and
+:mod:`backstop.reference.engine` on symbolic variables.  Positions of a liquidation live on the lot
+grid (``size = lots * lot_size`` for a whole number of lots); books are bounded to
+:data:`LEVELS` symbolic levels (prices and sizes free), which is the bound of the engine proofs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backstop.reference import engine as E
+from backstop.reference import liquidation as L
+from backstop.reference import margin as M
+from backstop.reference import num
+from backstop.reference.profile import FeeReceiver, PriceBasis
+from backstop.reference.types import PositionTerms, TierBasis
+from backstop.proofs.registry import Context, Scope, obligation
+
+LEVELS = 3  # order-book levels in the bounded engine proofs
+
+
+def _position_on_grid(ctx: Context, prefix: str = "") -> PositionTerms:
+    inst = ctx.instrument
+    sign = ctx.sign(prefix + "sign")
+    lots = ctx.integer(prefix + "lots")
+    ctx.assume(lots >= 1)
+    entry = ctx.price(prefix + "entry")
+    margin = ctx.money(prefix + "margin")
+    return PositionTerms(sign, lots * inst.lot_size, entry, margin)
+
+
+def _setup(ctx: Context) -> tuple[Any, Any, Any, PositionTerms, Any, Any]:
+    inst, rules, lrules = ctx.instrument, ctx.profile.margin, ctx.profile.liquidation
+    pos = _position_on_grid(ctx)
+    mark = ctx.price("mark")
+    price = mark if rules.mm_price_basis is PriceBasis.MARK else pos.entry
+    ctx.assume(M.is_within_tiers(inst, pos.size, price))
+    return inst, rules, lrules, pos, mark, price
+
+
+def _levels(ctx: Context, n: int = LEVELS) -> tuple[E.Level, ...]:
+    out = []
+    for j in range(n):
+        p = ctx.price(f"level{j}.price")
+        q = ctx.rational(f"level{j}.size")
+        ctx.assume(q >= 0)
+        out.append(E.Level(p, q))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- LIQ-004 .. LIQ-006
+
+@obligation("OBL-LIQ-004", "a healthy position is never liquidated, a liquidatable one always is, and partial only where allowed",
+            rules=["LIQ-004", "LIQ-001"],
+            statement="action = NONE <=> not liquidatable; action = PARTIAL => tier >= 3, equity > tier-1 requirement and the "
+                      "profile allows partial liquidation; action = FULL => liquidatable and not partial-eligible",
+            premises="a position on the lot grid within the tier table; a mark price > 0")
+def _decide(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, price = _setup(ctx)
+    action = ctx.observe("action", L.decide_action(inst, rules, lrules, pos, mark))
+    liq = ctx.observe("liquidatable", M.is_liquidatable(inst, rules, pos, mark))
+    tier = ctx.observe("tier", M.compute_tier_index(inst, pos.size, price))
+    eq = ctx.observe("equity", M.compute_equity(inst, pos, mark))
+    t1 = ctx.observe("tier-1 requirement", L.compute_tier_one_requirement(inst, rules, pos, mark))
+    allowed = lrules.partial.value != "none"
+    return num.and_((action == L.NONE) == num.not_(liq),
+                    num.or_(action == L.NONE, action == L.PARTIAL, action == L.FULL),
+                    num.implies(action == L.PARTIAL, num.and_(allowed, tier >= 3, eq > t1)),
+                    num.implies(action == L.FULL, num.and_(liq, num.not_(num.and_(allowed, tier >= 3, eq > t1)))))
+
+
+@obligation("OBL-LIQ-005", "a partial step lowers the tier to its target and reduces no more than needed",
+            rules=["LIQ-005", "NUM-002"],
+            statement="on a PARTIAL decision: tier_after <= target (two below, or 1); one lot more would be above the target "
+                      "tier; on a size-basis table tier_after = target exactly; 0 < reduced <= size, on the lot grid",
+            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0")
+def _partial_step(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, price = _setup(ctx)
+    ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)
+    step = L.compute_partial_step(inst, rules, lrules, pos, mark)
+    ctx.observe("tier before", step.tier_before)
+    ctx.observe("tier after", step.tier_after)
+    ctx.observe("reduced", step.reduced)
+    target = L.compute_partial_target_tier(lrules, step.tier_before)
+    new = step.position.size
+    one_more = M.compute_tier_index(inst, new + inst.lot_size, price)
+    lots = ctx.integer("reduced lots")
+    ctx.assume(step.reduced == lots * inst.lot_size)  # satisfiable iff reduced is on the lot grid
+    exact = step.tier_after == target if inst.tier_table.basis is TierBasis.SIZE else True
+    return num.and_(step.tier_after <= target, one_more > target, exact,
+                    step.reduced > 0, step.reduced <= pos.size, new >= 0)
+
+
+@obligation("OBL-LIQ-005b", "a partial reduction is on the lot grid (the reduced size is a whole number of lots)",
+            rules=["LIQ-005"],
+            statement="on a PARTIAL decision: reduced / lot_size is an integer",
+            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0")
+def _partial_grid(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, _ = _setup(ctx)
+    ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)
+    step = L.compute_partial_step(inst, rules, lrules, pos, mark)
+    q = ctx.observe("reduced lots", num.div(step.reduced, inst.lot_size))
+    return num.floor(q) == q
+
+
+@obligation("OBL-LIQ-006", "the partial loop ends, within its bound, healthy or in a full liquidation",
+            rules=["LIQ-006", "LIQ-004", "LIQ-005"],
+            statement="after max_partial_steps iterations the decision is NONE or FULL, never PARTIAL (each step lowers the "
+                      "tier: OBL-LIQ-005; NONE means healthy: OBL-LIQ-004); the loop never grows the position",
+            premises="a position on the lot grid within the tier table; a mark price > 0",
+            scope=Scope.BOUNDED, limit_seconds=60.0)
+def _loop(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, price = _setup(ctx)
+    out = L.run_liquidation(inst, rules, lrules, pos, mark)
+    ctx.cases("tier", [(f"tier {t.index}", M.compute_tier_index(inst, pos.size, price) == t.index)
+                       for t in inst.tier_table.tiers])
+    actives = [a for a, _ in out.steps]
+    ctx.cases("steps", [(f"{k} step(s)", num.and_(*actives[:k], *[num.not_(a) for a in actives[k:k + 1]]))
+                        for k in range(len(actives) + 1)])
+    ctx.observe("final action", out.action)
+    ctx.observe("steps", out.step_count)
+    ctx.observe("final size", out.position.size)
+    claims = [out.action != L.PARTIAL, out.step_count <= L.max_partial_steps(inst),
+              out.position.size <= pos.size, out.position.size >= 0]
+    return num.all_(claims)
+
+
+# ---------------------------------------------------------------- LIQ-007 user loss
+
+@obligation("OBL-LIQ-007", "full liquidation: a liquidatable position always has a bankruptcy price, and the takeover is there",
+            rules=["LIQ-007", "LIQ-002"],
+            statement="decision FULL => the bankruptcy price exists, the takeover is at exactly that price with no cash, "
+                      "and the user's loss is booked as the margin",
+            premises="a position on the lot grid within the tier table whose decision is FULL; a mark price > 0")
+def _full(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, _ = _setup(ctx)
+    ctx.split_sign(pos)
+    ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.FULL)
+    t = L.compute_full_takeover(inst, rules, pos, mark)
+    bp = M.compute_bankruptcy_price(inst, rules, pos)
+    ctx.observe("takeover price", t.price)
+    return num.and_(t.defined, t.cash == 0, t.price == bp.value, t.user_loss_units == pos.margin)
+
+
+@obligation("OBL-INV-021", "taken over at the bankruptcy price, the user loses exactly the margin, never more",
+            rules=["INV-021", "LIQ-007", "MRG-008"],
+            statement="bp defined => user_loss(takeover price) = margin and realized(takeover price) = -margin",
+            premises="a position on the lot grid that can go bankrupt; a mark price > 0")
+def _full_loss(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, _ = _setup(ctx)
+    ctx.split_sign(pos)
+    t = L.compute_full_takeover(inst, rules, pos, mark)
+    ctx.assume(t.defined)
+    ctx.observe("takeover price", t.price)
+    loss = ctx.observe("user loss", L.compute_user_loss_units(inst, pos, t.price))
+    return num.and_(loss == pos.margin, M.compute_realized_pnl_units(inst, pos, t.price) == -pos.margin)
+
+
+def _partial_share_covers_loss(ctx: Context, inst: Any, pos: PositionTerms, mark: Any, s: Any) -> Any:
+    """The exact fact behind LIQ-005's bound: the reduced part's PnL at the mark plus its margin share
+    (exact) is >= 0 -- the reduced part's equity, ``equity * reduced / size``, is not negative."""
+    part = PositionTerms(pos.sign, s.reduced, pos.entry, 0)
+    share = num.div(pos.margin * s.reduced, pos.size)
+    return num.and_(M.compute_unrealized_pnl(inst, part, mark) + share >= 0, share <= pos.margin)
+
+
+@obligation("OBL-LIQ-007c", "the reduced part of a partial step is not under water (its equity share is >= 0)",
+            rules=["LIQ-005", "INV-021"],
+            statement="on a PARTIAL decision: upl(reduced part, mark) + margin * reduced / size >= 0 and "
+                      "margin * reduced / size <= margin (exact)",
+            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0")
+def _partial_equity_share(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, _ = _setup(ctx)
+    ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)
+    s = L.compute_partial_step(inst, rules, lrules, pos, mark)
+    ctx.observe("reduced", s.reduced)
+    return _partial_share_covers_loss(ctx, inst, pos, mark, s)
+
+
+@obligation("OBL-LIQ-007b", "a partial step never costs the user more than the margin share of what it reduced",
+            rules=["LIQ-005", "INV-021", "NUM-002"],
+            statement="fee - realized <= min(margin, ceil(margin * reduced / size)); the remaining margin is >= 0; fee >= 0",
+            premises="a position on the lot grid within the tier table (any decision: on PARTIAL the next premise is "
+                     "OBL-NUM-005); a mark price > 0; realized + margin share >= 0 (OBL-LIQ-007c's exact facts, "
+                     "rounded by the kernel law OBL-NUM-005)")
+def _partial_loss(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, _ = _setup(ctx)
+    s = L.compute_partial_step(inst, rules, lrules, pos, mark)
+    ctx.assume(s.realized_units + s.margin_share_units >= 0)
+    ctx.observe("realized", s.realized_units)
+    ctx.observe("fee", s.fee_units)
+    ctx.observe("margin share", s.margin_share_units)
+    return num.and_(s.fee_units - s.realized_units <= s.margin_share_units,
+                    s.position.margin >= 0, s.fee_units >= 0)
+
+
+# ---------------------------------------------------------------- ENG-001 .. ENG-005
+
+@obligation("OBL-ENG-001", "the engine never fills more than the book offers nor more than it holds; the rest stays open",
+            rules=["ENG-001", "NUM-002"],
+            statement="fills >= 0, each <= its level's size and on the lot grid; fills + remainder = size; remainder >= 0; "
+                      "remainder > 0 => every level was taken to its last whole lot",
+            premises=f"a size on the lot grid; {LEVELS} levels with free prices and sizes >= 0", scope=Scope.BOUNDED)
+def _walk(ctx: Context) -> Any:
+    inst = ctx.instrument
+    lots = ctx.integer("lots")
+    ctx.assume(lots >= 1)
+    size = lots * inst.lot_size
+    levels = _levels(ctx)
+    fills, rem = E.walk_book(inst, size, levels)
+    ctx.observe("remainder", rem)
+    claims = [rem >= 0, num.sum_(f.size for f in fills) + rem == size]
+    for j, (f, lv) in enumerate(zip(fills, levels)):
+        n = ctx.integer(f"fill{j}.lots")
+        ctx.assume(f.size == n * inst.lot_size)  # satisfiable iff the fill is on the lot grid
+        claims += [f.size >= 0, f.size <= lv.size,
+                   num.implies(rem > 0, f.size == num.floor_to_step(lv.size, inst.lot_size))]
+    return num.all_(claims)
+
+
+@obligation("OBL-ENG-002", "a close is a surplus exactly when it fills at or better than the takeover price",
+            rules=["ENG-002", "INV-022"],
+            statement="one fill q > 0 at p: result >= 0 <=> sign*(p - takeover) >= 0; with several fills, all at or better "
+                      "=> result >= 0 and all strictly worse (some size filled) => result < 0",
+            premises=f"a takeover price > 0; {LEVELS} fills at prices > 0 of sizes >= 0")
+def _surplus_sign(ctx: Context) -> Any:
+    inst = ctx.instrument
+    sign = ctx.sign()
+    p0 = ctx.price("takeover")
+    fills = []
+    for j in range(LEVELS):
+        q = ctx.rational(f"fill{j}.size")
+        ctx.assume(q >= 0)
+        fills.append(E.Fill(q, ctx.price(f"fill{j}.price")))
+    ctx.cases("side", [("long", sign == 1), ("short", sign == -1)])
+    one = (fills[0],)
+    r1 = ctx.observe("result of fill 0 alone", E.compute_close_result_units(inst, sign, p0, one))
+    r = ctx.observe("result", E.compute_close_result_units(inst, sign, p0, tuple(fills)))
+    better = num.all_(sign * (f.price - p0) >= 0 for f in fills)
+    worse = num.all_(sign * (f.price - p0) < 0 for f in fills)
+    some = num.sum_(f.size for f in fills) > 0
+    return num.and_(num.implies(fills[0].size > 0, (r1 >= 0) == (sign * (fills[0].price - p0) >= 0)),
+                    num.implies(better, r >= 0), num.implies(num.and_(worse, some), r < 0))
+
+
+@obligation("OBL-ENG-003", "the liquidation fee is paid only out of a surplus, and the close's money is split without loss",
+            rules=["ENG-003", "ENG-004", "NUM-002"],
+            statement="0 <= fee <= max(result, 0); fee >= 0; fund + venue = result; dust = pnl - result in [0, 1); "
+                      "fee to the venue iff the profile says so",
+            premises=f"a position taken over at a price > 0; {LEVELS} book levels", scope=Scope.BOUNDED)
+def _fee(ctx: Context) -> Any:
+    inst, lrules = ctx.instrument, ctx.profile.liquidation
+    sign, p0 = ctx.sign(), ctx.price("takeover")
+    lots = ctx.integer("lots")
+    ctx.assume(lots >= 1)
+    c = E.close_position(inst, lrules, sign, lots * inst.lot_size, p0, _levels(ctx))
+    ctx.observe("result", c.result_units)
+    ctx.observe("fee", c.fee_units)
+    venue_ok = (c.venue_units == 0) if lrules.fee_receiver is FeeReceiver.FUND else (c.venue_units == c.fee_units)
+    return num.and_(c.fee_units >= 0, c.fee_units <= num.max_(c.result_units, 0),
+                    c.fund_units + c.venue_units == c.result_units, c.dust >= 0, c.dust < 1, venue_ok)
+
+
+@obligation("OBL-INV-022", "a full liquidation creates and loses no money: user + counterparties + fund + venue + dust + open remainder = 0",
+            rules=["INV-022", "ENG-004", "ENG-005", "LIQ-007"],
+            statement="-margin (user) + counterparties' PnL + fund + venue + dust - upl(remainder from entry to takeover) = 0, "
+                      "exactly, rounding included",
+            premises=f"a position on the lot grid within the tier table whose decision is FULL; {LEVELS} book levels",
+            scope=Scope.BOUNDED)
+def _conservation(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, _ = _setup(ctx)
+    ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.FULL)
+    t = L.compute_full_takeover(inst, rules, pos, mark)
+    c = E.close_position(inst, lrules, t.sign, t.size, t.price, _levels(ctx))
+    user = -L.compute_user_loss_units(inst, pos, t.price)
+    cp = ctx.observe("counterparties", E.compute_counterparty_pnl(inst, pos.sign, pos.entry, c.fills))
+    ctx.observe("fund", c.fund_units)
+    carried = M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, c.remainder, pos.entry, 0), t.price)
+    return user + cp + c.fund_units + c.venue_units + c.dust - carried + t.cash == 0
+
+
+@obligation("OBL-INV-022b", "a partial step creates and loses no money",
+            rules=["INV-022", "LIQ-005", "ENG-004", "ENG-005"],
+            statement="user (realized - fee) + fee + counterparties + fund + venue + dust + user dust "
+                      "- upl(remainder from entry to mark) = 0 exactly",
+            premises=f"a position on the lot grid within the tier table whose decision is PARTIAL; {LEVELS} book levels",
+            scope=Scope.BOUNDED)
+def _partial_conservation(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, _ = _setup(ctx)
+    ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)
+    s = L.compute_partial_step(inst, rules, lrules, pos, mark)
+    c = E.close_position(inst, lrules, pos.sign, s.reduced, s.price, _levels(ctx))
+    part = PositionTerms(pos.sign, s.reduced, pos.entry, 0)
+    user_dust = M.compute_unrealized_pnl(inst, part, mark) - s.realized_units  # in [0, 1): to the venue
+    cp = E.compute_counterparty_pnl(inst, pos.sign, pos.entry, c.fills)
+    carried = M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, c.remainder, pos.entry, 0), mark)
+    user = s.realized_units - s.fee_units
+    return num.and_(user + s.fee_units + cp + c.fund_units + c.venue_units + c.dust + user_dust - carried == 0,
+                    user_dust >= 0, user_dust < 1)
+
+
+# ---------------------------------------------------------------- LIQ-008 / LIQ-009 cross margin
+
+def _cross_instruments(ctx: Context) -> tuple[Any, ...]:
+    inst = ctx.instrument
+    code = inst.settle_currency.code
+    return tuple(i for i in ctx.profile.instruments.values() if i.settle_currency.code == code)
+
+
+def _cross_setup(ctx: Context) -> tuple[tuple[Any, ...], Any, tuple[Any, ...]]:
+    rules = ctx.profile.margin
+    ips, marks = [], []
+    for n, inst in enumerate(_cross_instruments(ctx)):
+        sign = ctx.sign(f"p{n}.sign")
+        lots = ctx.integer(f"p{n}.lots")
+        ctx.assume(lots >= 1)
+        pos = PositionTerms(sign, lots * inst.lot_size, ctx.price(f"p{n}.entry"), 0)
+        mark = ctx.price(f"p{n}.mark")
+        price = mark if rules.mm_price_basis is PriceBasis.MARK else pos.entry
+        ctx.assume(M.is_within_tiers(inst, pos.size, price))
+        ips.append((inst, pos))
+        marks.append(mark)
+    balance = ctx.money("balance")
+    return tuple(ips), balance, tuple(marks)
+
+
+@obligation("OBL-LIQ-008", "cross margin: the account is liquidated exactly when its cross equity is at or below the summed requirements",
+            rules=["LIQ-008", "LIQ-004"],
+            statement="action = NONE <=> equity > sum of requirements; PARTIAL => some position at tier >= 3 and equity > "
+                      "sum of tier-1 requirements; with one position the cross decision equals the isolated one "
+                      "on the position carrying the balance as margin",
+            premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid "
+                     "and within their tables; a balance >= 0; marks > 0",
+            scope=Scope.MODULAR, per_instrument=True,
+            applies=lambda p, i: i is not None and i == next(j for j in p.instruments.values()
+                                                              if j.settle_currency == i.settle_currency),
+            applies_note="once per settlement currency (on its first instrument)")
+def _cross_decide(ctx: Context) -> Any:
+    rules, lrules = ctx.profile.margin, ctx.profile.liquidation
+    ips, balance, marks = _cross_setup(ctx)
+    action = ctx.observe("action", L.decide_cross_action(ips, rules, lrules, balance, marks))
+    eq = ctx.observe("cross equity", L.compute_cross_equity(ips, balance, marks))
+    req = ctx.observe("cross requirement", L.compute_cross_requirement(ips, rules, marks))
+    claims = [(action == L.NONE) == (eq > req)]
+    if len(ips) == 1:
+        (inst, p), = ips
+        iso = PositionTerms(p.sign, p.size, p.entry, balance)
+        claims.append(action == L.decide_action(inst, rules, lrules, iso, marks[0]))
+    return num.all_(claims)
+
+
+@obligation("OBL-INV-023", "cross liquidation takes only the liquidated currency's balance: shares sum to it, nothing else moves",
+            rules=["INV-023", "LIQ-009"],
+            statement="the margin shares sum to the balance exactly; each position's equity with its share is the cross equity "
+                      "in proportion to its value; after a full cross liquidation the other currencies' balances are unchanged "
+                      "and the liquidated one is 0",
+            premises="the cross positions of one currency; an account with balances in two other currencies",
+            scope=Scope.MODULAR, per_instrument=True,
+            applies=lambda p, i: i is not None and i == next(j for j in p.instruments.values()
+                                                              if j.settle_currency == i.settle_currency),
+            applies_note="once per settlement currency (on its first instrument)")
+def _cross_isolation(ctx: Context) -> Any:
+    ips, balance, marks = _cross_setup(ctx)
+    code = ctx.instrument.settle_currency.code
+    other1, other2 = ctx.money("other balance 1"), ctx.money("other balance 2")
+    balances = (("OTHER1", other1), (code, balance), ("OTHER2", other2))
+    after = dict(L.apply_cross_liquidation(balances, code))
+    shares = L.compute_cross_shares(ips, balance, marks)
+    eq = L.compute_cross_equity(ips, balance, marks)
+    values = [M.compute_position_value(i, p.size, m) for (i, p), m in zip(ips, marks)]
+    total = num.sum_(values)
+    claims = [num.sum_(shares) == balance, after["OTHER1"] == other1, after["OTHER2"] == other2, after[code] == 0]
+    for (inst, p), m, sh, v in zip(ips, marks, shares, values):
+        claims.append(M.compute_equity(inst, PositionTerms(p.sign, p.size, p.entry, sh), m) * total == eq * v)
+    return num.all_(claims)

@@ -1,0 +1,45 @@
+"""Planted bugs in forced liquidation and the liquidation engine (LIQ-004..LIQ-009, ENG-001..ENG-005).
+
+Every mutant of ``reference/liquidation.py`` and ``reference/engine.py`` (the extended operator set
+of ``tests/mutation.py``: comparisons, +/-, signs, rounding directions, min/max, constants, ite
+branches) must make a Z3 obligation fail with a counterexample that the concrete reference confirms:
+bugs in the trigger decision, the tier loop, the bankruptcy takeover and the engine's surplus sign in
+particular.  Run ``python tests/test_planted_bugs_liq.py`` for the kill table.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+import mutation
+from backstop.reference import engine as engine_mod
+from backstop.reference import liquidation as liquidation_mod
+
+CHAIN = ("okx", "bybit", "binance")
+MUTANTS = mutation.generate_mutants({"liquidation": liquidation_mod, "engine": engine_mod})
+
+EQUIVALENT: dict[str, str] = {}
+HOLES: dict[str, str] = {}
+
+
+# The full kill table of these 96 mutants takes about 30 minutes on 2 cores and has not yet been
+# run to completion (issue 3 stays open for it); set BACKSTOP_MUTATION_LIQ=1 to run it under pytest.
+@pytest.mark.skipif(os.environ.get("BACKSTOP_MUTATION_LIQ") != "1",
+                    reason="liquidation kill table not yet complete (issue 3); BACKSTOP_MUTATION_LIQ=1 runs it")
+@pytest.mark.rules("LIQ-004", "LIQ-005", "LIQ-006", "LIQ-007", "LIQ-008", "LIQ-009",
+                   "ENG-001", "ENG-002", "ENG-003", "ENG-004", "ENG-005")
+@pytest.mark.parametrize("mutant", mutation.params(MUTANTS, EQUIVALENT, HOLES))
+def test_planted_bug_is_caught_by_an_obligation(mutant: mutation.Mutant) -> None:
+    mutation.assert_killed(mutant, CHAIN, HOLES)
+
+
+def test_allow_lists_name_existing_mutants():
+    mutation.check_lists(MUTANTS, EQUIVALENT, HOLES)
+    assert {m.module for m in MUTANTS} == {"liquidation", "engine"}
+
+
+if __name__ == "__main__":
+    sys.exit(mutation.main(sys.argv[1:], MUTANTS, EQUIVALENT, HOLES, CHAIN))
