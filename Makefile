@@ -26,7 +26,7 @@ prove: $(STAMP)
 	$(BIN)/backstop prove --profile $(PROFILE)
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_margin.py
+	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

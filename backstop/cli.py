@@ -173,8 +173,55 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:
         print("traceability: no gaps")
     failed = report.audit_failed(runs, trace)
+    scenarios_ok = _audit_scenarios(args, profile, out, md, html_)
+    failed = failed or not scenarios_ok
     print(f"audit {'FAILED' if failed else 'PASSED'}: wrote {md} and {html_}")
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def _audit_scenarios(args: argparse.Namespace, profile: Any, out: Path, md: Path, html_: Path) -> bool:
+    """Run every scenario of ``--scenarios DIR`` on this profile with every invariant checked after
+    every event, write its outputs (event log, final state, fund histories, chart) under
+    ``out/scenarios/NAME/`` and add a section with the charts and fund histories to the report."""
+    import html as _html
+    from backstop import simulate as SIM
+    folder = Path(args.scenarios) if args.scenarios else None
+    files = sorted(folder.glob("*.toml")) if folder and folder.is_dir() else []
+    if not files:
+        return True
+    ok = True
+    md_lines = ["", "## Scenarios", "",
+                f"Every scenario of `{folder}` run through the reference with every invariant checked after "
+                "every event (`backstop simulate --check`).", "",
+                "| scenario | events | liquidations | ADL fills | invariants | outputs |", "|---|---|---|---|---|---|"]
+    html_parts = ["<h2>Scenarios</h2>"]
+    for f in files:
+        scn = SIM.load_scenario(f)
+        if scn.profile.name != profile.name:
+            continue
+        res = SIM.run_scenario(scn, check=True)
+        dest = out / "scenarios" / f.stem
+        SIM.write_outputs(res, dest)
+        summ = SIM.summary(res)
+        verdict = "all hold" if not res.violation else f"VIOLATED: {res.violation}"
+        ok = ok and not res.violation and res.processed == len(scn.events)
+        print(f"scenario {f.stem}: {summ['events']} events, {summ['liquidations']} liquidations, "
+              f"{summ['adl_fills']} ADL fills; invariants {verdict}")
+        rel = dest.relative_to(out)
+        md_lines.append(f"| {f.stem} | {summ['events']} | {summ['liquidations']} | {summ['adl_fills']} | {verdict} | "
+                        f"[chart]({rel}/chart.svg), [events]({rel}/events.jsonl), [final state]({rel}/final_state.json) |")
+        fund_rows = "".join(f"<tr><td>{_html.escape(fid)}</td><td>{v['opening']}</td><td>{v['settled']}</td>"
+                            f"<td>{v['available']}</td><td>{v['lowest_available']}</td></tr>"
+                            for fid, v in summ["funds"].items())
+        html_parts.append(f"<h3>{_html.escape(f.stem)}</h3><p>{summ['events']} events, {summ['liquidations']} "
+                          f"liquidations, {summ['adl_fills']} ADL fills; invariants {_html.escape(verdict)}</p>"
+                          f"<img src=\"{rel}/chart.svg\" alt=\"{_html.escape(f.stem)} chart\">"
+                          f"<table><tr><th>fund</th><th>opening</th><th>settled</th><th>available</th>"
+                          f"<th>lowest available</th></tr>{fund_rows}</table>")
+    md.write_text(md.read_text(encoding="utf-8") + "\n".join(md_lines) + "\n", encoding="utf-8")
+    text = html_.read_text(encoding="utf-8")
+    html_.write_text(text.replace("</body>", "".join(html_parts) + "</body>"), encoding="utf-8")
+    return ok
 
 
 # ---------------------------------------------------------------- eval
@@ -401,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--json", metavar="FILE", help="also write the proof records as JSON")
     au.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
     au.add_argument("--quiet", action="store_true", help="do not print progress and the table")
+    au.add_argument("--scenarios", default="examples", metavar="DIR",
+                    help="run the scenarios of DIR (*.toml) with every invariant checked, and add their charts and "
+                         "fund histories to the report (default: examples; '' to skip)")
     au.set_defaults(func=cmd_audit)
 
     pf = sub.add_parser("profiles", help="list shipped venue profiles, or show one",
@@ -411,7 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     pf.set_defaults(func=cmd_profiles)
 
     from backstop.history import register_cli as register_fund_history
+    from backstop.simulate import register_cli as register_simulate
     register_fund_history(sub)
+    register_simulate(sub)
     return ap
 
 

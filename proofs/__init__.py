@@ -8,5 +8,6 @@ def load_all() -> None:
     global _LOADED
     if _LOADED:
         return
-    from backstop.proofs import adl, fund, kernel_laws, liquidation, margin  # noqa: F401  (registration side effects)
+    # registry order: the margin slice first, then what builds on it (mutation kills are tried in this order)
+    from backstop.proofs import kernel_laws, margin, liquidation, fund, adl  # noqa: F401  (registration side effects)
     _LOADED = True

@@ -129,6 +129,25 @@ def _fires(ctx: Context) -> Any:
                     cont_true == num.or_(num.not_(ends), open_rem > 0))
 
 
+@obligation("OBL-ADL-002", "a remainder's uncovered amount is its deficit at the mark beyond what the fund can pay",
+            rules=["ADL-002", "NUM-002"],
+            statement="uncovered >= 0; uncovered = 0 <=> the fund covers the deficit of closing the remainder at the mark "
+                      "(available >= deficit, the deficit rounded up); otherwise uncovered = deficit - available "
+                      "and a mark at or better than the takeover price is never uncovered",
+            premises="a remainder (either side, size > 0) taken over at a price > 0; a mark > 0; available >= 0 (whole units)")
+def _uncovered(ctx: Context) -> Any:
+    inst = ctx.instrument
+    sign, size = ctx.sign(), ctx.size()
+    bp, mark = ctx.price("takeover"), ctx.price("mark")
+    avail = ctx.money("available")
+    u = ctx.observe("uncovered", A.compute_remainder_uncovered(inst, sign, size, bp, mark, avail))
+    ctx.cases("side", [("long", sign == 1), ("short", sign == -1)])
+    loss = -M.compute_unrealized_pnl(inst, PositionTerms(sign, size, bp, 0), mark)  # the deficit, exact
+    return num.and_(u >= 0, (u == 0) == (avail >= loss),
+                    num.implies(u > 0, num.and_(u + avail >= loss, u + avail < loss + 1)),
+                    num.implies(sign * (mark - bp) >= 0, u == 0))
+
+
 # ---------------------------------------------------------------- ADL-004 scores
 
 @obligation("OBL-ADL-004", "the ranking score is the profile's formula: PnL% x leverage (loss: / leverage), or Binance's PnL% x MM/equity",

@@ -22,6 +22,14 @@ from backstop.proofs.registry import Context, Scope, obligation
 LEVELS = 3  # order-book levels in the bounded engine proofs
 
 
+def _partial_allowed(p: Any, i: Any) -> bool:
+    return p.liquidation.partial.value != "none" and i is not None and len(i.tier_table.tiers) >= 3
+
+
+PARTIAL_NOTE = ("profiles that allow partial liquidation (liquidation.partial is not \"none\"), on instruments "
+                "with at least 3 tiers")
+
+
 def _position_on_grid(ctx: Context, prefix: str = "") -> PositionTerms:
     inst = ctx.instrument
     sign = ctx.sign(prefix + "sign")
@@ -56,7 +64,8 @@ def _levels(ctx: Context, n: int = LEVELS) -> tuple[E.Level, ...]:
 @obligation("OBL-LIQ-004", "a healthy position is never liquidated, a liquidatable one always is, and partial only where allowed",
             rules=["LIQ-004", "LIQ-001"],
             statement="action = NONE <=> not liquidatable; action = PARTIAL => tier >= 3, equity > tier-1 requirement and the "
-                      "profile allows partial liquidation; action = FULL => liquidatable and not partial-eligible",
+                      "profile allows partial liquidation; action = FULL => liquidatable and not partial-eligible; the tier-1 "
+                      "requirement is value x tier-1 MMR - tier-1 deduction + close fee (0 under zero_equity)",
             premises="a position on the lot grid within the tier table; a mark price > 0")
 def _decide(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, price = _setup(ctx)
@@ -64,9 +73,15 @@ def _decide(ctx: Context) -> Any:
     liq = ctx.observe("liquidatable", M.is_liquidatable(inst, rules, pos, mark))
     tier = ctx.observe("tier", M.compute_tier_index(inst, pos.size, price))
     eq = ctx.observe("equity", M.compute_equity(inst, pos, mark))
-    t1 = ctx.observe("tier-1 requirement", L.compute_tier_one_requirement(inst, rules, pos, mark))
+    # tier 1's requirement as the spec states it (value x tier-1 MMR - deduction + close fee; 0 under zero_equity)
+    t1_tier = inst.tier_table.tiers[0]
+    value = M.compute_position_value(inst, pos.size, price)
+    want_t1 = 0 if rules.trigger.value == "zero_equity" else \
+        value * t1_tier.mmr - t1_tier.mm_deduction + M.compute_close_fee(inst, rules, pos, mark)
+    t1_code = ctx.observe("tier-1 requirement", L.compute_tier_one_requirement(inst, rules, pos, mark))
+    t1 = want_t1
     allowed = lrules.partial.value != "none"
-    return num.and_((action == L.NONE) == num.not_(liq),
+    return num.and_(t1_code == want_t1, (action == L.NONE) == num.not_(liq),
                     num.or_(action == L.NONE, action == L.PARTIAL, action == L.FULL),
                     num.implies(action == L.PARTIAL, num.and_(allowed, tier >= 3, eq > t1)),
                     num.implies(action == L.FULL, num.and_(liq, num.not_(num.and_(allowed, tier >= 3, eq > t1)))))
@@ -76,7 +91,8 @@ def _decide(ctx: Context) -> Any:
             rules=["LIQ-005", "NUM-002"],
             statement="on a PARTIAL decision: tier_after <= target (two below, or 1); one lot more would be above the target "
                       "tier; on a size-basis table tier_after = target exactly; 0 < reduced <= size, on the lot grid",
-            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0")
+            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0",
+            applies=_partial_allowed, applies_note=PARTIAL_NOTE)
 def _partial_step(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, price = _setup(ctx)
     ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)
@@ -84,11 +100,10 @@ def _partial_step(ctx: Context) -> Any:
     ctx.observe("tier before", step.tier_before)
     ctx.observe("tier after", step.tier_after)
     ctx.observe("reduced", step.reduced)
-    target = L.compute_partial_target_tier(lrules, step.tier_before)
+    # the target as the spec states it (LIQ-005), not as the code computes it
+    target = 1 if lrules.partial.value == "to_tier_one" else num.max_(1, step.tier_before - 2)
     new = step.position.size
     one_more = M.compute_tier_index(inst, new + inst.lot_size, price)
-    lots = ctx.integer("reduced lots")
-    ctx.assume(step.reduced == lots * inst.lot_size)  # satisfiable iff reduced is on the lot grid
     exact = step.tier_after == target if inst.tier_table.basis is TierBasis.SIZE else True
     return num.and_(step.tier_after <= target, one_more > target, exact,
                     step.reduced > 0, step.reduced <= pos.size, new >= 0)
@@ -97,11 +112,15 @@ def _partial_step(ctx: Context) -> Any:
 @obligation("OBL-LIQ-005b", "a partial reduction is on the lot grid (the reduced size is a whole number of lots)",
             rules=["LIQ-005"],
             statement="on a PARTIAL decision: reduced / lot_size is an integer",
-            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0")
+            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0",
+            applies=_partial_allowed, applies_note=PARTIAL_NOTE)
 def _partial_grid(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, _ = _setup(ctx)
     ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)
     step = L.compute_partial_step(inst, rules, lrules, pos, mark)
+    price = mark if rules.mm_price_basis is PriceBasis.MARK else pos.entry
+    grid_cap = L.compute_max_size_in_tier(inst, L.compute_partial_target_tier(lrules, step.tier_before), price)
+    ctx.cases("new size", [("the whole size fits", pos.size <= grid_cap), ("cut to the tier's grid cap", pos.size > grid_cap)])
     q = ctx.observe("reduced lots", num.div(step.reduced, inst.lot_size))
     return num.floor(q) == q
 
@@ -132,8 +151,9 @@ def _loop(ctx: Context) -> Any:
 
 @obligation("OBL-LIQ-007", "full liquidation: a liquidatable position always has a bankruptcy price, and the takeover is there",
             rules=["LIQ-007", "LIQ-002"],
-            statement="decision FULL => the bankruptcy price exists, the takeover is at exactly that price with no cash, "
-                      "and the user's loss is booked as the margin",
+            statement="decision FULL => the takeover is at exactly the bankruptcy price with no cash; where no bankruptcy "
+                      "price exists (only when MM is valued at entry: a position whose margin covers its value), at the mark "
+                      "with the equity there (>= 0) as cash; either way the user's loss is the margin",
             premises="a position on the lot grid within the tier table whose decision is FULL; a mark price > 0")
 def _full(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, _ = _setup(ctx)
@@ -142,7 +162,11 @@ def _full(ctx: Context) -> Any:
     t = L.compute_full_takeover(inst, rules, pos, mark)
     bp = M.compute_bankruptcy_price(inst, rules, pos)
     ctx.observe("takeover price", t.price)
-    return num.and_(t.defined, t.cash == 0, t.price == bp.value, t.user_loss_units == pos.margin)
+    at_bp = num.and_(t.cash == 0, t.price == bp.value)
+    at_mark = num.and_(t.price == mark, t.cash == M.compute_equity(inst, pos, mark), t.cash >= 0,
+                       t.cash_units <= t.cash, t.cash < t.cash_units + 1)
+    exists = True if rules.mm_price_basis is PriceBasis.MARK else bp.defined  # at mark, bp always exists
+    return num.and_(num.implies(exists, bp.defined), num.ite(bp.defined, at_bp, at_mark), t.user_loss_units == pos.margin)
 
 
 @obligation("OBL-INV-021", "taken over at the bankruptcy price, the user loses exactly the margin, never more",
@@ -171,7 +195,8 @@ def _partial_share_covers_loss(ctx: Context, inst: Any, pos: PositionTerms, mark
             rules=["LIQ-005", "INV-021"],
             statement="on a PARTIAL decision: upl(reduced part, mark) + margin * reduced / size >= 0 and "
                       "margin * reduced / size <= margin (exact)",
-            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0")
+            premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0",
+            applies=_partial_allowed, applies_note=PARTIAL_NOTE)
 def _partial_equity_share(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, _ = _setup(ctx)
     ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)
@@ -219,6 +244,30 @@ def _walk(ctx: Context) -> Any:
         claims += [f.size >= 0, f.size <= lv.size,
                    num.implies(rem > 0, f.size == num.floor_to_step(lv.size, inst.lot_size))]
     return num.all_(claims)
+
+
+@obligation("OBL-ENG-006", "within a budget the engine never takes a deficit the budget cannot pay (inductive step)",
+            rules=["ENG-006", "ENG-001", "INV-022"],
+            statement="one level: pnl(fill) >= -left (the budget left stays >= 0, so by induction over the levels a close's "
+                      "exact result is >= -budget and its rounded result too, the budget being whole); 0 <= fill <= the "
+                      "level's size; fill + remainder = size",
+            premises="a size on the lot grid; a takeover price; a budget left >= 0 (any rational); one book level",
+            scope=Scope.ALL)
+def _budget(ctx: Context) -> Any:
+    inst = ctx.instrument
+    sign, p0 = ctx.sign(), ctx.price("takeover")
+    lots = ctx.integer("lots")
+    ctx.assume(lots >= 1)
+    size = lots * inst.lot_size
+    left = ctx.rational("budget left")
+    ctx.assume(left >= 0)
+    (level,) = _levels(ctx, 1)
+    fills, rem = E.walk_book_within(inst, sign, p0, size, (level,), left)
+    pnl = ctx.observe("pnl", E.compute_close_pnl(inst, sign, p0, fills))
+    ctx.cases("side", [("long", sign == 1), ("short", sign == -1)])
+    ctx.cases("level", [("worse", sign * (level.price - p0) < 0), ("at or better", sign * (level.price - p0) >= 0)])
+    (f,) = fills
+    return num.and_(pnl >= -left, f.size >= 0, f.size <= level.size, f.size + rem == size)
 
 
 @obligation("OBL-ENG-002", "a close is a surplus exactly when it fills at or better than the takeover price",
@@ -275,7 +324,7 @@ def _conservation(ctx: Context) -> Any:
     ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.FULL)
     t = L.compute_full_takeover(inst, rules, pos, mark)
     c = E.close_position(inst, lrules, t.sign, t.size, t.price, _levels(ctx))
-    user = -L.compute_user_loss_units(inst, pos, t.price)
+    user = -t.user_loss_units
     cp = ctx.observe("counterparties", E.compute_counterparty_pnl(inst, pos.sign, pos.entry, c.fills))
     ctx.observe("fund", c.fund_units)
     carried = M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, c.remainder, pos.entry, 0), t.price)
@@ -287,7 +336,8 @@ def _conservation(ctx: Context) -> Any:
             statement="user (realized - fee) + fee + counterparties + fund + venue + dust + user dust "
                       "- upl(remainder from entry to mark) = 0 exactly",
             premises=f"a position on the lot grid within the tier table whose decision is PARTIAL; {LEVELS} book levels",
-            scope=Scope.BOUNDED)
+            scope=Scope.BOUNDED,
+            applies=_partial_allowed, applies_note=PARTIAL_NOTE)
 def _partial_conservation(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, _ = _setup(ctx)
     ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)

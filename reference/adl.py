@@ -33,7 +33,7 @@ from backstop.reference.types import Instrument, PositionTerms
 __all__ = [
     "MS_PER_SECOND", "BUCKETS", "ADL_RECORD_TYPE",
     "compute_window_start", "compute_balance_at", "compute_window_peak", "compute_drawdown_threshold",
-    "is_drawdown_trigger", "is_fund_insufficient", "adl_fires", "adl_state_continues",
+    "is_drawdown_trigger", "is_fund_insufficient", "compute_remainder_uncovered", "adl_fires", "adl_state_continues",
     "compute_pnl_fraction", "compute_effective_leverage", "compute_adl_score", "is_ranked_before",
     "compute_adl_bucket", "is_adl_candidate", "compute_adl_reduction", "allocate_adl", "compute_adl_prefixes",
     "compute_adl_price", "compute_adl_gap", "compute_adl_mark_quantity", "compute_adl_mark_part",
@@ -110,6 +110,16 @@ def is_fund_insufficient(uncovered_units: Number, unplaced_size: Number) -> Any:
     a deficit it could not pay (``uncovered_units > 0``, from the fund ledger) or a bankrupt
     remainder the engine could not place (``unplaced_size > 0`` contracts)."""
     return num.or_(uncovered_units > 0, unplaced_size > 0)
+
+
+def compute_remainder_uncovered(inst: Instrument, liquidated_sign: Number, remainder: Number,
+                                bankruptcy_price: Number, mark: Number, fund_available: Number) -> Number:
+    """ADL-002: what the fund could not cover if the open remainder were closed at the mark: the
+    deficit of that close (rounded UP, a requirement) beyond the fund's available balance, or 0.
+    The step function reads trigger (a) from it: while the fund could cover the remainder, the
+    engine keeps it and waits for liquidity in the book."""
+    deficit = num.ceil(-compute_adl_gap(inst, liquidated_sign, remainder, bankruptcy_price, mark))
+    return num.max_(0, deficit - fund_available)
 
 
 # ---------------------------------------------------------------- ADL-003 firing and the ADL state

@@ -49,6 +49,27 @@ def walk_book(inst: Instrument, size: Number, levels: tuple[Level, ...]) -> tupl
     return tuple(fills), remaining
 
 
+def walk_book_within(inst: Instrument, sign: Number, takeover_price: Number, size: Number,
+                     levels: tuple[Level, ...], budget: Number) -> tuple[tuple[Fill, ...], Number]:
+    """ENG-006: walk the book as ENG-001, but never take a deficit the fund cannot pay: at a level
+    worse than the takeover price, fill at most the lots whose loss the budget left covers (the
+    fund's available balance plus the surplus of the better levels already filled), rounded DOWN
+    to the lot.  What is not filled is the remainder, for ADL."""
+    remaining = size
+    left = budget
+    fills = []
+    for level in levels:
+        unit = M.compute_unrealized_pnl(inst, PositionTerms(sign, 1, takeover_price, 0), level.price)  # per contract
+        worse = unit < 0
+        affordable = num.floor_to_step(num.div_or(left, -unit, 0), inst.lot_size)
+        cap = num.ite(worse, num.max_(0, affordable), remaining)
+        q = num.min_(num.min_(remaining, num.floor_to_step(level.size, inst.lot_size)), cap)
+        fills.append(Fill(q, level.price))
+        remaining = remaining - q
+        left = left + q * unit
+    return tuple(fills), remaining
+
+
 def compute_close_pnl(inst: Instrument, sign: Number, takeover_price: Number, fills: tuple[Fill, ...]) -> Number:
     """ENG-002: the exact PnL of the engine's fills: each fill closes ``size`` contracts of the
     engine's position (entered at the takeover price) at the fill's price (MRG-002)."""
@@ -93,12 +114,11 @@ class CloseResult:
     dust: Number
 
 
-def close_position(inst: Instrument, lrules: LiquidationRules, sign: Number, size: Number,
-                   takeover_price: Number, levels: tuple[Level, ...]) -> CloseResult:
-    """ENG-004: one close: walk the book (ENG-001), take the result (ENG-002) and the fee (ENG-003);
-    the fund receives the result less the fee when the venue receives fees, or the whole result
-    when the fund does (the "clawback" of seed 004)."""
-    fills, remainder = walk_book(inst, size, levels)
+def settle_close(inst: Instrument, lrules: LiquidationRules, sign: Number, takeover_price: Number,
+                 fills: tuple[Fill, ...], remainder: Number) -> CloseResult:
+    """ENG-004: the money of one close: the result (ENG-002) and the fee (ENG-003); the fund receives
+    the result less the fee when the venue receives fees, or the whole result when the fund does
+    (the "clawback" of seed 004)."""
     pnl = compute_close_pnl(inst, sign, takeover_price, fills)
     result = num.floor(pnl)
     fee = compute_liquidation_fee_units(inst, lrules, fills, result)
@@ -106,6 +126,20 @@ def close_position(inst: Instrument, lrules: LiquidationRules, sign: Number, siz
     fund = num.ite(to_fund, result, result - fee)
     venue = num.ite(to_fund, 0, fee)
     return CloseResult(fills, remainder, pnl, result, fee, to_fund, fund, venue, pnl - result)
+
+
+def close_position(inst: Instrument, lrules: LiquidationRules, sign: Number, size: Number,
+                   takeover_price: Number, levels: tuple[Level, ...]) -> CloseResult:
+    """ENG-004: one close against the whole book (ENG-001), settled by :func:`settle_close`."""
+    fills, remainder = walk_book(inst, size, levels)
+    return settle_close(inst, lrules, sign, takeover_price, fills, remainder)
+
+
+def close_position_within(inst: Instrument, lrules: LiquidationRules, sign: Number, size: Number,
+                          takeover_price: Number, levels: tuple[Level, ...], budget: Number) -> CloseResult:
+    """ENG-006: one close within the fund's ``budget`` (ENG-006's walk), settled by :func:`settle_close`."""
+    fills, remainder = walk_book_within(inst, sign, takeover_price, size, levels, budget)
+    return settle_close(inst, lrules, sign, takeover_price, fills, remainder)
 
 
 def compute_counterparty_pnl(inst: Instrument, sign: Number, entry: Number, fills: tuple[Fill, ...]) -> Number:

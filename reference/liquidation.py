@@ -189,6 +189,7 @@ class Takeover:
     cash: Number
     user_loss_units: Number
     defined: Any
+    cash_units: Number = 0  # the cash as money, rounded DOWN (a payout to the fund); the rest is dust
 
 
 def compute_full_takeover(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Takeover:
@@ -199,7 +200,7 @@ def compute_full_takeover(inst: Instrument, rules: MarginRules, pos: PositionTer
     bp = M.compute_bankruptcy_price(inst, rules, pos)
     price = num.ite(bp.defined, bp.value, mark)
     cash = num.ite(bp.defined, 0, M.compute_equity(inst, pos, mark))
-    return Takeover(pos.sign, pos.size, price, cash, pos.margin, bp.defined)
+    return Takeover(pos.sign, pos.size, price, cash, pos.margin, bp.defined, num.floor(cash))
 
 
 def compute_user_loss_units(inst: Instrument, pos: PositionTerms, price: Number) -> Number:
@@ -270,7 +271,7 @@ def compute_cross_takeovers(inst_pos: tuple[tuple[Instrument, PositionTerms], ..
     out = []
     for (i, p), m, share in zip(inst_pos, marks, shares):
         t = compute_full_takeover(i, rules, PositionTerms(p.sign, p.size, p.entry, share), m)
-        out.append(Takeover(t.sign, t.size, t.price, t.cash, share, t.defined))
+        out.append(Takeover(t.sign, t.size, t.price, t.cash, share, t.defined, t.cash_units))
     return tuple(out)
 
 
@@ -278,6 +279,13 @@ def apply_cross_liquidation(balances: tuple[tuple[str, Number], ...], currency: 
     """LIQ-009: the account's balances after a full cross liquidation in ``currency``: that balance
     goes to zero (it was the margin of what was liquidated); every other currency is untouched."""
     return tuple((code, num.ite(code == currency, 0, amount)) for code, amount in balances)
+
+
+def is_cross_partial_funded(balance: Number, steps: tuple[PartialStep, ...], active: tuple[Any, ...]) -> Any:
+    """LIQ-008: a round of cross partial steps is taken only when the balance stays >= 0 after their
+    realized PnL and fees (the balance is the account's cash; it never goes negative); otherwise the
+    account is liquidated in full."""
+    return compute_cross_partial_balance(balance, steps, active) >= 0
 
 
 def compute_cross_partial_balance(balance: Number, steps: tuple[PartialStep, ...], active: tuple[Any, ...]) -> Number:

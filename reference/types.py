@@ -370,12 +370,16 @@ class Account:
             raise InvalidInput("account.id", self.id, "a non-empty string")
         items = tuple(sorted(dict(self.balances).items())) if not isinstance(self.balances, tuple) else self.balances
         seen: set[str] = set()
+        normalized: list[tuple[str, int]] = []
         for code, amount in items:
             if code in seen:
                 raise InvalidInput(f"account.{self.id}.balances.{code}", amount, "currency listed twice")
             seen.add(code)
-            money(f"account.{self.id}.balances.{code}", amount, "MRG-003")
-        object.__setattr__(self, "balances", tuple(sorted(items)))
+            # a balance is cash: it may be negative after realized losses that unrealized gains of the
+            # account's cross positions still cover (LIQ-008) or after ADL at the bankruptcy price
+            # (ADL-008); loaders of user input (scenarios, eval requests) refuse negative balances.
+            normalized.append((code, money(f"account.{self.id}.balances.{code}", amount, "MRG-003", nonnegative=False)))
+        object.__setattr__(self, "balances", tuple(sorted(normalized)))
         object.__setattr__(self, "positions", tuple(self.positions))
         keys = set()
         for i, p in enumerate(self.positions):

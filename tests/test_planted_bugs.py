@@ -79,10 +79,6 @@ EQUIVALENT: dict[str, str] = {
 }
 
 HOLES: dict[str, str] = {
-    "margin.is_within_tiers:+3 cmp `compute_tier_basis(inst, size, price) <= table.max_cap` -> "
-    "`compute_tier_basis(inst, size, price) < table.max_cap`":
-        "is_within_tiers is only ever a premise, never claimed: no obligation says a position exactly at "
-        "the last cap (okx: 60000 contracts) is within the table, so refusing it goes unnoticed",
     "margin._solve_price:+13 cmp `value > 0` -> `value >= 0`":
         "OBL-LIQ-002 finds the model (bp defined with value 0) but its replay raises ZeroDivisionError: "
         "it evaluates compute_equity at bp.value = 0 and compute_unrealized_pnl computes div(1, mark) "

@@ -17,8 +17,13 @@ import pytest
 import mutation
 from backstop.reference import engine as engine_mod
 from backstop.reference import liquidation as liquidation_mod
+from test_proofs_partial_variants import partial_variant
 
-CHAIN = ("okx", "bybit", "binance")
+# okx first (size tiers, partial on); then binance and bybit with partial liquidation switched on
+# (notional tiers with deductions, MM at mark / at entry); then the shipped binance and bybit.
+CHAIN = ("okx", "binance+partial", "bybit+partial", "bybit", "binance")
+for _name in ("binance", "bybit"):
+    mutation.register_profile(f"{_name}+partial", lambda n=_name: partial_variant(n))
 MUTANTS = mutation.generate_mutants({"liquidation": liquidation_mod, "engine": engine_mod})
 
 EQUIVALENT: dict[str, str] = {}

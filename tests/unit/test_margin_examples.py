@@ -432,7 +432,7 @@ REFUSALS = [
     ("inverse fractional contract", dict(instrument="BTC-USD-SWAP", size="1.5"), "30000", InvalidInput, "position.size", "MRG-001"),
     ("above the last tier", dict(size="60000.01"), "30000", OutOfTierRange, "position.size", "MRG-004"),
     ("cross margin", dict(margin_mode="cross"), "30000", InvalidInput, "position.margin_mode", "MRG-003"),
-    ("unknown instrument", dict(instrument="ETH-USDT-SWAP"), "30000", UnknownInstrument, "position.instrument", None),
+    ("unknown instrument", dict(instrument="SOL-USDT-SWAP"), "30000", UnknownInstrument, "position.instrument", None),
     ("zero mark", dict(), "0", InvalidInput, "mark_price", "MRG-002"),
     ("float mark", dict(), 30000.0, InvalidInput, "mark_price", "MRG-002"),
 ]

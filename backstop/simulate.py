@@ -1,0 +1,1083 @@
+"""``backstop simulate``: run a scenario file through the reference step function, end to end.
+
+A scenario (TOML, documented in ``examples/README.md``) names a venue profile, a start time, the
+insurance funds' opening balances, accounts with balances and positions, the opening mark prices
+and order books, and a timeline of events (mark prices, book replacements, fund top-ups and
+withdrawals, daily settlements).  :func:`load_scenario` validates the whole file before anything
+runs; a refused file gets one error naming the file, the line and the field path::
+
+    examples/crash.toml:42: events[3].price: must be > 0 (got '-5')
+
+:func:`run_scenario` feeds the events, in file order, to :func:`backstop.reference.step.process_event`
+(optionally checking every invariant after every event), and :func:`write_outputs` writes
+
+* ``events.jsonl`` -- every record, one JSON object per line (sorted keys, exact numbers as strings);
+* ``final_state.json`` -- a summary plus the final state (:func:`step.state_json`);
+* ``fund_<id>.csv`` -- each fund's balance history (``backstop.history``), ``/`` in the id as ``_``;
+* ``chart.svg`` -- mark price paths, fund balances and liquidation / ADL markers, written by hand.
+
+Nothing written depends on the clock, the machine or the path of the file: the same scenario
+always gives byte-identical output.  Only the printed summary carries a speed (events/second).
+
+Line numbers: ``tomllib`` keeps no positions, so :class:`SourceMap` scans the source text once,
+tracking table headers (``[marks]``, ``[[accounts]]``, ``[[accounts.positions]]``, counting each
+array-of-tables entry), ``key = value`` lines, and the elements of multi-line arrays (one line per
+element, nested arrays too).  A field's line is the line of its longest known path prefix
+(``events[3].price`` -> the ``price =`` line of the fourth ``[[events]]``; a missing key -> the
+table's header line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Sequence
+
+from backstop.reference.errors import BackstopError, CurrencyMismatch, InvalidInput, OutOfTierRange
+from backstop.reference.events import FundKey, Record, fund_key_of
+from backstop.reference.types import Account, MarginMode, Position, Side, exact, format_exact
+
+__all__ = ["SourceMap", "Scenario", "EventSpec", "load_scenario", "load_scenario_text", "initial_state",
+           "step_event", "RunResult", "run_scenario", "write_outputs", "chart_svg", "register_cli",
+           "cmd_simulate", "main", "EVENT_TYPES"]
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2  # as backstop.cli
+
+Path_ = tuple  # a field path: ("events", 3, "price")
+
+EVENT_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # type -> (required keys, optional keys) besides "time" and "type"
+    "mark": (("instrument", "price"), ()),
+    "book": (("instrument",), ("bids", "asks")),
+    "top_up": (("fund", "amount"), ()),
+    "withdraw": (("fund", "amount"), ()),
+    "settle": ((), ()),
+}
+_TOP_KEYS = ("name", "description", "profile", "start", "funds", "accounts", "marks", "books", "events")
+_ACCOUNT_KEYS = ("id", "balances", "positions")
+_POSITION_KEYS = ("instrument", "side", "size", "entry_price", "margin_mode", "margin")
+_BOOK_KEYS = ("bids", "asks")
+LIQUIDATION_KINDS = ("partial liquidation", "full liquidation")
+
+
+# ================================================================ source positions
+
+def dotted(path: Sequence[Any]) -> str:
+    """``("events", 3, "price")`` -> ``events[3].price``."""
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def _split_key(text: str) -> tuple[str, ...]:
+    """A TOML key (bare, quoted, dotted) as its parts."""
+    parts, cur, quote, i = [], "", "", 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"' and i + 1 < len(text):
+                cur += text[i + 1]
+                i += 2
+                continue
+            if c == quote:
+                quote = ""
+            else:
+                cur += c
+        elif c in "\"'":
+            quote = c
+        elif c == ".":
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    parts.append(cur.strip())
+    return tuple(parts)
+
+
+def _key_end(line: str) -> int:
+    """Index of the ``=`` of a ``key = value`` line (outside quotes), or -1."""
+    quote = ""
+    for i, c in enumerate(line):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "=":
+            return i
+        elif c == "#":
+            return -1
+    return -1
+
+
+def _header_end(line: str, start: int, double: bool) -> int:
+    close = "]]" if double else "]"
+    quote = ""
+    i = start
+    while i < len(line):
+        c = line[i]
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif line.startswith(close, i):
+            return i
+        i += 1
+    return -1
+
+
+class SourceMap:
+    """Field path -> 1-based line number, from one scan of a TOML source (see the module doc)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self._aot: dict[tuple[str, ...], tuple[Any, ...]] = {}   # generic path -> concrete (with index)
+        self._count: dict[tuple[Any, ...], int] = {}
+        self._scan(text.splitlines())
+
+    def _resolve(self, parts: tuple[str, ...], new_entry: bool) -> tuple[Any, ...]:
+        concrete: tuple[Any, ...] = ()
+        generic: tuple[str, ...] = ()
+        for n, p in enumerate(parts):
+            generic += (p,)
+            concrete += (p,)
+            last = n == len(parts) - 1
+            if last and new_entry:
+                idx = self._count.get(concrete, 0)
+                self._count[concrete] = idx + 1
+                concrete += (idx,)
+                self._aot[generic] = concrete
+                # a new entry starts fresh sub-arrays
+                for g in [g for g in self._aot if len(g) > len(generic) and g[:len(generic)] == generic]:
+                    del self._aot[g]
+            elif generic in self._aot:
+                concrete = self._aot[generic]
+        return concrete
+
+    def _note(self, path: tuple[Any, ...], line: int) -> None:
+        self.lines.setdefault(path, line)
+
+    def _scan(self, lines: list[str]) -> None:
+        table: tuple[Any, ...] = ()
+        i = 0
+        while i < len(lines):
+            raw = lines[i]
+            s = raw.strip()
+            if not s or s.startswith("#"):
+                i += 1
+                continue
+            if s.startswith("["):
+                double = s.startswith("[[")
+                end = _header_end(s, 2 if double else 1, double)
+                if end > 0:
+                    parts = _split_key(s[2 if double else 1:end])
+                    table = self._resolve(parts, double)
+                    for k in range(1, len(table) + 1):
+                        self._note(table[:k], i + 1)
+                i += 1
+                continue
+            eq = _key_end(raw)
+            if eq < 0:
+                i += 1
+                continue
+            path = table + _split_key(raw[:eq])
+            self._note(path, i + 1)
+            i = self._scan_value(lines, i, eq + 1, path)
+
+    def _scan_value(self, lines: list[str], i: int, col: int, path: tuple[Any, ...]) -> int:
+        """Consume one value starting at ``lines[i][col:]``; note array element lines; return the
+        index of the next statement's line."""
+        stack: list[list[Any]] = []  # [kind, path, count, expecting]
+        s, pos = lines[i], col
+
+        def element() -> tuple[Any, ...] | None:
+            top = stack[-1] if stack else None
+            if top is not None and top[0] == "[" and top[3]:
+                p = top[1] + (top[2],)
+                top[2] += 1
+                top[3] = False
+                self._note(p, i + 1)
+                return p
+            return None
+
+        while True:
+            while pos < len(s):
+                c = s[pos]
+                if c == "#":
+                    break
+                if c in "\"'":
+                    element()
+                    triple = s.startswith(c * 3, pos)
+                    q = c * 3 if triple else c
+                    pos += len(q)
+                    while True:
+                        j = s.find(q, pos)
+                        while j > 0 and q == '"' and s[j - 1] == "\\":
+                            j = s.find(q, j + 1)
+                        if j >= 0:
+                            pos = j + len(q)
+                            break
+                        if not triple or i + 1 >= len(lines):
+                            pos = len(s)
+                            break
+                        i += 1
+                        s, pos = lines[i], 0
+                    if not stack:
+                        return i + 1
+                    continue
+                if c in "[{":
+                    p = element() or (stack[-1][1] if stack else path)
+                    stack.append([c, p, 0, c == "["])
+                elif c in "]}":
+                    if stack:
+                        stack.pop()
+                    if not stack:
+                        return i + 1
+                elif c == ",":
+                    if stack and stack[-1][0] == "[":
+                        stack[-1][3] = True
+                elif not c.isspace():
+                    element()
+                pos += 1
+            if not stack:
+                return i + 1
+            i += 1
+            if i >= len(lines):
+                return i
+            s, pos = lines[i], 0
+
+    def line(self, path: Sequence[Any]) -> int | None:
+        """The line of ``path`` or of its longest known prefix (None if nothing matches)."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return None
+
+
+# ================================================================ the scenario
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One validated event of the timeline (numbers exact, money in smallest units)."""
+
+    index: int
+    line: int | None
+    time_ms: int
+    type: str
+    instrument: str = ""
+    price: Fraction | None = None
+    bids: tuple[tuple[Fraction, Fraction], ...] = ()
+    asks: tuple[tuple[Fraction, Fraction], ...] = ()
+    fund: str = ""
+    amount: int = 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    source: str
+    name: str
+    description: str
+    profile: Any
+    start_ms: int
+    fund_balances: dict[str, int]
+    accounts: tuple[Account, ...]
+    marks: dict[str, Fraction]
+    books: dict[str, tuple[tuple[tuple[Fraction, Fraction], ...], tuple[tuple[Fraction, Fraction], ...]]]
+    events: tuple[EventSpec, ...]
+    source_map: SourceMap | None = field(default=None, compare=False, repr=False)
+
+    def where(self, index: int, key: str = "") -> str:
+        """``FILE:LINE: events[i]`` (or ``events[i].key`` at the key's line) for messages about one event."""
+        path: tuple[Any, ...] = ("events", index) + ((key,) if key else ())
+        line = self.source_map.line(path) if self.source_map else self.events[index].line
+        return f"{self.source}:{line}: {dotted(path)}" if line else f"{self.source}: {dotted(path)}"
+
+
+class TomlFloat:
+    """A TOML float literal, kept as text so that it can be refused by field."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class _Loader:
+    def __init__(self, text: str, source: str, base_dir: Path | None) -> None:
+        self.source, self.base_dir = source, base_dir
+        self.map = SourceMap(text)
+        try:
+            self.data = tomllib.loads(text, parse_float=TomlFloat)
+        except tomllib.TOMLDecodeError as e:
+            m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+            where = f"{source}:{m.group(1)}" if m else source
+            raise InvalidInput(where, None, f"not valid TOML: {e}") from None
+
+    # -------------------------------------------------- errors
+
+    def loc(self, path: Sequence[Any]) -> str:
+        line = self.map.line(path)
+        head = f"{self.source}:{line}" if line else self.source
+        return f"{head}: {dotted(path)}" if path else head
+
+    def fail(self, path: Sequence[Any], value: Any, reason: str, rule: str = "", cls: type = InvalidInput) -> None:
+        raise cls(self.loc(path), value, reason, rule)
+
+    def relocate(self, path: Sequence[Any], e: InvalidInput) -> InvalidInput:
+        """An error raised by a value type (its field is a local name): put it at ``path``."""
+        return type(e)(self.loc(path), e.value, e.reason, e.rule)
+
+    # -------------------------------------------------- readers
+
+    def table(self, path: Path_, v: Any, allowed: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            self.fail(path, v, "must be a table")
+        for k in v:
+            if k not in allowed:
+                self.fail(path + (k,), v[k], f"unknown key (a typo?); allowed: {', '.join(allowed)}")
+        for k in required:
+            if k not in v:
+                self.fail(path + (k,), None, "is required")
+        return v
+
+    def no_float(self, path: Path_, v: Any) -> None:
+        if isinstance(v, (TomlFloat, float)):
+            self.fail(path, v, "TOML floats are not exact; write the number as a string, such as \"0.005\"")
+
+    def string(self, path: Path_, v: Any) -> str:
+        self.no_float(path, v)
+        if not isinstance(v, str) or not v:
+            self.fail(path, v, "must be a non-empty string")
+        return v
+
+    def number(self, path: Path_, v: Any, rule: str = "", *, positive: bool = False, nonnegative: bool = False) -> Fraction:
+        self.no_float(path, v)
+        try:
+            return exact(dotted(path), v, rule, positive=positive, nonnegative=nonnegative)
+        except InvalidInput as e:
+            raise self.relocate(path, e) from None
+        except ZeroDivisionError:
+            self.fail(path, v, "a ratio with a zero denominator", rule)
+            raise AssertionError  # unreachable
+
+    def money(self, path: Path_, v: Any, currency: str, rule: str = "") -> int:
+        """A non-negative amount written in coins (``"1500.25"`` USDT), as smallest units."""
+        x = self.number(path, v, rule, nonnegative=True)
+        cur = self.profile.currencies[currency]
+        units = x * cur.scale
+        if units.denominator != 1:
+            self.fail(path, v, f"{currency} has {cur.decimals} decimals: not a whole number of its smallest unit", rule)
+        return int(units)
+
+    def time(self, path: Path_, v: Any) -> int:
+        """ms since the epoch (UTC): an integer, an ISO-8601 string with a zone, or a TOML datetime."""
+        self.no_float(path, v)
+        if isinstance(v, bool):
+            self.fail(path, v, "a time: ms since the epoch, or ISO-8601 with a zone ('2026-01-05T08:00:00Z')")
+        if isinstance(v, int):
+            if v < 0:
+                self.fail(path, v, "ms since the epoch must be >= 0")
+            return v
+        if isinstance(v, str):
+            try:
+                dt = datetime.fromisoformat(v)
+            except ValueError:
+                self.fail(path, v, "not an ISO-8601 time such as '2026-01-05T08:00:00Z'")
+                raise AssertionError
+        elif isinstance(v, datetime):
+            dt = v
+        else:
+            self.fail(path, v, "a time: ms since the epoch, or ISO-8601 with a zone ('2026-01-05T08:00:00Z')")
+            raise AssertionError
+        if dt.tzinfo is None or dt.utcoffset() is None:
+            self.fail(path, str(v), "a time needs a zone ('Z' or '+08:00'): local times are ambiguous")
+        if dt.microsecond % 1000:
+            self.fail(path, str(v), "times are whole milliseconds")
+        delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+        if ms < 0:
+            self.fail(path, str(v), "before 1970-01-01T00:00:00Z")
+        return ms
+
+    def instrument(self, path: Path_, v: Any) -> Any:
+        iid = self.string(path, v)
+        try:
+            return self.profile.instrument(iid, dotted(path))
+        except InvalidInput as e:
+            raise self.relocate(path, e) from None
+
+    def fund(self, path: Path_, v: Any) -> str:
+        text = self.string(path, v)
+        try:
+            key = FundKey.parse(text)
+        except InvalidInput as e:
+            raise self.relocate(path, e) from None
+        if key in self.funds:
+            return key.id
+        same = [k for k in self.funds if (k.business_line, k.underlying) == (key.business_line, key.underlying)]
+        if same:
+            self.fail(path, text, f"the {key.underlying} fund holds {same[0].currency}, not {key.currency} "
+                                  f"(its id is {same[0].id})", "INS-001", CurrencyMismatch)
+        known = ", ".join(k.id for k in sorted(self.funds))
+        self.fail(path, text, f"no instrument of profile {self.profile.name!r} is backed by this fund (funds: {known})",
+                  "INS-001")
+        raise AssertionError
+
+    def levels(self, path: Path_, v: Any, inst: Any, side: str) -> tuple[tuple[Fraction, Fraction], ...]:
+        if not isinstance(v, list):
+            self.fail(path, v, "a list of [price, size] levels, best first, such as [[\"29990\", \"5\"], [\"29980\", \"10\"]]")
+        out: list[tuple[Fraction, Fraction]] = []
+        for n, lv in enumerate(v):
+            p = path + (n,)
+            if not isinstance(lv, list) or len(lv) != 2:
+                self.fail(p, lv, "a level is [price, size] (price per base unit, size in contracts)")
+            price = self.number(p + (0,), lv[0], "ENG-001", positive=True)
+            size = self.number(p + (1,), lv[1], "ENG-001", positive=True)
+            if (price / inst.tick_size).denominator != 1:
+                self.fail(p + (0,), lv[0], f"must be on the tick grid of {inst.id} ({format_exact(inst.tick_size)})", "ENG-001")
+            if (size / inst.lot_size).denominator != 1:
+                self.fail(p + (1,), lv[1], f"must be a multiple of the lot size of {inst.id} ({format_exact(inst.lot_size)})", "ENG-001")
+            if out:
+                prev = out[-1][0]
+                worse = price < prev if side == "bids" else price > prev
+                if not worse:
+                    order = "descending (best bid first)" if side == "bids" else "ascending (best ask first)"
+                    self.fail(p + (0,), lv[0], f"{side} must be strictly {order}; previous level {format_exact(prev)}", "ENG-001")
+            out.append((price, size))
+        return tuple(out)
+
+    def book(self, path: Path_, raw: dict[str, Any], inst: Any, keys: Sequence[str]) -> tuple[Any, Any]:
+        bids = self.levels(path + ("bids",), raw.get("bids", []), inst, "bids")
+        asks = self.levels(path + ("asks",), raw.get("asks", []), inst, "asks")
+        if bids and asks and bids[0][0] >= asks[0][0]:
+            self.fail(path + ("asks", 0, 0), format_exact(asks[0][0]),
+                      f"crossed book: the best ask must be above the best bid {format_exact(bids[0][0])}", "ENG-001")
+        return bids, asks
+
+    # -------------------------------------------------- the file
+
+    def load(self) -> Scenario:
+        from backstop.reference import margin as M
+        from backstop.reference.profile import ProfileError, load_profile
+
+        d = self.table((), self.data, _TOP_KEYS, ("profile", "start", "events"))
+        name = self.string(("name",), d["name"]) if "name" in d else ""
+        desc = self.string(("description",), d["description"]) if "description" in d else ""
+        prof = self.string(("profile",), d["profile"])
+        target: Any = prof
+        if prof.endswith(".toml") and self.base_dir is not None and not Path(prof).is_absolute():
+            cand = self.base_dir / prof
+            target = cand if cand.exists() else prof
+        try:
+            self.profile = load_profile(target)
+        except ProfileError as e:
+            if e.field == "profile":
+                raise ProfileError(self.loc(("profile",)), e.value, e.reason, e.rule) from None
+            raise
+        except OSError as e:
+            self.fail(("profile",), prof, f"cannot read: {e.strerror or e}")
+        self.funds = {fund_key_of(i) for i in self.profile.instruments.values()}
+        start = self.time(("start",), d["start"])
+
+        funds: dict[str, int] = {}
+        raw_funds = d.get("funds", {})
+        if not isinstance(raw_funds, dict):
+            self.fail(("funds",), raw_funds, "a table from fund id to opening balance (in coins)")
+        for fid, amt in raw_funds.items():
+            key = self.fund(("funds", fid), fid)
+            funds[key] = self.money(("funds", fid), amt, FundKey.parse(key).currency, "INS-006")
+
+        marks: dict[str, Fraction] = {}
+        raw_marks = d.get("marks", {})
+        if not isinstance(raw_marks, dict):
+            self.fail(("marks",), raw_marks, "a table from instrument id to mark price")
+        for iid, v in raw_marks.items():
+            self.instrument(("marks", iid), iid)
+            marks[iid] = self.number(("marks", iid), v, "MRG-002", positive=True)
+
+        books: dict[str, Any] = {}
+        raw_books = d.get("books", {})
+        if not isinstance(raw_books, dict):
+            self.fail(("books",), raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
+        for iid, b in raw_books.items():
+            inst = self.instrument(("books", iid), iid)
+            self.table(("books", iid), b, _BOOK_KEYS)
+            books[iid] = self.book(("books", iid), b, inst, _BOOK_KEYS)
+
+        accounts: list[Account] = []
+        raw_accounts = d.get("accounts", [])
+        if not isinstance(raw_accounts, list):
+            self.fail(("accounts",), raw_accounts, "an array of tables: [[accounts]]")
+        seen: set[str] = set()
+        for n, a in enumerate(raw_accounts):
+            ap = ("accounts", n)
+            self.table(ap, a, _ACCOUNT_KEYS, ("id",))
+            aid = self.string(ap + ("id",), a["id"])
+            if aid in seen:
+                self.fail(ap + ("id",), aid, "account id given twice")
+            seen.add(aid)
+            bal_raw = a.get("balances", {})
+            if not isinstance(bal_raw, dict):
+                self.fail(ap + ("balances",), bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
+            balances = []
+            for code, amt in bal_raw.items():
+                if code not in self.profile.currencies:
+                    self.fail(ap + ("balances", code), code,
+                              f"currency {code} is not defined by profile {self.profile.name!r} "
+                              f"(currencies: {', '.join(sorted(self.profile.currencies))})", "MRG-003", CurrencyMismatch)
+                balances.append((code, self.money(ap + ("balances", code), amt, code, "MRG-003")))
+            positions = []
+            raw_pos = a.get("positions", [])
+            if not isinstance(raw_pos, list):
+                self.fail(ap + ("positions",), raw_pos, "an array of tables: [[accounts.positions]]")
+            keys: set[tuple[str, str]] = set()
+            for m, p in enumerate(raw_pos):
+                pp = ap + ("positions", m)
+                self.table(pp, p, _POSITION_KEYS, ("instrument", "side", "size", "entry_price"))
+                inst = self.instrument(pp + ("instrument",), p["instrument"])
+                side_s = self.string(pp + ("side",), p["side"])
+                if side_s not in ("long", "short"):
+                    self.fail(pp + ("side",), side_s, "must be 'long' or 'short'")
+                mode_s = self.string(pp + ("margin_mode",), p.get("margin_mode", "isolated"))
+                if mode_s not in ("isolated", "cross"):
+                    self.fail(pp + ("margin_mode",), mode_s, "must be 'isolated' or 'cross'")
+                size = self.number(pp + ("size",), p["size"], "MRG-001", positive=True)
+                if (size / inst.lot_size).denominator != 1:
+                    self.fail(pp + ("size",), p["size"], f"must be a multiple of the lot size {format_exact(inst.lot_size)}", "MRG-001")
+                entry = self.number(pp + ("entry_price",), p["entry_price"], "MRG-002", positive=True)
+                ccy = inst.settle_currency.code
+                if mode_s == "isolated":
+                    if "margin" not in p:
+                        self.fail(pp + ("margin",), None, f"is required for an isolated position (in {ccy})")
+                    margin = self.money(pp + ("margin",), p["margin"], ccy, "MRG-003")
+                else:
+                    if "margin" in p:
+                        self.fail(pp + ("margin",), p["margin"],
+                                  f"a cross position has no margin of its own: it shares the account's {ccy} balance", "LIQ-008")
+                    margin = 0
+                if (inst.id, side_s) in keys:
+                    self.fail(pp, inst.id, "one position per instrument and side")
+                keys.add((inst.id, side_s))
+                if inst.id not in marks:
+                    self.fail(("marks",), None, f"a mark price for {inst.id} is required ({dotted(pp)} is on it)", "MRG-002")
+                for label, price in (("entry price", entry), ("mark price", marks[inst.id])):
+                    if not M.is_within_tiers(inst, size, price):
+                        self.fail(pp + ("size",), p["size"], f"above the last tier's cap of table "
+                                  f"{inst.tier_table.name!r} at the {label}", "MRG-004", OutOfTierRange)
+                try:
+                    positions.append(Position(inst.id, Side(side_s), size, entry, MarginMode(mode_s), margin))
+                except InvalidInput as e:
+                    raise self.relocate(pp, e) from None
+            try:
+                accounts.append(Account(aid, tuple(sorted(balances)), tuple(positions)))
+            except InvalidInput as e:
+                raise self.relocate(ap, e) from None
+
+        events: list[EventSpec] = []
+        raw_events = d["events"]
+        if not isinstance(raw_events, list):
+            self.fail(("events",), raw_events, "an array of tables: [[events]]")
+        last = start
+        for n, ev in enumerate(raw_events):
+            ep = ("events", n)
+            if not isinstance(ev, dict):
+                self.fail(ep, ev, "must be a table")
+            if "type" not in ev:
+                self.fail(ep + ("type",), None, f"is required (one of {', '.join(EVENT_TYPES)})")
+            typ = self.string(ep + ("type",), ev["type"])
+            if typ not in EVENT_TYPES:
+                self.fail(ep + ("type",), typ, f"unknown event type; one of {', '.join(EVENT_TYPES)}")
+            req, opt = EVENT_TYPES[typ]
+            self.table(ep, ev, ("time", "type") + req + opt, ("time",) + req)
+            t = self.time(ep + ("time",), ev["time"])
+            if t < last:
+                prev = f"events[{n - 1}]" if n else "start"
+                self.fail(ep + ("time",), ev["time"], f"events must be in time order: earlier than {prev} "
+                          f"({t} ms < {last} ms)", "INS-009")
+            last = t
+            line = self.map.line(ep)
+            if typ == "mark":
+                inst = self.instrument(ep + ("instrument",), ev["instrument"])
+                price = self.number(ep + ("price",), ev["price"], "MRG-002", positive=True)
+                events.append(EventSpec(n, line, t, typ, instrument=inst.id, price=price))
+            elif typ == "book":
+                inst = self.instrument(ep + ("instrument",), ev["instrument"])
+                bids, asks = self.book(ep, ev, inst, _BOOK_KEYS)
+                events.append(EventSpec(n, line, t, typ, instrument=inst.id, bids=bids, asks=asks))
+            elif typ in ("top_up", "withdraw"):
+                fid = self.fund(ep + ("fund",), ev["fund"])
+                amt = self.money(ep + ("amount",), ev["amount"], FundKey.parse(fid).currency,
+                                 "INS-006" if typ == "top_up" else "INS-007")
+                if amt <= 0:
+                    self.fail(ep + ("amount",), ev["amount"], "must be > 0", "INS-006" if typ == "top_up" else "INS-007")
+                events.append(EventSpec(n, line, t, typ, fund=fid, amount=amt))
+            else:
+                events.append(EventSpec(n, line, t, typ))
+        return Scenario(self.source, name, desc, self.profile, start, funds, tuple(accounts), marks, books,
+                        tuple(events), self.map)
+
+
+def load_scenario_text(text: str, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
+    """Validate a scenario's TOML text; raises :class:`InvalidInput` naming ``source:line: field``."""
+    return _Loader(text, source, base_dir).load()
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InvalidInput(str(path), str(path), f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(str(path), str(path), "not UTF-8 text") from None
+    return load_scenario_text(text, str(path), p.parent)
+
+
+# ================================================================ running it
+
+def _step():
+    from backstop.reference import step as S
+    return S
+
+
+def _book(levels: tuple[Any, Any]) -> Any:
+    from backstop.reference.engine import Level
+    S = _step()
+    bids, asks = levels
+    return S.Book(tuple(Level(p, q) for p, q in bids), tuple(Level(p, q) for p, q in asks))
+
+
+def initial_state(scn: Scenario) -> Any:
+    S = _step()
+    books = {iid: _book(b) for iid, b in sorted(scn.books.items())}
+    return S.initial_state(scn.profile, scn.accounts, dict(sorted(scn.marks.items())), books,
+                           dict(sorted(scn.fund_balances.items())), scn.start_ms)
+
+
+def step_event(ev: EventSpec) -> Any:
+    """The step function's event for one validated :class:`EventSpec`."""
+    S = _step()
+    from backstop.reference.engine import Level
+    if ev.type == "mark":
+        return S.MarkEvent(ev.time_ms, ev.instrument, ev.price)
+    if ev.type == "book":
+        return S.BookEvent(ev.time_ms, ev.instrument, tuple(Level(p, q) for p, q in ev.bids),
+                           tuple(Level(p, q) for p, q in ev.asks))
+    if ev.type == "top_up":
+        return S.TopUpEvent(ev.time_ms, ev.fund, ev.amount)
+    if ev.type == "withdraw":
+        return S.WithdrawEvent(ev.time_ms, ev.fund, ev.amount)
+    return S.SettleEvent(ev.time_ms)
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    initial: Any
+    state: Any
+    initial_records: tuple[Record, ...]
+    records: list[Record] = field(default_factory=list)   # every record, initial ones first
+    record_event: list[int] = field(default_factory=list)  # per record: the event index (-1: initial state)
+    processed: int = 0
+    seconds: float = 0.0
+    violation: str = ""            # the first invariant violation (with --check)
+    violation_event: int = -1
+
+
+def _initial_records(state: Any) -> tuple[Record, ...]:
+    for name in ("records",):
+        recs = getattr(state, name, None)
+        if recs:
+            return tuple(recs)
+    funds = getattr(state, "funds", None)
+    return tuple(getattr(funds, "records", ()) or ())
+
+
+def run_scenario(scn: Scenario, check: bool = False) -> RunResult:
+    """Run every event; with ``check``, stop at the first invariant violation.  Refused events
+    raise :class:`InvalidInput` naming ``FILE:LINE: events[i].field``."""
+    S = _step()
+    t0 = time.perf_counter()
+    try:
+        state = initial_state(scn)
+    except InvalidInput as e:
+        raise type(e)(f"{scn.source}: initial state: {e.field}", e.value, e.reason, e.rule) from None
+    init = _initial_records(state)
+    res = RunResult(scn, state, state, init, list(init), [-1] * len(init))
+    for ev in scn.events:
+        before = state
+        try:
+            state, recs = S.process_event(state, step_event(ev))
+        except InvalidInput as e:
+            key = e.field[len("event."):] if e.field.startswith("event.") else e.field
+            key = {"time_ms": "time", "amount_units": "amount"}.get(key, key)
+            if key in EVENT_TYPES[ev.type][0] + EVENT_TYPES[ev.type][1] + ("time",):
+                raise type(e)(scn.where(ev.index, key), e.value, e.reason, e.rule) from None
+            raise type(e)(f"{scn.where(ev.index)}: {e.field}", e.value, e.reason, e.rule) from None
+        res.records.extend(recs)
+        res.record_event.extend([ev.index] * len(recs))
+        res.processed += 1
+        res.state = state
+        if check:
+            bad = S.check_invariants(before, state, recs)
+            if bad:
+                res.violation, res.violation_event = bad[0], ev.index
+                break
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+# ================================================================ outputs
+
+def _json_line(rec: Record) -> str:
+    return json.dumps(rec.to_json(), sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _kind_counts(records: Sequence[Record]) -> dict[str, int]:
+    return dict(sorted(Counter(r.kind for r in records).items()))
+
+
+def is_liquidation(rec: Record) -> bool:
+    """A record of a liquidation action on a position (a partial step or a full takeover), not a
+    trigger check nor a fund movement (``liquidation surplus``/``deficit``/``fee``)."""
+    return rec.kind in LIQUIDATION_KINDS
+
+
+def fund_ids_of(res: RunResult) -> list[str]:
+    ids = {k.id for k in res.state.funds.funds}
+    return sorted(ids)
+
+
+def fund_points(res: RunResult, fund: str, view: str | None = None) -> tuple[Any, ...]:
+    from backstop.reference import fundbook
+    return fundbook.balance_history(res.state.funds, fund, view)
+
+
+def _active_funds(res: RunResult) -> list[str]:
+    """Funds that hold money or had any movement (the others stay out of the CSVs and the chart)."""
+    out = []
+    for fid in fund_ids_of(res):
+        if any(r.fund == fid for r in res.records) or any(p.balance for p in fund_points(res, fid)):
+            out.append(fid)
+    return out
+
+
+def summary(res: RunResult) -> dict[str, Any]:
+    from backstop.reference import fundbook
+    scn, st = res.scenario, res.state
+    funds = {}
+    for fid in _active_funds(res):
+        key = FundKey.parse(fid)
+        dec = scn.profile.currencies[key.currency].decimals
+        pts = fund_points(res, fid, "settled_plus_pending")
+        funds[fid] = {
+            "currency": key.currency,
+            "opening": format_exact(Fraction(scn.fund_balances.get(fid, 0), 10 ** dec)),
+            "settled": format_exact(Fraction(fundbook.settled_balance(st.funds, fid), 10 ** dec)),
+            "available": format_exact(Fraction(fundbook.available_balance(st.funds, fid, "settled_plus_pending"), 10 ** dec)),
+            "lowest_available": format_exact(Fraction(min((p.balance for p in pts), default=0), 10 ** dec)),
+            "highest_available": format_exact(Fraction(max((p.balance for p in pts), default=0), 10 ** dec)),
+        }
+    return {
+        "events": res.processed,
+        "records": len(res.records),
+        "liquidations": sum(1 for r in res.records if is_liquidation(r)),
+        "partial_liquidations": sum(1 for r in res.records if r.kind == "partial liquidation"),
+        "full_liquidations": sum(1 for r in res.records if r.kind == "full liquidation"),
+        "adl_fills": sum(1 for r in res.records if r.kind == "adl"),
+        "records_by_kind": _kind_counts(res.records),
+        "funds": funds,
+    }
+
+
+def final_state_json(res: RunResult) -> dict[str, Any]:
+    S = _step()
+    scn = res.scenario
+    return {
+        "scenario": scn.name,
+        "profile": scn.profile.name,
+        "start_ms": scn.start_ms,
+        "end_ms": scn.events[res.processed - 1].time_ms if res.processed else scn.start_ms,
+        "summary": summary(res),
+        "state": S.state_json(res.state),
+    }
+
+
+def fund_csv(res: RunResult, fid: str) -> str:
+    from backstop import history as H
+    profile = res.scenario.profile
+    dec = profile.currencies[FundKey.parse(fid).currency].decimals
+    return H.history_csv(H.fund_history(res.records, fid, profile.fund, dec))
+
+
+def write_outputs(res: RunResult, out: str | Path) -> list[Path]:
+    """Write every output file into ``out``; returns their paths in writing order."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[tuple[str, str]] = [
+        ("events.jsonl", "".join(_json_line(r) + "\n" for r in res.records)),
+        ("final_state.json", json.dumps(final_state_json(res), indent=2, ensure_ascii=False) + "\n"),
+    ]
+    for fid in _active_funds(res):
+        files.append((f"fund_{fid.replace('/', '_')}.csv", fund_csv(res, fid)))
+    files.append(("chart.svg", chart_svg(res)))
+    paths = []
+    for name, text in files:
+        p = out / name
+        p.write_bytes(text.encode("utf-8"))
+        paths.append(p)
+    return paths
+
+
+# ================================================================ the chart
+
+def _fmt(x: Fraction) -> str:
+    """A coordinate with two decimals, rounded half up exactly (no float)."""
+    q = (Fraction(x) * 100 + Fraction(1, 2)).__floor__()
+    sign = "-" if q < 0 else ""
+    q = abs(q)
+    return f"{sign}{q // 100}.{q % 100:02d}"
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _short(v: Fraction, places: int = 2) -> str:
+    """A label: ``v`` rounded half up to ``places`` decimals, trailing zeros dropped (exact)."""
+    q = (abs(v) * 10 ** places + Fraction(1, 2)).__floor__()
+    whole, frac = divmod(q, 10 ** places)
+    s = f"{whole:,}" + (f".{frac:0{places}d}".rstrip("0").rstrip(".") if places else "")
+    return ("-" if v < 0 and q else "") + s
+
+
+def _by_time(records: Any) -> list[tuple[int, list[Record]]]:
+    """Records grouped by time, in time order (records at one instant keep their order)."""
+    groups: dict[int, list[Record]] = {}
+    for r in records:
+        groups.setdefault(r.time_ms, []).append(r)
+    return sorted(groups.items())
+
+
+def _coins(points: Sequence[Any], decimals: int, t0: int) -> list[tuple[int, Fraction]]:
+    pts = [(p.time_ms, Fraction(p.balance, 10 ** decimals)) for p in points] or [(t0, Fraction(0))]
+    if pts[0][0] > t0:
+        pts.insert(0, (t0, Fraction(0)))
+    return pts
+
+
+_PALETTE = ("#1f4e9c", "#b35806", "#1b7837", "#762a83", "#8c510a")
+
+
+def chart_svg(res: RunResult, width: int = 960) -> str:
+    """Stacked panels on one time axis: one per instrument with a mark path (step line; partial and
+    full liquidations as orange circles, ADL fills as red triangles), then one per fund (available
+    balance, settled + pending, as a step line; dashed red lines at ADL fills).  Exact inputs,
+    coordinates with two decimals: the same run always gives the same bytes."""
+    from backstop.history import format_time
+    scn = res.scenario
+    offset = scn.profile.fund.utc_offset_minutes
+    t0 = scn.start_ms
+    t1 = max([t0] + [ev.time_ms for ev in scn.events[:res.processed]])
+    span = (t1 - t0) or 1
+    # mark paths
+    paths: dict[str, list[tuple[int, Fraction]]] = {iid: [(t0, p)] for iid, p in sorted(scn.marks.items())}
+    for ev in scn.events[:res.processed]:
+        if ev.type == "mark":
+            paths.setdefault(ev.instrument, []).append((ev.time_ms, ev.price))
+    adl = [r for r in res.records if r.kind == "adl"]
+    liqs = [r for r in res.records if is_liquidation(r)]
+    funds = _active_funds(res)
+    left, right, top, gap, ph = 110, 30, 54, 46, 170
+    panels = [("mark", iid) for iid in paths] + [("fund", f) for f in funds]
+    height = top + len(panels) * (ph + gap) + 30
+    pw = width - left - right
+
+    def x(t: int) -> Fraction:
+        return left + Fraction(t - t0, span) * pw
+
+    title = scn.name or "scenario"
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="11">',
+           f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{left}" y="20" font-size="14">{_esc(title)} (profile {_esc(scn.profile.name)})</text>',
+           f'<text x="{left}" y="38" fill="#555">{res.processed} events, {len(liqs)} liquidation step(s) '
+           f'(orange circles), {len(adl)} ADL fill(s) (red triangles, dashed red lines); times UTC{offset // 60:+d}</text>']
+
+    def axes(y0: int, lo: Fraction, hi: Fraction, label: str, lo_text: str, hi_text: str) -> None:
+        out.append(f'<text x="{left}" y="{y0 - 8}" font-size="12">{_esc(label)}</text>')
+        out.append(f'<rect x="{left}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>')
+        out.append(f'<text x="{left - 6}" y="{y0 + 4}" text-anchor="end">{_esc(hi_text)}</text>')
+        out.append(f'<text x="{left - 6}" y="{y0 + ph + 4}" text-anchor="end">{_esc(lo_text)}</text>')
+        out.append(f'<text x="{left}" y="{y0 + ph + 14}" fill="#555">{_esc(format_time(t0, offset)[:16])}</text>')
+        out.append(f'<text x="{left + pw}" y="{y0 + ph + 14}" text-anchor="end" fill="#555">'
+                   f'{_esc(format_time(t1, offset)[:16])}</text>')
+
+    def step_path(pts: list[tuple[int, Fraction]], y: Any, color: str, dashed: bool = False) -> None:
+        d = [f"M {_fmt(x(pts[0][0]))} {_fmt(y(pts[0][1]))}"]
+        for (ta, va), (tb, vb) in zip(pts, pts[1:]):
+            if tb != ta:
+                d.append(f"H {_fmt(x(tb))}")
+            if vb != va:
+                d.append(f"V {_fmt(y(vb))}")
+        if pts[-1][0] != t1:
+            d.append(f"H {_fmt(x(t1))}")
+        style = ' stroke-dasharray="6 4" stroke-width="1"' if dashed else ' stroke-width="1.5"'
+        out.append(f'<path d="{" ".join(d)}" fill="none" stroke="{color}"{style}/>')
+
+    for n, (kind, ident) in enumerate(panels):
+        y0 = top + n * (ph + gap) + 16
+        color = _PALETTE[n % len(_PALETTE)]
+        if kind == "mark":
+            pts = paths[ident]
+            lo, hi = min(p for _, p in pts), max(p for _, p in pts)
+            pad = (hi - lo) / 10 or hi / 100 or Fraction(1)
+            lo, hi = lo - pad, hi + pad
+
+            def y(v: Fraction, lo: Fraction = lo, hi: Fraction = hi, y0: int = y0) -> Fraction:
+                return y0 + ph - Fraction(v - lo) / (hi - lo) * ph
+
+            axes(y0, lo, hi, f"mark price {ident}", _short(lo), _short(hi))
+            step_path(pts, y, color)
+
+            def mark_at(t: int) -> Fraction:
+                cur = pts[0][1]
+                for tt, v in pts:
+                    if tt <= t:
+                        cur = v
+                return cur
+
+            for t, group in _by_time(r for r in liqs if r.instrument == ident):
+                who = ", ".join(f"{r.kind} {r.account}" for r in group)
+                cx, cy = x(t), y(mark_at(t))
+                out.append(f'<circle cx="{_fmt(cx)}" cy="{_fmt(cy)}" r="5" fill="none" stroke="#e66101" '
+                           f'stroke-width="1.5"><title>{_esc(format_time(t, offset)[:19])}: {_esc(who)}</title></circle>')
+                if len(group) > 1:
+                    out.append(f'<text x="{_fmt(cx - 8)}" y="{_fmt(cy + 4)}" text-anchor="end" fill="#e66101">'
+                               f'{len(group)}x</text>')
+            for t, group in _by_time(r for r in adl if r.instrument == ident):
+                size = sum((Fraction(r.get("reduced_size", 0)) for r in group), Fraction(0))
+                who = ", ".join(f"{r.account} {format_exact(r.get('reduced_size', 0))}" for r in group)
+                cx, cy = x(t), y(mark_at(t)) - 12
+                out.append(f'<path d="M {_fmt(cx)} {_fmt(cy + 6)} L {_fmt(cx - 6)} {_fmt(cy - 5)} '
+                           f'L {_fmt(cx + 6)} {_fmt(cy - 5)} Z" fill="#d7191c"><title>{_esc(format_time(t, offset)[:19])}: '
+                           f'ADL {_esc(who)}</title></path>')
+                right_half = cx > left + pw * Fraction(2, 3)
+                out.append(f'<text x="{_fmt(cx - 9 if right_half else cx + 9)}" y="{_fmt(cy - 2)}" fill="#d7191c"'
+                           f'{" text-anchor=" + chr(34) + "end" + chr(34) if right_half else ""}>ADL {len(group)} fill(s), '
+                           f'{_esc(format_exact(size))} contracts</text>')
+        else:
+            key = FundKey.parse(ident)
+            dec = scn.profile.currencies[key.currency].decimals
+            bp = fund_points(res, ident, "settled_plus_pending")
+            pts = _coins(bp, dec, t0)
+            spts = _coins(fund_points(res, ident, "settled"), dec, t0)
+            lo, hi = min([Fraction(0)] + [v for _, v in pts + spts]), max(v for _, v in pts + spts)
+            if hi == lo:
+                hi = lo + 1
+
+            def y(v: Fraction, lo: Fraction = lo, hi: Fraction = hi, y0: int = y0) -> Fraction:
+                return y0 + ph - Fraction(v - lo) / (hi - lo) * ph
+
+            axes(y0, lo, hi, f"insurance fund {ident} ({key.currency})", _short(lo), _short(hi))
+            if lo < 0:
+                out.append(f'<line x1="{left}" y1="{_fmt(y(Fraction(0)))}" x2="{left + pw}" y2="{_fmt(y(Fraction(0)))}" '
+                           f'stroke="#999" stroke-dasharray="4 3"/>')
+            for t, _ in _by_time(r for r in adl if r.fund == ident):
+                out.append(f'<line x1="{_fmt(x(t))}" y1="{y0}" x2="{_fmt(x(t))}" y2="{y0 + ph}" '
+                           f'stroke="#d7191c" stroke-dasharray="3 3"/>')
+            step_path(spts, y, color, dashed=True)
+            step_path(pts, y, color)
+            out.append(f'<text x="{left + 4}" y="{y0 + 12}" fill="{color}">solid: available (settled + pending); '
+                       f'dashed: settled</text>')
+            last = pts[-1][1]
+            out.append(f'<text x="{left + pw}" y="{y0 - 8}" text-anchor="end">last {_esc(_short(last, dec))} '
+                       f'{_esc(key.currency)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# ================================================================ command line
+
+def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``backstop simulate`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "simulate", help="run a scenario file end to end (event log, final state, fund history, chart)",
+        description="Run a scenario (TOML; see examples/README.md) through the reference step function and "
+                    "write DIR/events.jsonl, DIR/final_state.json, DIR/fund_<id>.csv and DIR/chart.svg.")
+    p.add_argument("file", metavar="FILE", help="scenario file (TOML)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--check", action="store_true",
+                   help="check every invariant after every event; exit 1 naming the first violation")
+    p.add_argument("--quiet", action="store_true", help="print only the last line (or the violation)")
+    p.set_defaults(func=cmd_simulate)
+    return p
+
+
+def _print_summary(res: RunResult, paths: list[Path], out: Any) -> None:
+    s = summary(res)
+    scn = res.scenario
+    print(f"scenario {scn.name or scn.source} (profile {scn.profile.name}): {s['events']} events, "
+          f"{s['records']} records", file=out)
+    print(f"  liquidations: {s['liquidations']} ({s['partial_liquidations']} partial steps, "
+          f"{s['full_liquidations']} full)   ADL fills: {s['adl_fills']}", file=out)
+    kinds = ", ".join(f"{k} {v}" for k, v in s["records_by_kind"].items())
+    print(f"  records by kind: {kinds}", file=out)
+    for fid, f in s["funds"].items():
+        print(f"  fund {fid}: opening {f['opening']}, final {f['available']} {f['currency']} available "
+              f"({f['settled']} settled), lowest {f['lowest_available']}, highest {f['highest_available']}", file=out)
+    print(f"  wrote {', '.join(str(p) for p in paths)}", file=out)
+
+
+def cmd_simulate(args: argparse.Namespace, out: Any = None) -> int:
+    out = out or sys.stdout
+    scn = load_scenario(args.file)
+    res = run_scenario(scn, check=args.check)
+    paths = write_outputs(res, args.out)
+    rate = res.processed / res.seconds if res.seconds > 0 else 0.0
+    if not args.quiet:
+        _print_summary(res, paths, out)
+    if res.violation:
+        print(f"error: {scn.where(res.violation_event)} (type {scn.events[res.violation_event].type}): "
+              f"invariant violated: {res.violation}", file=sys.stderr)
+        return EXIT_FAIL
+    checked = ", every invariant checked after every event" if args.check else ""
+    print(f"simulated {res.processed} events in {res.seconds:.3f} s ({rate:,.0f} events/s){checked}", file=out)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m backstop.simulate FILE --out DIR [--check] [--quiet]``."""
+    ap = argparse.ArgumentParser(prog="backstop")
+    sub = ap.add_subparsers(dest="command")
+    register_cli(sub)
+    args = ap.parse_args(["simulate", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except BackstopError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
