@@ -175,6 +175,10 @@ def _score(ctx: Context) -> Any:
             num.implies(upl <= 0, num.and_(score * v_entry * v_mark == upl * num.max_(eq, 0), score <= 0)))
     mm = M.compute_maintenance_margin(inst, mrules, pos, mark)
     base = num.max_(pos.margin, inst.scale)
+    tier_price = mark if mrules.mm_price_basis.value == "mark" else pos.entry
+    tier = M.compute_tier_index(inst, pos.size, tier_price)
+    ctx.cases("tier", [(f"tier {t.index}", tier == t.index) for t in inst.tier_table.tiers])
+    ctx.cases("base", [("margin >= 1 coin", pos.margin >= inst.scale), ("margin < 1 coin", pos.margin < inst.scale)])
     return num.and_(num.implies(eq > 0, score * base * eq == num.max_(upl, 0) * mm),
                     num.implies(eq <= 0, score == 0))
 
@@ -434,3 +438,4 @@ def _conserve_bounded(ctx: Context) -> Any:
     fund = ctx.observe("fund result", A.compute_adl_fund_result(inst, liq, q, bp, mark))
     total = ctx.observe("total (= -venue residue)", cash + fund - (value + _gap(ctx, liq, reduced, bp, mark)))
     return num.and_(total > -(N_BOUNDED + 1), total <= 0, avail + fund >= 0, num.all_(sizes_ok))
+

@@ -90,7 +90,8 @@ def _decide(ctx: Context) -> Any:
 @obligation("OBL-LIQ-005", "a partial step lowers the tier to its target and reduces no more than needed",
             rules=["LIQ-005", "NUM-002"],
             statement="on a PARTIAL decision: tier_after <= target (two below, or 1); one lot more would be above the target "
-                      "tier; on a size-basis table tier_after = target exactly; 0 < reduced <= size, on the lot grid",
+                      "tier; on a size-basis table tier_after = target exactly; 0 < reduced <= size; the rest keeps its side and "
+                      "entry; the reduced part is handed over at the mark",
             premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0",
             applies=_partial_allowed, applies_note=PARTIAL_NOTE)
 def _partial_step(ctx: Context) -> Any:
@@ -106,7 +107,8 @@ def _partial_step(ctx: Context) -> Any:
     one_more = M.compute_tier_index(inst, new + inst.lot_size, price)
     exact = step.tier_after == target if inst.tier_table.basis is TierBasis.SIZE else True
     return num.and_(step.tier_after <= target, one_more > target, exact,
-                    step.reduced > 0, step.reduced <= pos.size, new >= 0)
+                    step.reduced > 0, step.reduced <= pos.size, new >= 0,
+                    step.position.sign == pos.sign, step.position.entry == pos.entry, step.price == mark)
 
 
 @obligation("OBL-LIQ-005b", "a partial reduction is on the lot grid (the reduced size is a whole number of lots)",
@@ -128,7 +130,8 @@ def _partial_grid(ctx: Context) -> Any:
 @obligation("OBL-LIQ-006", "the partial loop ends, within its bound, healthy or in a full liquidation",
             rules=["LIQ-006", "LIQ-004", "LIQ-005"],
             statement="after max_partial_steps iterations the decision is NONE or FULL, never PARTIAL (each step lowers the "
-                      "tier: OBL-LIQ-005; NONE means healthy: OBL-LIQ-004); the loop never grows the position",
+                      "tier: OBL-LIQ-005; NONE means healthy: OBL-LIQ-004); the loop never grows the position; the step count is "
+                      ">= 0, and >= 1 when the position was reduced",
             premises="a position on the lot grid within the tier table; a mark price > 0",
             scope=Scope.BOUNDED, limit_seconds=60.0)
 def _loop(ctx: Context) -> Any:
@@ -142,9 +145,33 @@ def _loop(ctx: Context) -> Any:
     ctx.observe("final action", out.action)
     ctx.observe("steps", out.step_count)
     ctx.observe("final size", out.position.size)
-    claims = [out.action != L.PARTIAL, out.step_count <= L.max_partial_steps(inst),
+    claims = [out.action != L.PARTIAL, out.step_count <= L.max_partial_steps(inst), out.step_count >= 0,
+              num.implies(out.position.size < pos.size, out.step_count >= 1),
               out.position.size <= pos.size, out.position.size >= 0]
     return num.all_(claims)
+
+
+@obligation("OBL-LIQ-006b", "one turn of the loop: a step is taken exactly on a PARTIAL decision, and its result is carried on",
+            rules=["LIQ-006", "LIQ-004", "LIQ-005"],
+            statement="for a position at tier 4 or below (one step at most under two_tiers): the first iteration is active "
+                      "<=> the decision is PARTIAL; the outcome is that step's position (size, margin) when active, else the "
+                      "position itself; side and entry never change; the step count is 1 or 0 accordingly",
+            premises="a position on the lot grid within the tier table, at tier 4 or below; a mark price > 0",
+            scope=Scope.BOUNDED)
+def _loop_turn(ctx: Context) -> Any:
+    inst, rules, lrules, pos, mark, price = _setup(ctx)
+    ctx.assume(M.compute_tier_index(inst, pos.size, price) <= 4)
+    out = L.run_liquidation(inst, rules, lrules, pos, mark)
+    (active, step), *_ = out.steps
+    first = L.decide_action(inst, rules, lrules, pos, mark)
+    ctx.observe("first decision", first)
+    ctx.observe("steps", out.step_count)
+    want_size = num.ite(active, step.position.size, pos.size)
+    want_margin = num.ite(active, step.position.margin, pos.margin)
+    ctx.cases("first turn", [("a step", first == L.PARTIAL), ("no step", first != L.PARTIAL)])
+    return num.and_(active == (first == L.PARTIAL), out.position.size == want_size, out.position.margin == want_margin,
+                    out.position.sign == pos.sign, out.position.entry == pos.entry,
+                    out.step_count == num.ite(active, 1, 0))
 
 
 # ---------------------------------------------------------------- LIQ-007 user loss
@@ -194,7 +221,7 @@ def _partial_share_covers_loss(ctx: Context, inst: Any, pos: PositionTerms, mark
 @obligation("OBL-LIQ-007c", "the reduced part of a partial step is not under water (its equity share is >= 0)",
             rules=["LIQ-005", "INV-021"],
             statement="on a PARTIAL decision: upl(reduced part, mark) + margin * reduced / size >= 0 and "
-                      "margin * reduced / size <= margin (exact)",
+                      "margin * reduced / size <= margin (exact); the share is rounded up, by less than one unit, never above the margin",
             premises="a position on the lot grid within the tier table whose decision is PARTIAL; a mark price > 0",
             applies=_partial_allowed, applies_note=PARTIAL_NOTE)
 def _partial_equity_share(ctx: Context) -> Any:
@@ -202,12 +229,17 @@ def _partial_equity_share(ctx: Context) -> Any:
     ctx.assume(L.decide_action(inst, rules, lrules, pos, mark) == L.PARTIAL)
     s = L.compute_partial_step(inst, rules, lrules, pos, mark)
     ctx.observe("reduced", s.reduced)
-    return _partial_share_covers_loss(ctx, inst, pos, mark, s)
+    exact_share = num.div(pos.margin * s.reduced, pos.size)
+    return num.and_(_partial_share_covers_loss(ctx, inst, pos, mark, s),
+                    s.margin_share_units >= num.min_(pos.margin, exact_share), s.margin_share_units <= pos.margin,
+                    s.margin_share_units < exact_share + 1)
 
 
 @obligation("OBL-LIQ-007b", "a partial step never costs the user more than the margin share of what it reduced",
             rules=["LIQ-005", "INV-021", "NUM-002"],
-            statement="fee - realized <= min(margin, ceil(margin * reduced / size)); the remaining margin is >= 0; fee >= 0",
+            statement="fee - realized <= min(margin, ceil(margin * reduced / size)); the remaining margin is >= 0 and is the "
+                      "margin + realized - fee; 0 <= fee <= the close fee of the reduced part (MRG-006), charged in full when "
+                      "the share and the PnL cover it",
             premises="a position on the lot grid within the tier table (any decision: on PARTIAL the next premise is "
                      "OBL-NUM-005); a mark price > 0; realized + margin share >= 0 (OBL-LIQ-007c's exact facts, "
                      "rounded by the kernel law OBL-NUM-005)")
@@ -218,8 +250,11 @@ def _partial_loss(ctx: Context) -> Any:
     ctx.observe("realized", s.realized_units)
     ctx.observe("fee", s.fee_units)
     ctx.observe("margin share", s.margin_share_units)
+    full_fee = M.compute_close_fee_units(inst, rules, PositionTerms(pos.sign, s.reduced, pos.entry, 0), mark)
     return num.and_(s.fee_units - s.realized_units <= s.margin_share_units,
-                    s.position.margin >= 0, s.fee_units >= 0)
+                    s.position.margin >= 0, s.fee_units >= 0, s.fee_units <= full_fee,
+                    num.implies(s.margin_share_units + s.realized_units >= full_fee, s.fee_units == full_fee),
+                    s.position.margin == pos.margin + s.realized_units - s.fee_units)
 
 
 # ---------------------------------------------------------------- ENG-001 .. ENG-005
@@ -347,7 +382,7 @@ def _partial_conservation(ctx: Context) -> Any:
     user_dust = M.compute_unrealized_pnl(inst, part, mark) - s.realized_units  # in [0, 1): to the venue
     cp = E.compute_counterparty_pnl(inst, pos.sign, pos.entry, c.fills)
     carried = M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, c.remainder, pos.entry, 0), mark)
-    user = s.realized_units - s.fee_units
+    user = s.position.margin - pos.margin  # what the user's isolated margin gained (negative: lost)
     return num.and_(user + s.fee_units + cp + c.fund_units + c.venue_units + c.dust + user_dust - carried == 0,
                     user_dust >= 0, user_dust < 1)
 

@@ -101,6 +101,20 @@ def _tier(ctx: Context) -> Any:
     return num.all_(claims)
 
 
+@obligation("OBL-MRG-004b", "a position is within the tier table exactly when its tier basis is at or below the last cap",
+            rules=["MRG-004"],
+            statement="bounded table: within_tiers <=> basis <= last cap (a position exactly at the last cap is accepted); "
+                      "unbounded table: always within",
+            premises="a size > 0; a price > 0")
+def _within(ctx: Context) -> Any:
+    inst = ctx.instrument
+    size, price = ctx.size(), ctx.price("price")
+    basis = ctx.observe("tier basis", M.compute_tier_basis(inst, size, price))
+    within = ctx.observe("within tiers", M.is_within_tiers(inst, size, price))
+    last = inst.tier_table.tiers[-1].cap
+    return within == (basis <= last) if last is not None else within
+
+
 @obligation("OBL-MRG-005", "the maintenance margin rounds up, by less than one unit",
             rules=["MRG-005", "NUM-002", "INV-006"],
             statement="mm <= mm_units < mm + 1 (a requirement is never rounded in the user's favour)",

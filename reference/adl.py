@@ -288,7 +288,7 @@ def settle_adl_counterparty(inst: Instrument, pos: PositionTerms, reduction: Num
     exact = (M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, at_mark, pos.entry, 0), mark)
              + M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, at_bp, pos.entry, 0), bankruptcy_price))
     realized = num.floor(exact)
-    released = num.mul_div_floor(pos.margin, reduction, pos.size)
+    released = num.floor(num.div_or(pos.margin * reduction, pos.size, 0))  # a closed (size 0) position releases nothing more
     new_pos = PositionTerms(pos.sign, pos.size - reduction, pos.entry, pos.margin - released)
     return realized, released, new_pos
 

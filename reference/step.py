@@ -495,6 +495,10 @@ def _work_remainders(state: SimState, t: int, inst: Instrument) -> tuple[SimStat
                 if res.new_position.size > 0 else None
             state = _with_account(state, _replace_position(acct, q, new))
         recs += list(out.records)
+        for rr in out.records:  # seed 003: deleveraged users are notified
+            recs.append(Record("notification", t, ("ADL-008",), rr.account, inst.id, fund.id,
+                               (("message", f"Auto-Deleveraging: {rr.instrument} position reduced by "
+                                            f"{format_exact(rr.get('reduced_size'))} contracts"),)))
         if out.fund_result_units != 0:
             state, r, _ = _fund_result(state, fund, out.fund_result_units, t, rem.account, inst.id, adl_result=True)
             recs += r
@@ -553,7 +557,22 @@ def process_event(state: SimState, event: Any) -> tuple[SimState, tuple[Record, 
             state, r = _liquidate_cross(state, t, acct_id, code)
             recs += r
     state, r = _work_remainders(state, t, inst)
-    return state, tuple(recs + r)
+    recs += r
+    # ADL fills changed the counterparties' accounts: check them once more (LIQ-004: after every fill
+    # that changes the account); a liquidation this causes goes to the engine and, if need be, to ADL
+    touched = sorted({x.account for x in r if x.kind == "adl"})
+    for acct_id in touched:
+        for pos in [q for q in state.account(acct_id).positions
+                    if q.instrument == inst.id and q.margin_mode is MarginMode.ISOLATED]:
+            state, r2 = _liquidate_isolated(state, t, acct_id, pos)
+            recs += r2
+        if any(q.instrument == inst.id for q in _cross_group(state, state.account(acct_id), code)):
+            state, r2 = _liquidate_cross(state, t, acct_id, code)
+            recs += r2
+    if touched and any(x.instrument == inst.id for x in state.remainders):
+        state, r2 = _work_remainders(state, t, inst)
+        recs += r2
+    return state, tuple(recs)
 
 
 # ---------------------------------------------------------------- checks and output

@@ -26,8 +26,25 @@ for _name in ("binance", "bybit"):
     mutation.register_profile(f"{_name}+partial", lambda n=_name: partial_variant(n))
 MUTANTS = mutation.generate_mutants({"liquidation": liquidation_mod, "engine": engine_mod})
 
-EQUIVALENT: dict[str, str] = {}
-HOLES: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "liquidation.compute_tier_one_requirement:+6 arith `value * t1.mmr - t1.mm_deduction` -> `value * t1.mmr + t1.mm_deduction`":
+        "tier 1's deduction is 0 in every shipped tier table (deductions start at tier 2), so -0 and +0 agree",
+    "liquidation.compute_tier_one_requirement:+6 const `t1.mm_deduction` -> `0`":
+        "tier 1's deduction is 0 in every shipped tier table (deductions start at tier 2)",
+    "liquidation.compute_max_size_in_tier:+4 const `inst.contract_value` -> `1`":
+        "the contract value only matters for notional tables, and every shipped notional-table instrument "
+        "(binance BTCUSDT, bybit BTCUSDT/BTCUSD) has a contract value of 1",
+    "liquidation.max_partial_steps:+3 round `num.div_floor` -> `num.div_ceil`":
+        "a larger loop bound only adds iterations that are never active: OBL-LIQ-006 proves that no PARTIAL "
+        "decision remains after n div 2 steps, so ceil(7/2) = 4 iterations behave as 3",
+}
+HOLES: dict[str, str] = {
+    "liquidation.run_liquidation:+21 ite `num.ite(done, final, decide_action(inst, rules, lrules, cur, mark))` -> "
+    "`num.ite(done, decide_action(inst, rules, lrules, cur, mark), final)`":
+        "differs only when every turn of the loop took a step (tier 7 at one mark); the claim that would catch it "
+        "(NONE => not liquidatable on the outcome) makes OBL-LIQ-006 time out on BTC-USDT-SWAP, so it is not stated; "
+        "the unit test test_LIQ_006_* and the state machine cover it concretely",
+}
 
 
 # The full kill table of these 96 mutants takes about 30 minutes on 2 cores and has not yet been

@@ -106,7 +106,7 @@ BAD_FIELDS = [
     ("tier basis", 'basis = "size"', 'basis = "weight"', "tier_tables.BTC.basis", None),
     ("wrong settle currency", 'settle_currency = "BTC"', 'settle_currency = "USDT"', "instruments.BTC-USD-SWAP.settle_currency", "MRG-001"),
     ("undefined currency", 'settle_currency = "BTC"', 'settle_currency = "ETH"', "instruments.BTC-USD-SWAP.settle_currency", None),
-    ("undefined tier table", 'tier_table = "BTC"\n\n[instruments.BTC-USD-SWAP]', 'tier_table = "ETH"\n\n[instruments.BTC-USD-SWAP]', "instruments.BTC-USDT-SWAP.tier_table", None),
+    ("undefined tier table", 'tier_table = "BTC"\n\n[instruments.BTC-USD-SWAP]', 'tier_table = "SOL"\n\n[instruments.BTC-USD-SWAP]', "instruments.BTC-USDT-SWAP.tier_table", None),
     ("bad kind", 'kind = "inverse"', 'kind = "invrse"', "instruments.BTC-USD-SWAP.kind", None),
     ("contract value float", 'contract_value = "0.01"', "contract_value = 0.01", "instruments.BTC-USDT-SWAP.contract_value", None),
     ("zero tick", 'tick_size = "0.1"\nlot_size = "1"', 'tick_size = "0"\nlot_size = "1"', "instruments.BTC-USD-SWAP.tick_size", None),
