@@ -284,8 +284,9 @@ def _walk(ctx: Context) -> Any:
 @obligation("OBL-ENG-006", "within a budget the engine never takes a deficit the budget cannot pay (inductive step)",
             rules=["ENG-006", "ENG-001", "INV-022"],
             statement="one level: pnl(fill) >= -left (the budget left stays >= 0, so by induction over the levels a close's "
-                      "exact result is >= -budget and its rounded result too, the budget being whole); 0 <= fill <= the "
-                      "level's size; fill + remainder = size",
+                      "exact result is >= -budget and its rounded result too, the budget being whole); 0 <= fill <= what "
+                      "ENG-001 would fill, and exactly that at a level at or better than the takeover price; at a worse level, the largest lot-grid "
+                      "fill the budget covers; fill + remainder = size",
             premises="a size on the lot grid; a takeover price; a budget left >= 0 (any rational); one book level",
             scope=Scope.ALL)
 def _budget(ctx: Context) -> Any:
@@ -302,7 +303,34 @@ def _budget(ctx: Context) -> Any:
     ctx.cases("side", [("long", sign == 1), ("short", sign == -1)])
     ctx.cases("level", [("worse", sign * (level.price - p0) < 0), ("at or better", sign * (level.price - p0) >= 0)])
     (f,) = fills
-    return num.and_(pnl >= -left, f.size >= 0, f.size <= level.size, f.size + rem == size)
+    plain = num.min_(size, num.floor_to_step(level.size, inst.lot_size))  # what ENG-001 would fill
+    at_or_better = sign * (level.price - p0) >= 0
+    unit_loss = -M.compute_unrealized_pnl(inst, PositionTerms(sign, 1, p0, 0), level.price)  # per contract
+    return num.and_(pnl >= -left, f.size >= 0, f.size <= plain, f.size + rem == size,
+                    num.implies(at_or_better, f.size == plain),
+                    # the largest lot-grid fill the budget covers: one lot more would exceed it
+                    num.implies(num.and_(num.not_(at_or_better), f.size < plain),
+                                (f.size + inst.lot_size) * unit_loss > left))
+
+
+@obligation("OBL-ENG-006b", "within a budget, two levels: the surplus of the first funds the second, and the budget holds",
+            rules=["ENG-006", "INV-022"],
+            statement="two levels: pnl(all fills) >= -budget; fills + remainder = size",
+            premises="a size on the lot grid; a takeover price; a budget >= 0; two book levels", scope=Scope.BOUNDED)
+def _budget_two(ctx: Context) -> Any:
+    inst = ctx.instrument
+    sign, p0 = ctx.sign(), ctx.price("takeover")
+    lots = ctx.integer("lots")
+    ctx.assume(lots >= 1)
+    size = lots * inst.lot_size
+    budget = ctx.money("budget")
+    levels = _levels(ctx, 2)
+    fills, rem = E.walk_book_within(inst, sign, p0, size, levels, budget)
+    pnl = ctx.observe("pnl", E.compute_close_pnl(inst, sign, p0, fills))
+    ctx.cases("side", [("long", sign == 1), ("short", sign == -1)])
+    for j, lv in enumerate(levels):
+        ctx.cases(f"level {j}", [("worse", sign * (lv.price - p0) < 0), ("at or better", sign * (lv.price - p0) >= 0)])
+    return num.and_(pnl >= -budget, num.sum_(f.size for f in fills) + rem == size)
 
 
 @obligation("OBL-ENG-002", "a close is a surplus exactly when it fills at or better than the takeover price",
@@ -332,19 +360,22 @@ def _surplus_sign(ctx: Context) -> Any:
 
 @obligation("OBL-ENG-003", "the liquidation fee is paid only out of a surplus, and the close's money is split without loss",
             rules=["ENG-003", "ENG-004", "NUM-002"],
-            statement="0 <= fee <= max(result, 0); fee >= 0; fund + venue = result; dust = pnl - result in [0, 1); "
-                      "fee to the venue iff the profile says so",
+            statement="fee = the filled value x rate rounded up (by less than one unit), capped by max(result, 0); "
+                      "fund + venue = result; dust = pnl - result in [0, 1); fee to the venue iff the profile says so",
             premises=f"a position taken over at a price > 0; {LEVELS} book levels", scope=Scope.BOUNDED)
 def _fee(ctx: Context) -> Any:
     inst, lrules = ctx.instrument, ctx.profile.liquidation
     sign, p0 = ctx.sign(), ctx.price("takeover")
     lots = ctx.integer("lots")
     ctx.assume(lots >= 1)
-    c = E.close_position(inst, lrules, sign, lots * inst.lot_size, p0, _levels(ctx))
+    levels = _levels(ctx)
+    c = E.close_position(inst, lrules, sign, lots * inst.lot_size, p0, levels)
     ctx.observe("result", c.result_units)
     ctx.observe("fee", c.fee_units)
+    exact_fee = E.compute_filled_value(inst, c.fills) * lrules.liquidation_fee_rate
     venue_ok = (c.venue_units == 0) if lrules.fee_receiver is FeeReceiver.FUND else (c.venue_units == c.fee_units)
     return num.and_(c.fee_units >= 0, c.fee_units <= num.max_(c.result_units, 0),
+                    c.fee_units >= num.min_(exact_fee, num.max_(c.result_units, 0)), c.fee_units < exact_fee + 1,
                     c.fund_units + c.venue_units == c.result_units, c.dust >= 0, c.dust < 1, venue_ok)
 
 

@@ -9,21 +9,35 @@ particular.  Run ``python tests/test_planted_bugs_liq.py`` for the kill table.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from fractions import Fraction
 
 import pytest
 
 import mutation
 from backstop.reference import engine as engine_mod
 from backstop.reference import liquidation as liquidation_mod
+from backstop.reference.profile import FeeReceiver, load_profile
 from test_proofs_partial_variants import partial_variant
 
 # okx first (size tiers, partial on); then binance and bybit with partial liquidation switched on
 # (notional tiers with deductions, MM at mark / at entry); then the shipped binance and bybit.
-CHAIN = ("okx", "binance+partial", "bybit+partial", "bybit", "binance")
+# okx+fee: okx with a 0.05% liquidation fee paid to the venue (every shipped profile has a fee rate of 0,
+# so the fee's rounding and split would otherwise be equivalent everywhere).
+CHAIN = ("okx", "okx+fee", "binance+partial", "bybit+partial", "bybit", "binance")
 for _name in ("binance", "bybit"):
     mutation.register_profile(f"{_name}+partial", lambda n=_name: partial_variant(n))
+
+
+def _okx_with_fee():
+    p = load_profile("okx")
+    return dataclasses.replace(p, name="okx+fee", liquidation=dataclasses.replace(
+        p.liquidation, liquidation_fee_rate=Fraction(5, 10000), fee_receiver=FeeReceiver.VENUE))
+
+
+mutation.register_profile("okx+fee", _okx_with_fee)
 MUTANTS = mutation.generate_mutants({"liquidation": liquidation_mod, "engine": engine_mod})
 
 EQUIVALENT: dict[str, str] = {
