@@ -315,7 +315,8 @@ def _budget(ctx: Context) -> Any:
 
 @obligation("OBL-ENG-006b", "within a budget, two levels: the surplus of the first funds the second, and the budget holds",
             rules=["ENG-006", "INV-022"],
-            statement="two levels: pnl(all fills) >= -budget; fills + remainder = size",
+            statement="two levels, through close_position_within: the close's PnL is the engine position's (on its own "
+                      "side) and is >= -budget (so is its rounded result, the budget being whole); fills + remainder = size",
             premises="a size on the lot grid; a takeover price; a budget >= 0; two book levels", scope=Scope.BOUNDED)
 def _budget_two(ctx: Context) -> Any:
     inst = ctx.instrument
@@ -325,12 +326,12 @@ def _budget_two(ctx: Context) -> Any:
     size = lots * inst.lot_size
     budget = ctx.money("budget")
     levels = _levels(ctx, 2)
-    fills, rem = E.walk_book_within(inst, sign, p0, size, levels, budget)
-    pnl = ctx.observe("pnl", E.compute_close_pnl(inst, sign, p0, fills))
+    c = E.close_position_within(inst, ctx.profile.liquidation, sign, size, p0, levels, budget)
+    pnl = ctx.observe("pnl", E.compute_close_pnl(inst, sign, p0, c.fills))
     ctx.cases("side", [("long", sign == 1), ("short", sign == -1)])
     for j, lv in enumerate(levels):
         ctx.cases(f"level {j}", [("worse", sign * (lv.price - p0) < 0), ("at or better", sign * (lv.price - p0) >= 0)])
-    return num.and_(pnl >= -budget, num.sum_(f.size for f in fills) + rem == size)
+    return num.and_(pnl >= -budget, c.pnl == pnl, num.sum_(f.size for f in c.fills) + c.remainder == size)
 
 
 @obligation("OBL-ENG-002", "a close is a surplus exactly when it fills at or better than the takeover price",

@@ -291,5 +291,5 @@ def is_cross_partial_funded(balance: Number, steps: tuple[PartialStep, ...], act
 def compute_cross_partial_balance(balance: Number, steps: tuple[PartialStep, ...], active: tuple[Any, ...]) -> Number:
     """LIQ-009: the cross balance after one round of partial steps: plus each active step's realized
     PnL (rounded down) minus its fee (rounded up)."""
-    return balance + num.sum_(num.ite(a, s.realized_units - s.fee_units, 0) for s, a in zip(steps, active))
+    return balance + num.sum_(num.ite(a, st.realized_units - st.fee_units, 0) for st, a in zip(steps, active))
 

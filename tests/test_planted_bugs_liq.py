@@ -48,6 +48,9 @@ EQUIVALENT: dict[str, str] = {
     "liquidation.compute_max_size_in_tier:+4 const `inst.contract_value` -> `1`":
         "the contract value only matters for notional tables, and every shipped notional-table instrument "
         "(binance BTCUSDT, bybit BTCUSDT/BTCUSD) has a contract value of 1",
+    "liquidation.compute_user_loss_units:+3 minmax `num.min_` -> `num.max_`":
+        "the user's loss is only ever taken at the exact bankruptcy price, where -realized is exactly the margin "
+        "(OBL-INV-021), so min and max agree",
     "liquidation.max_partial_steps:+3 round `num.div_floor` -> `num.div_ceil`":
         "a larger loop bound only adds iterations that are never active: OBL-LIQ-006 proves that no PARTIAL "
         "decision remains after n div 2 steps, so ceil(7/2) = 4 iterations behave as 3",
@@ -58,6 +61,22 @@ HOLES: dict[str, str] = {
         "differs only when every turn of the loop took a step (tier 7 at one mark); the claim that would catch it "
         "(NONE => not liquidatable on the outcome) makes OBL-LIQ-006 time out on BTC-USDT-SWAP, so it is not stated; "
         "the unit test test_LIQ_006_* and the state machine cover it concretely",
+    **{k: "the cross partial round's balance check and the cross takeover's side are stated by no Z3 obligation "
+          "(only OBL-LIQ-008's decision and OBL-INV-023's shares are); tests/unit/test_liquidation.py and the "
+          "state machine check them concretely"
+       for k in (
+           "liquidation.compute_cross_takeovers:+8 sign `p.sign` -> `-p.sign`",
+           "liquidation.compute_cross_takeovers:+9 sign `t.sign` -> `-t.sign`",
+           "liquidation.is_cross_partial_funded:+4 cmp `compute_cross_partial_balance(balance, steps, active) >= 0` -> "
+           "`compute_cross_partial_balance(balance, steps, active) > 0`",
+           "liquidation.compute_cross_partial_balance:+3 arith `balance + num.sum_((num.ite(a, st.realized_units - "
+           "st.fee_units, 0) for st, a in zip(steps, active)))` -> `balance - num.sum_((num.ite(a, st.realized_units - "
+           "st.fee_units, 0) for st, a in zip(steps, active)))`",
+           "liquidation.compute_cross_partial_balance:+3 ite `num.ite(a, st.realized_units - st.fee_units, 0)` -> "
+           "`num.ite(a, 0, st.realized_units - st.fee_units)`",
+           "liquidation.compute_cross_partial_balance:+3 arith `st.realized_units - st.fee_units` -> "
+           "`st.realized_units + st.fee_units`",
+       )},
 }
 
 
