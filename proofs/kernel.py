@@ -25,7 +25,7 @@ import z3
 
 from backstop.reference import num
 from backstop.reference.types import format_exact
-from backstop.proofs.registry import Context, Expect, Instance
+from backstop.proofs.registry import Context, Expect, Inconclusive, Instance
 
 __all__ = ["SEED", "Result", "prove", "format_value", "format_counterexample"]
 
@@ -124,25 +124,32 @@ def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
 
         # Exhaustiveness of every case group.
         for group, options in ctx.case_groups:
-            g = _solver(left())
-            g.add(*premises_z)
-            g.add(z3.Not(z3.Or(*[o for _, o in options])))
-            rg = g.check()
-            if rg != z3.unsat:
-                return Result(verdict="unknown" if rg == z3.unknown else "error",
-                              seconds=time.perf_counter() - t0,
-                              detail=f"case split {group!r} not shown exhaustive ({rg})", **base)
-        combos: list[tuple[str, list[Any]]] = [("", [])]
+            # a partitioned group: the parts, then the options within each part
+            checks = ([(group, [], [pc for _, pc, _ in ctx.partitions[group]])]
+                      + [(f"{group} in {pl}", [pc], conds) for pl, pc, conds in ctx.partitions[group]]
+                      if group in ctx.partitions else [(group, [], [o[1] for o in options])])
+            for what, given, conds in checks:
+                g = _solver(left())
+                g.add(*premises_z, *given)
+                g.add(z3.Not(z3.Or(*[c if isinstance(c, z3.ExprRef) else z3.BoolVal(bool(c)) for c in conds])))
+                rg = g.check()
+                if rg != z3.unsat:
+                    return Result(verdict="unknown" if rg == z3.unknown else "error",
+                                  seconds=time.perf_counter() - t0,
+                                  detail=f"case split {what!r} not shown exhaustive ({rg})", **base)
+        combos: list[tuple[str, list[Any], list[Any]]] = [("", [], [])]
         for group, options in ctx.case_groups:
-            combos = [(f"{lab}, {l}" if lab else l, conds + [c]) for lab, conds in combos for l, c in options]
+            combos = [(f"{lab}, {o[0]}" if lab else o[0], conds + [o[1]], claims + list(o[2:]))
+                      for lab, conds, claims in combos for o in options]
         case_label = ""
-        for case_label, conds in combos:
+        r = z3.unsat
+        for case_label, conds, claims in combos:
             s = _solver(left())
             s.add(*premises_z)
             s.add(*[c for c in conds if isinstance(c, z3.ExprRef)])
             if any(c is False for c in conds):
                 continue
-            s.add(z3.Not(claim))
+            s.add(z3.Not(z3.And(claim, *[c if isinstance(c, z3.ExprRef) else z3.BoolVal(bool(c)) for c in claims])))
             r = s.check()
             if r != z3.unsat:
                 break
@@ -170,6 +177,8 @@ def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
         replay, observed = _replay(inst, values)
         return Result(verdict="counterexample", seconds=secs, counterexample=values,
                       observed=observed, replay=replay, detail=f"case {case_label}" if case_label else "", **base)
+    except Inconclusive as e:
+        return Result(verdict="unknown", seconds=time.perf_counter() - t0, detail=str(e), **base)
     except Exception as e:  # an obligation that cannot even be built is a failure, never a pass
         return Result(verdict="error", seconds=time.perf_counter() - t0,
                       detail=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}", **base)

@@ -21,7 +21,12 @@ from backstop.reference import num
 from backstop.reference.profile import Profile
 from backstop.reference.types import Instrument, PositionTerms
 
-__all__ = ["Scope", "Expect", "Obligation", "Instance", "Context", "REGISTRY", "obligation", "instances"]
+__all__ = ["Scope", "Expect", "Obligation", "Instance", "Context", "Inconclusive", "REGISTRY", "obligation", "instances"]
+
+
+class Inconclusive(Exception):
+    """Raised by a body that could not finish building its claim (a path exploration that ran out
+    of time or paths): the verdict is ``unknown``, which is never a pass."""
 
 
 class Scope(enum.Enum):
@@ -74,7 +79,8 @@ class Context:
         self.vars: dict[str, tuple[str, Any]] = {}
         self.premises: list[Any] = []
         self.observed: dict[str, Any] = {}
-        self.case_groups: list[tuple[str, list[tuple[str, Any]]]] = []
+        self.case_groups: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self.partitions: dict[str, list[tuple[str, Any, list[Any]]]] = {}
 
     @property
     def symbolic(self) -> bool:
@@ -127,10 +133,22 @@ class Context:
     def assume(self, cond: Any) -> None:
         self.premises.append(cond)
 
-    def cases(self, group: str, options: list[tuple[str, Any]]) -> None:
+    def cases(self, group: str, options: list[tuple[Any, ...]]) -> None:
         """Prove by cases: the prover checks that the options of each group are exhaustive
-        under the premises, then the claim under every combination of options, separately."""
+        under the premises, then the claim under every combination of options, separately.
+        An option is ``(label, condition)`` or ``(label, condition, claim)``: an option's own
+        claim is proved (with the body's claim) in the cases that choose it."""
         self.case_groups.append((group, options))
+
+    def partitioned_cases(self, group: str, parts: list[tuple[str, Any, list[tuple[Any, ...]]]]) -> None:
+        """Cases within parts: ``parts`` is a list of ``(label, part condition, options)``.  The
+        prover checks that the parts are exhaustive under the premises and, for each part, that its
+        options are exhaustive under the premises and the part; then every option (with its part)
+        is one case, with its own claim when it has one."""
+        flat = [(f"{pl}, {o[0]}", z3.And(pc, o[1]) if isinstance(o[1], z3.ExprRef) else pc) + tuple(o[2:])
+                for pl, pc, opts in parts for o in opts]
+        self.case_groups.append((group, flat))
+        self.partitions[group] = [(pl, pc, [o[1] for o in opts]) for pl, pc, opts in parts]
 
     def split_sign(self, pos: PositionTerms) -> None:
         self.cases("side", [("long", pos.sign == 1), ("short", pos.sign == -1)])

@@ -101,13 +101,13 @@ def check_entry(entry: Any) -> None:
         if J.entry_imbalance(entry, c) != 0:
             raise InvalidInput(f"entry.legs[{c}]", J.entry_imbalance(entry, c),
                                f"the legs in {c} do not sum to zero", "JRN-001")
-    if J.entry_balances(entry) is not True:  # the rule function decides; the loop above names the currency
+    if not J.entry_balances(entry):  # the rule function decides; the loop above names the currency
         raise InvalidInput("entry.legs", entry.legs, "the entry does not balance per currency", "JRN-001")
 
 
 def book_entry(ledger: J.Ledger, entry: J.Entry) -> J.Ledger:
     """JRN-002: append a (checked) entry and fold it into the balances; an empty entry is skipped."""
-    if J.entry_is_empty(entry) is True:
+    if J.entry_is_empty(entry):
         return ledger
     return J.Ledger(ledger.entries + (entry,), J.apply_entry(ledger.balances, entry))
 
@@ -136,7 +136,7 @@ def _check_scope(state: FundState, key: FundKey, currency: Any, instrument: str)
 
 def _accept(step: F.Step) -> None:
     for field_, ok, rule, reason in step.checks:
-        if ok is not True:
+        if not ok:
             raise InvalidInput(field_, None, reason, rule)
 
 
@@ -282,7 +282,7 @@ def settle(state: FundState, now_ms: int) -> tuple[FundState, tuple[Record, ...]
     _int("now_ms", now_ms, "INS-009")
     book, done, checks = F.step_settle_all(state.rules, state.book, now_ms)
     for field_, ok, rule, reason in checks:
-        if ok is not True:
+        if not ok:
             raise InvalidInput("now_ms", now_ms, reason, rule)
     ledger = state.ledger
     history = dict(state.history)

@@ -158,7 +158,14 @@ def div(a: Number, b: Number) -> Number:
     _check(a, b)
     if is_symbolic(a, b):
         return _real(a) / _real(b)
-    return Fraction(a) / Fraction(b)
+    return _quotient(a, b)
+
+
+def _quotient(a: Number, b: Number) -> Fraction:
+    """The exact concrete quotient.  ``a`` becomes a Fraction by multiplication, not by
+    ``Fraction(a)``, so that a number type that extends ``int`` or ``Fraction`` (the concolic
+    values of ``backstop.proofs.concolic``) keeps its own arithmetic."""
+    return (a if isinstance(a, Fraction) else Fraction(1) * a) / b
 
 
 def div_or(a: Number, b: Number, default: Number) -> Number:
@@ -166,7 +173,7 @@ def div_or(a: Number, b: Number, default: Number) -> Number:
     _check(a, b, default)
     if is_symbolic(a, b, default):
         return ite(_real(b) == 0, _real(default), _real(a) / _real(b))
-    return default if b == 0 else Fraction(a) / Fraction(b)
+    return default if b == 0 else _quotient(a, b)
 
 
 # ---------------------------------------------------------------- rounding (direction in the name)
@@ -195,7 +202,7 @@ def div_floor(a: Number, b: Number) -> Number:
         return floor(div(a, b))  # not SMT's Euclidean div: floor of the exact quotient
     if isinstance(a, int) and isinstance(b, int):
         return a // b
-    return math.floor(Fraction(a) / Fraction(b))
+    return math.floor(_quotient(a, b))
 
 
 def div_ceil(a: Number, b: Number) -> Number:

@@ -231,7 +231,7 @@ def _add_dust(state: SimState, code: str, amount: Any) -> SimState:
     if amount == 0:
         return state
     d = dict(state.dust)
-    d[code] = d.get(code, Fraction(0)) + Fraction(amount)
+    d[code] = d.get(code, Fraction(0)) + amount  # amount: int or Fraction, kept as it is
     return dataclasses.replace(state, dust=tuple(sorted(d.items())))
 
 
@@ -348,7 +348,7 @@ def _liquidate_isolated(state: SimState, t: int, acct_id: str, pos: Position) ->
     recs = [_trigger_record(t, acct_id, inst, terms, mark, L.decide_action(inst, p.margin, p.liquidation, terms, mark),
                             "isolated")]
     for active, s in out.steps:
-        if active is not True:
+        if not active:
             continue
         recs.append(_partial_record(t, acct_id, inst, s, "isolated"))
         state, r = _pay_close_fee(state, t, acct_id, inst, s.fee_units)
@@ -409,8 +409,8 @@ def _liquidate_cross(state: SimState, t: int, acct_id: str, code: str) -> tuple[
             if M.compute_tier_index(inst, terms.size, price) >= 3:
                 planned.append((q, inst, terms, m, L.compute_partial_step(
                     inst, p.margin, p.liquidation, PositionTerms(terms.sign, terms.size, terms.entry, share), m)))
-        if action == L.PARTIAL and L.is_cross_partial_funded(balance, tuple(x[4] for x in planned),
-                                                             tuple(True for _ in planned)) is not True:
+        if action == L.PARTIAL and not L.is_cross_partial_funded(balance, tuple(x[4] for x in planned),
+                                                                 tuple(True for _ in planned)):
             action = L.FULL
             recs.append(Record("cross partial refused", t, ("LIQ-008",), acct_id, "", "",
                                (("currency", code), ("balance", balance),
@@ -473,7 +473,7 @@ def _work_remainders(state: SimState, t: int, inst: Instrument) -> tuple[SimStat
             rem = dataclasses.replace(rem, size=left)
         uncovered = A.compute_remainder_uncovered(inst, rem.sign, rem.size, rem.price, mark, _available(state, fund))
         fires = A.adl_fires(p.adl, _history(state, fund), t, uncovered, 0, rem.size)
-        if fires is not True:
+        if not fires:
             state = dataclasses.replace(state, remainders=state.remainders + (rem,))
             continue
         recs.append(Record("adl trigger", t, ("ADL-001", "ADL-002", "ADL-003"), rem.account, inst.id, fund.id,

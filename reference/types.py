@@ -97,6 +97,10 @@ def exact(field_: str, value: Any, rule: str = "", *, positive: bool = False,
 
 def money(field_: str, value: Any, rule: str = "", *, nonnegative: bool = True) -> int:
     """An amount in the smallest unit of its currency: an ``int`` (or an integral exact string)."""
+    if isinstance(value, int) and not isinstance(value, bool):  # already a whole amount: kept as it is
+        if nonnegative and value < 0:
+            raise InvalidInput(field_, value, "must be >= 0", rule)
+        return value
     x = parse_exact(field_, value, rule)
     if x.denominator != 1:
         raise InvalidInput(field_, value, "money is a whole number of the currency's smallest unit", rule)

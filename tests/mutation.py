@@ -281,10 +281,19 @@ def profile(name: str) -> Profile:
     return _PROFILES[name]
 
 
-def _instances(profile_name: str, limit: float) -> list[Instance]:
+# The whole-loop obligation explores every path of the step function (about a minute per profile,
+# and building its body is the exploration itself).  The rule modules' kill tables do not try it:
+# each rule function has obligations of its own, and tests/test_planted_bugs_step.py plants bugs
+# in the step function, which only it can see.
+WHOLE_LOOP = {"OBL-INV-024"}
+
+
+def _instances(profile_name: str, limit: float, whole_loop: bool = False) -> list[Instance]:
     out = []
     for inst in instances(profile(profile_name)):
         if inst.obligation.expect is not Expect.PROVED:
+            continue
+        if inst.obligation.id in WHOLE_LOOP and not whole_loop:
             continue
         ob = dataclasses.replace(inst.obligation, limit_seconds=min(inst.obligation.limit_seconds, limit))
         out.append(Instance(ob, inst.profile, inst.instrument))

@@ -46,7 +46,7 @@ def _explain(inst: Instance, r: Result) -> str:
                    "ADL-005", "ADL-006", "ADL-007", "ADL-008", "ADL-009", "INV-001", "INV-002",
                    "INV-003", "INV-004", "INV-005", "INV-006", "INV-007", "INV-008", "INV-009",
                    "INV-010", "INV-011", "INV-012", "INV-013", "INV-014", "INV-015", "INV-016",
-                   "INV-017", "INV-018", "INV-019", "INV-020", "INV-021", "INV-022", "INV-023")
+                   "INV-017", "INV-018", "INV-019", "INV-020", "INV-021", "INV-022", "INV-023", "INV-024")
 @pytest.mark.parametrize("profile_name, key", list(INSTANCES), ids=[f"{p}:{k}" for p, k in INSTANCES])
 def test_obligation_holds(profile_name: str, key: str) -> None:
     r = _result(profile_name, key)
