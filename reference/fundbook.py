@@ -254,26 +254,27 @@ def apply_fee(state: FundState, fund: Any, fee_units: int, time_ms: int, receive
     return _apply(state, key, step, rec)
 
 
-def top_up(state: FundState, fund: Any, amount: int, time_ms: int, *, currency: str | None = None) -> tuple[FundState, tuple[Record, ...]]:
-    """The platform injects ``amount`` into the fund's settled balance (an explicit, recorded event)."""
+def _platform(state: FundState, fund: Any, amount: Any, time_ms: Any, currency: Any, rule: str, kind: str,
+              step_fn: Any) -> tuple[FundState, tuple[Record, ...]]:
+    """A platform top-up (INS-006) or withdrawal (INS-007): check the shape, let the rule function
+    decide, post and record."""
     key = _fund(state, fund)
-    _int("amount", amount, "INS-006")
+    _int("amount", amount, rule)
     _int("time_ms", time_ms, "INS-009")
     _check_scope(state, key, currency, "")
-    step = F.step_top_up(state.rules, state.book, key, amount, time_ms)
-    rec = Record("top-up", time_ms, ("INS-006",), fund=key.id, fields=(("amount", amount),))
+    step = step_fn(state.rules, state.book, key, amount, time_ms)
+    rec = Record(kind, time_ms, (rule,), fund=key.id, fields=(("amount", amount),))
     return _apply(state, key, step, rec)
+
+
+def top_up(state: FundState, fund: Any, amount: int, time_ms: int, *, currency: str | None = None) -> tuple[FundState, tuple[Record, ...]]:
+    """The platform injects ``amount`` into the fund's settled balance (an explicit, recorded event)."""
+    return _platform(state, fund, amount, time_ms, currency, "INS-006", "top-up", F.step_top_up)
 
 
 def withdraw(state: FundState, fund: Any, amount: int, time_ms: int, *, currency: str | None = None) -> tuple[FundState, tuple[Record, ...]]:
     """The platform withdraws ``amount`` from the settled balance; refused beyond :func:`withdrawable`."""
-    key = _fund(state, fund)
-    _int("amount", amount, "INS-007")
-    _int("time_ms", time_ms, "INS-009")
-    _check_scope(state, key, currency, "")
-    step = F.step_withdraw(state.rules, state.book, key, amount, time_ms)
-    rec = Record("withdrawal", time_ms, ("INS-007",), fund=key.id, fields=(("amount", amount),))
-    return _apply(state, key, step, rec)
+    return _platform(state, fund, amount, time_ms, currency, "INS-007", "withdrawal", F.step_withdraw)
 
 
 def settle(state: FundState, now_ms: int) -> tuple[FundState, tuple[Record, ...]]:

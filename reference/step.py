@@ -337,6 +337,31 @@ def _pay_close_fee(state: SimState, t: int, acct: str, inst: Instrument, fee: in
     return dataclasses.replace(state, funds=funds), list(recs)
 
 
+def _hand_over_partial(state: SimState, t: int, acct_id: str, inst: Instrument, entry: Fraction,
+                       s: L.PartialStep, mark: Fraction, sign: int) -> tuple[SimState, list[Record]]:
+    """A partial step's reduced part (LIQ-005): the fee to its receiver, the rounding dust of the
+    realized PnL to the venue, the part to the engine at the mark."""
+    state, recs = _pay_close_fee(state, t, acct_id, inst, s.fee_units)
+    dust = M.compute_unrealized_pnl(inst, PositionTerms(sign, s.reduced, entry, 0), mark) - s.realized_units
+    state = _add_dust(state, inst.settle_currency.code, dust)
+    state, r = _engine_close(state, t, inst, acct_id, sign, s.reduced, mark, "partial")
+    return state, recs + r
+
+
+def _hand_over_full(state: SimState, t: int, acct_id: str, inst: Instrument, tk: L.Takeover, sign: int,
+                    size: Fraction) -> tuple[SimState, list[Record]]:
+    """A full liquidation's takeover (LIQ-007): the engine's cash (when the position had no
+    bankruptcy price) to the fund, its rounding dust to the venue, the position to the engine at
+    the takeover price."""
+    recs: list[Record] = []
+    if tk.cash != 0:
+        cash = tk.cash_units
+        state = _add_dust(state, inst.settle_currency.code, tk.cash - cash)
+        state, recs, _ = _fund_result(state, fund_key_of(inst), cash, t, acct_id, inst.id)
+    state, r = _engine_close(state, t, inst, acct_id, sign, size, tk.price, "full")
+    return state, recs + r
+
+
 def _liquidate_isolated(state: SimState, t: int, acct_id: str, pos: Position) -> tuple[SimState, list[Record]]:
     p = state.profile
     inst = p.instruments[pos.instrument]
@@ -351,11 +376,7 @@ def _liquidate_isolated(state: SimState, t: int, acct_id: str, pos: Position) ->
         if not active:
             continue
         recs.append(_partial_record(t, acct_id, inst, s, "isolated"))
-        state, r = _pay_close_fee(state, t, acct_id, inst, s.fee_units)
-        recs += r
-        dust = M.compute_unrealized_pnl(inst, PositionTerms(terms.sign, s.reduced, terms.entry, 0), mark) - s.realized_units
-        state = _add_dust(state, inst.settle_currency.code, dust)
-        state, r = _engine_close(state, t, inst, acct_id, terms.sign, s.reduced, mark, "partial")
+        state, r = _hand_over_partial(state, t, acct_id, inst, terms.entry, s, mark, terms.sign)
         recs += r
     acct = state.account(acct_id)
     if out.action == L.FULL:
@@ -366,12 +387,7 @@ def _liquidate_isolated(state: SimState, t: int, acct_id: str, pos: Position) ->
                             ("bankruptcy_price_exists", tk.defined), ("user_loss", tk.user_loss_units),
                             ("engine_cash", tk.cash))))
         state = _with_account(state, _replace_position(acct, pos, None))
-        if tk.cash != 0:
-            cash = tk.cash_units
-            state = _add_dust(state, inst.settle_currency.code, tk.cash - cash)
-            state, r, _ = _fund_result(state, fund_key_of(inst), cash, t, acct_id, inst.id)
-            recs += r
-        state, r = _engine_close(state, t, inst, acct_id, rest.sign, rest.size, tk.price, "full")
+        state, r = _hand_over_full(state, t, acct_id, inst, tk, rest.sign, rest.size)
         return state, recs + r
     new = dataclasses.replace(pos, size=out.position.size, margin=out.position.margin)
     return _with_account(state, _replace_position(acct, pos, new)), recs
@@ -427,12 +443,7 @@ def _liquidate_cross(state: SimState, t: int, acct_id: str, code: str) -> tuple[
                                    fund_key_of(inst).id,
                                    (("margin_mode", "cross"), ("side", _side(terms.sign)), ("size", terms.size), ("takeover_price", tk.price),
                                     ("margin_share", tk.user_loss_units), ("engine_cash", tk.cash))))
-                if tk.cash != 0:
-                    cash = tk.cash_units
-                    state = _add_dust(state, code, tk.cash - cash)
-                    state, r, _ = _fund_result(state, fund_key_of(inst), cash, t, acct_id, inst.id)
-                    recs += r
-                state, r = _engine_close(state, t, inst, acct_id, terms.sign, terms.size, tk.price, "full")
+                state, r = _hand_over_full(state, t, acct_id, inst, tk, terms.sign, terms.size)
                 recs += r
             return state, recs
         # PARTIAL: one LIQ-005 step for every position at tier 3 or above, each with its LIQ-009 share
@@ -442,11 +453,7 @@ def _liquidate_cross(state: SimState, t: int, acct_id: str, code: str) -> tuple[
             acct = _set_balance(acct, code, acct.balance(code) + s.realized_units - s.fee_units)
             new = dataclasses.replace(q, size=s.position.size) if s.position.size > 0 else None
             state = _with_account(state, _replace_position(acct, q, new))
-            state, r = _pay_close_fee(state, t, acct_id, inst, s.fee_units)
-            recs += r
-            dust = M.compute_unrealized_pnl(inst, PositionTerms(terms.sign, s.reduced, terms.entry, 0), m) - s.realized_units
-            state = _add_dust(state, code, dust)
-            state, r = _engine_close(state, t, inst, acct_id, terms.sign, s.reduced, m, "partial")
+            state, r = _hand_over_partial(state, t, acct_id, inst, terms.entry, s, m, terms.sign)
             recs += r
     return state, recs
 
