@@ -40,7 +40,7 @@ import z3
 
 from backstop.reference import num
 
-__all__ = ["SymInt", "SymFrac", "SymBool", "HarnessError", "concolic", "sym", "concrete_of", "shadow_of",
+__all__ = ["SymInt", "SymFrac", "SymBool", "HarnessError", "concolic", "concolic_rules", "sym", "concrete_of", "shadow_of",
            "leaves", "Path", "explore", "check_replay"]
 
 
@@ -187,6 +187,19 @@ class SymInt(_Shadowed, int):
     def __index__(self) -> int:
         raise HarnessError("a shadowed value used as an index would drop its term")
 
+    # A plain Fraction meeting a shadowed int (``Fraction(1, 3) + x``, ``Fraction(x)``, ``q < x``)
+    # reads its numerator and denominator and would compute a plain number: refused (fail closed).
+    # Put the shadowed value first, or compute in a rule function.
+    @property
+    def numerator(self) -> int:
+        raise HarnessError("a plain Fraction read a shadowed int (its term would be dropped): "
+                           "compute it in a rule function, or put the shadowed value first")
+
+    @property
+    def denominator(self) -> int:
+        raise HarnessError("a plain Fraction read a shadowed int (its term would be dropped): "
+                           "compute it in a rule function, or put the shadowed value first")
+
 
 class SymFrac(_Shadowed, Fraction):
     """A ``Fraction`` with a Z3 shadow (sort Real)."""
@@ -285,8 +298,6 @@ def _rebuild(obj: Any, values: dict[str, Any]) -> Any:
     new = object.__new__(type(obj))
     for f in dataclasses.fields(obj):
         object.__setattr__(new, f.name, values[f.name])
-    if hasattr(obj, "__dict__"):  # non-field attributes (caches) are not carried
-        pass
     return new
 
 
@@ -384,39 +395,25 @@ class _RuleProxy:
         return attr
 
 
-_FRACTION_OPS = [f"__{n}__" for n in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv",
-                                      "floordiv", "rfloordiv", "mod", "rmod", "lt", "le", "gt", "ge", "eq")]
+def concolic_rules() -> Any:
+    """The rules namespace for a concolic run (:class:`~backstop.reference.rules.Rules`): every
+    member runs each rule function under both interpretations.  It is handed to the plumbing as
+    its ``R`` argument -- the one visible seam; nothing is patched."""
+    from backstop.reference.rules import RULES, Rules
+    return Rules(**{name: _RuleProxy(getattr(RULES, name)) for name in ("M", "L", "E", "A", "F", "J", "T")})
 
 
 @contextlib.contextmanager
 def concolic() -> Iterator[list[Any]]:
-    """Within the block, the step function's rule modules run under both interpretations and
-    ``Fraction`` defers to :class:`SymInt` (so ``Fraction + SymInt`` keeps its shadow).  Yields the
-    path condition, a list that grows as the plumbing branches."""
-    from backstop.reference import adl, engine, fund, fundbook, journal, liquidation, margin, step
-    patches = [(step, "L", _RuleProxy(liquidation)), (step, "E", _RuleProxy(engine)),
-               (step, "A", _RuleProxy(adl)), (step, "M", _RuleProxy(margin)),
-               (fundbook, "F", _RuleProxy(fund)), (fundbook, "J", _RuleProxy(journal))]
-    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
-    saved_ops = {n: Fraction.__dict__[n] for n in _FRACTION_OPS}
-    for n, orig in saved_ops.items():
-        def deferring(a: Any, b: Any, orig: Any = orig) -> Any:
-            if isinstance(b, SymInt):
-                return NotImplemented
-            return orig(a, b)
-        setattr(Fraction, n, deferring)
-    for mod, name, proxy in patches:
-        setattr(mod, name, proxy)
+    """Within the block, comparisons of shadowed values record the branch taken.  Yields the path
+    condition, a list that grows as the plumbing branches.  The rule functions reach the shadowed
+    values only through :func:`concolic_rules`, passed to the plumbing as ``R``."""
     old_path, old_active = _TRACE.path, _TRACE.active
     _TRACE.path, _TRACE.active = [], True
     try:
         yield _TRACE.path
     finally:
         _TRACE.path, _TRACE.active = old_path, old_active
-        for mod, name, orig in saved:
-            setattr(mod, name, orig)
-        for n, orig in saved_ops.items():
-            setattr(Fraction, n, orig)
 
 
 # ---------------------------------------------------------------- leaves of a state

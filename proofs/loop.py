@@ -16,7 +16,7 @@ from typing import Any
 
 import z3
 
-from backstop.proofs.concolic import check_replay, explore, shadow_of, sym
+from backstop.proofs.concolic import check_replay, concolic_rules, explore, shadow_of, sym
 from backstop.proofs.kernel import SEED
 from backstop.proofs.registry import Context, Inconclusive, Scope, obligation
 from backstop.reference import fund as F
@@ -28,6 +28,7 @@ from backstop.reference import step as S
 from backstop.reference.engine import Level
 from backstop.reference.events import fund_key_of
 from backstop.reference.profile import BalanceView, Profile
+from backstop.reference.rules import RULES
 from backstop.reference.types import Account, ContractKind, Instrument, MarginMode, Position, PositionTerms, Side
 
 __all__ = ["loop_instrument", "LoopScenario", "MAX_PATHS"]
@@ -100,6 +101,8 @@ class LoopScenario:
         def x(n: str) -> Any:
             return sym(values[n], terms[n]) if terms is not None else values[n]
 
+        R = concolic_rules() if terms is not None else RULES  # the seam: rules passed in, nothing patched
+
         ma, m1, m2, bid, ask = self.GRID[values["price path"]]
         margins = {"A": ma, **self.MARGIN_SHARE}
         inst, code, E = self.inst, self.inst.settle_currency.code, self.entry
@@ -109,10 +112,10 @@ class LoopScenario:
         accounts.append(Account("D", ((code, x("cash D")),)))
         book = S.Book((Level(bid * E, inst.lot_size),), (Level(ask * E, inst.lot_size),))
         state = S.initial_state(self.profile, accounts, {inst.id: self.entry}, {inst.id: book},
-                                {self.fund.id: x("fund")}, start_ms=T0)
+                                {self.fund.id: x("fund")}, start_ms=T0, R=R)
         states, records, marks = [state], [], []
         for t, mark in ((T1, m1 * E), (T2, m2 * E)):
-            state, recs = S.process_event(state, S.MarkEvent(t, inst.id, mark))
+            state, recs = S.process_event(state, S.MarkEvent(t, inst.id, mark), R)
             states.append(state)
             records.append(recs)
             marks.append(mark)

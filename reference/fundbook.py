@@ -34,6 +34,7 @@ from backstop.reference import journal as J
 from backstop.reference.errors import CurrencyMismatch, InvalidInput
 from backstop.reference.events import BalancePoint, FundKey, Record, fund_key_of
 from backstop.reference.profile import BalanceView, FeeReceiver, Profile
+from backstop.reference.rules import RULES, Rules
 
 __all__ = [
     "FundState", "HistoryPoint", "new_state", "apply_liquidation_result", "apply_adl_result",
@@ -82,7 +83,7 @@ def _int(field_: str, value: Any, rule: str) -> int:
     return value
 
 
-def check_entry(entry: Any) -> None:
+def check_entry(entry: Any, R: Rules = RULES) -> None:
     """JRN-001: refuse a malformed entry, or one whose legs do not sum to zero per currency."""
     if not isinstance(entry, J.Entry):
         raise InvalidInput("entry", entry, "must be a journal Entry", "JRN-001")
@@ -97,19 +98,19 @@ def check_entry(entry: Any) -> None:
         if not isinstance(leg.currency, str) or not leg.currency:
             raise InvalidInput(f"entry.legs[{i}].currency", leg.currency, "a currency code", "JRN-001")
         _int(f"entry.legs[{i}].amount", leg.amount, "JRN-001")
-    for c in J.currencies_of(entry):
-        if J.entry_imbalance(entry, c) != 0:
-            raise InvalidInput(f"entry.legs[{c}]", J.entry_imbalance(entry, c),
+    for c in R.J.currencies_of(entry):
+        if R.J.entry_imbalance(entry, c) != 0:
+            raise InvalidInput(f"entry.legs[{c}]", R.J.entry_imbalance(entry, c),
                                f"the legs in {c} do not sum to zero", "JRN-001")
-    if not J.entry_balances(entry):  # the rule function decides; the loop above names the currency
+    if not R.J.entry_balances(entry):  # the rule function decides; the loop above names the currency
         raise InvalidInput("entry.legs", entry.legs, "the entry does not balance per currency", "JRN-001")
 
 
-def book_entry(ledger: J.Ledger, entry: J.Entry) -> J.Ledger:
+def book_entry(ledger: J.Ledger, entry: J.Entry, R: Rules = RULES) -> J.Ledger:
     """JRN-002: append a (checked) entry and fold it into the balances; an empty entry is skipped."""
-    if J.entry_is_empty(entry):
+    if R.J.entry_is_empty(entry):
         return ledger
-    return J.Ledger(ledger.entries + (entry,), J.apply_entry(ledger.balances, entry))
+    return J.Ledger(ledger.entries + (entry,), R.J.apply_entry(ledger.balances, entry))
 
 
 def _fund(state: FundState, fund: Any) -> FundKey:
@@ -156,83 +157,84 @@ def new_state(profile: Profile, funds: Iterable[FundKey] | None = None, start_ms
     return FundState(profile, J.Ledger(), terms, {k: () for k in sorted(keys, key=lambda k: k.id)})
 
 
-def _value(state: FundState, key: FundKey, name: str) -> int:
-    return {"settled": F.settled_balance, "pending": F.pending_balance}[name](state.book, key)
+def _value(state: FundState, key: FundKey, name: str, R: Rules = RULES) -> int:
+    return {"settled": R.F.settled_balance, "pending": R.F.pending_balance}[name](state.book, key)
 
 
-def _fields(book: F.Book, key: FundKey) -> tuple[tuple[str, Any], ...]:
-    s, p = F.settled_balance(book, key), F.pending_balance(book, key)
-    return (("settled", s), ("pending", p), ("available", F.available_balance(s, p)))
+def _fields(book: F.Book, key: FundKey, R: Rules) -> tuple[tuple[str, Any], ...]:
+    s, p = R.F.settled_balance(book, key), R.F.pending_balance(book, key)
+    return (("settled", s), ("pending", p), ("available", R.F.available_balance(s, p)))
 
 
-def _apply(state: FundState, key: FundKey, step: F.Step, event: Record | None) -> tuple[FundState, tuple[Record, ...]]:
+def _apply(state: FundState, key: FundKey, step: F.Step, event: Record | None, R: Rules) -> tuple[FundState, tuple[Record, ...]]:
     """Post the step's entries, extend the history, append the records."""
     _accept(step)
     ledger = state.ledger
     for e in step.entries:
-        ledger = ledger.post(e)
+        check_entry(e, R)
+        ledger = book_entry(ledger, e, R)
     records: list[Record] = []
     history = dict(state.history)
     points = list(history[key])
     st = step.settlement
-    settle_book = F.Book(J.apply_entry(state.ledger.balances, step.entries[0]), state.funds)
-    kind = SETTLEMENT_KINDS.get(F.direction(st.moved))
+    settle_book = F.Book(R.J.apply_entry(state.ledger.balances, step.entries[0]), state.funds)
+    kind = SETTLEMENT_KINDS.get(R.F.direction(st.moved))
     if kind:
-        records.append(_settlement_record(key, st, kind, settle_book))
-        points.append(_point(settle_book, key, st.time_ms))
+        records.append(_settlement_record(key, st, kind, settle_book, R))
+        points.append(_point(settle_book, key, st.time_ms, R))
     if event is not None:
         records.append(Record(event.kind, event.time_ms, event.rules, event.account, event.instrument, key.id,
-                              event.fields + _fields(step.book, key)))
-        points.append(_point(step.book, key, event.time_ms))
+                              event.fields + _fields(step.book, key, R)))
+        points.append(_point(step.book, key, event.time_ms, R))
     history[key] = tuple(points)
     new = FundState(state.profile, ledger, step.book.funds, history, state.records + tuple(records))
     return new, tuple(records)
 
 
-def _point(book: F.Book, key: FundKey, time_ms: int) -> HistoryPoint:
-    s, p = F.settled_balance(book, key), F.pending_balance(book, key)
-    return HistoryPoint(time_ms, s, F.available_balance(s, p))
+def _point(book: F.Book, key: FundKey, time_ms: int, R: Rules) -> HistoryPoint:
+    s, p = R.F.settled_balance(book, key), R.F.pending_balance(book, key)
+    return HistoryPoint(time_ms, s, R.F.available_balance(s, p))
 
 
-def _settlement_record(key: FundKey, st: F.Settlement, kind: str, book: F.Book) -> Record:
+def _settlement_record(key: FundKey, st: F.Settlement, kind: str, book: F.Book, R: Rules) -> Record:
     return Record(kind, st.time_ms, ("INS-008", "INS-002"), fund=key.id,
                   fields=(("window", st.window), ("window_start_ms", st.time_ms - F.DAY_MS),
-                          ("window_end_ms", st.time_ms), ("amount", F.direction(st.moved) * st.moved),
-                          ("net", st.moved)) + _fields(book, key))
+                          ("window_end_ms", st.time_ms), ("amount", R.F.direction(st.moved) * st.moved),
+                          ("net", st.moved)) + _fields(book, key, R))
 
 
 # ---------------------------------------------------------------- events
 
 def _result(state: FundState, fund: Any, amount_units: Any, time_ms: Any, account: str, instrument: str,
-            currency: Any, what: str, rule: str) -> tuple[FundState, tuple[Record, ...], int]:
+            currency: Any, what: str, rule: str, R: Rules) -> tuple[FundState, tuple[Record, ...], int]:
     key = _fund(state, fund)
     _int("amount_units", amount_units, rule)
     _int("time_ms", time_ms, "INS-009")
     _check_scope(state, key, currency, instrument)
-    step = F.step_result(state.rules, state.book, key, amount_units, time_ms, f"{what} result", rule)
-    sign = {1: "surplus", 0: "surplus", -1: "deficit"}[F.direction(amount_units)]
+    step = R.F.step_result(state.rules, state.book, key, amount_units, time_ms, f"{what} result", rule)
+    sign = {1: "surplus", 0: "surplus", -1: "deficit"}[R.F.direction(amount_units)]
     rec = Record(f"{what} {sign}", time_ms, (rule, "INS-003"), account, instrument, key.id,
                  (("amount", amount_units), ("inflow", step.inflow), ("paid", step.paid),
                   ("uncovered", step.uncovered)))
-    new, records = _apply(state, key, step, rec)
+    new, records = _apply(state, key, step, rec, R)
     return new, records, step.uncovered
 
 
 def apply_liquidation_result(state: FundState, fund: Any, amount_units: int, time_ms: int, *, account: str = "",
-                             instrument: str = "", currency: str | None = None) -> tuple[FundState, tuple[Record, ...], int]:
+                             instrument: str = "", currency: str | None = None, R: Rules = RULES) -> tuple[FundState, tuple[Record, ...], int]:
     """Book a liquidation result (positive surplus, negative deficit) for ``fund`` at ``time_ms``.
     Returns the new state, the records, and the uncovered part of a deficit (an ADL obligation)."""
-    return _result(state, fund, amount_units, time_ms, account, instrument, currency, "liquidation", "INS-004")
+    return _result(state, fund, amount_units, time_ms, account, instrument, currency, "liquidation", "INS-004", R)
 
 
 def apply_adl_result(state: FundState, fund: Any, amount_units: int, time_ms: int, *, account: str = "",
-                     instrument: str = "", currency: str | None = None) -> tuple[FundState, tuple[Record, ...], int]:
+                     instrument: str = "", currency: str | None = None, R: Rules = RULES) -> tuple[FundState, tuple[Record, ...], int]:
     """Book an ADL result into the same pending ledger (same rules as a liquidation result)."""
-    return _result(state, fund, amount_units, time_ms, account, instrument, currency, "adl", "INS-004")
+    return _result(state, fund, amount_units, time_ms, account, instrument, currency, "adl", "INS-004", R)
 
 
 def apply_fee(state: FundState, fund: Any, fee_units: int, time_ms: int, receiver: Any = None, *,
-              account: str = "", instrument: str = "", currency: str | None = None) -> tuple[FundState, tuple[Record, ...]]:
+              account: str = "", instrument: str = "", currency: str | None = None, R: Rules = RULES) -> tuple[FundState, tuple[Record, ...]]:
     """A liquidation fee paid by ``user:<account>`` (or by the engine when no account is named),
     to the fund's pending ledger or to the venue (default: the profile's ``liquidation.fee_receiver``)."""
     key = _fund(state, fund)
@@ -247,41 +249,41 @@ def apply_fee(state: FundState, fund: Any, fee_units: int, time_ms: int, receive
         raise InvalidInput("receiver", receiver, "'fund' or 'venue'", "INS-005") from None
     if not isinstance(account, str):
         raise InvalidInput("account", account, "an account id", "INS-005")
-    payer = F.user_account(account) if account else F.engine_account(key)
-    step = F.step_fee(state.rules, state.book, key, fee_units, time_ms, receiver, payer)
+    payer = R.F.user_account(account) if account else R.F.engine_account(key)
+    step = R.F.step_fee(state.rules, state.book, key, fee_units, time_ms, receiver, payer)
     rec = Record("liquidation fee", time_ms, ("INS-005",), account, instrument, key.id,
                  (("amount", fee_units), ("receiver", receiver.value), ("inflow", step.inflow)))
-    return _apply(state, key, step, rec)
+    return _apply(state, key, step, rec, R)
 
 
 def _platform(state: FundState, fund: Any, amount: Any, time_ms: Any, currency: Any, rule: str, kind: str,
-              step_fn: Any) -> tuple[FundState, tuple[Record, ...]]:
+              step_name: str, R: Rules) -> tuple[FundState, tuple[Record, ...]]:
     """A platform top-up (INS-006) or withdrawal (INS-007): check the shape, let the rule function
     decide, post and record."""
     key = _fund(state, fund)
     _int("amount", amount, rule)
     _int("time_ms", time_ms, "INS-009")
     _check_scope(state, key, currency, "")
-    step = step_fn(state.rules, state.book, key, amount, time_ms)
+    step = getattr(R.F, step_name)(state.rules, state.book, key, amount, time_ms)
     rec = Record(kind, time_ms, (rule,), fund=key.id, fields=(("amount", amount),))
-    return _apply(state, key, step, rec)
+    return _apply(state, key, step, rec, R)
 
 
-def top_up(state: FundState, fund: Any, amount: int, time_ms: int, *, currency: str | None = None) -> tuple[FundState, tuple[Record, ...]]:
+def top_up(state: FundState, fund: Any, amount: int, time_ms: int, *, currency: str | None = None, R: Rules = RULES) -> tuple[FundState, tuple[Record, ...]]:
     """The platform injects ``amount`` into the fund's settled balance (an explicit, recorded event)."""
-    return _platform(state, fund, amount, time_ms, currency, "INS-006", "top-up", F.step_top_up)
+    return _platform(state, fund, amount, time_ms, currency, "INS-006", "top-up", "step_top_up", R)
 
 
-def withdraw(state: FundState, fund: Any, amount: int, time_ms: int, *, currency: str | None = None) -> tuple[FundState, tuple[Record, ...]]:
+def withdraw(state: FundState, fund: Any, amount: int, time_ms: int, *, currency: str | None = None, R: Rules = RULES) -> tuple[FundState, tuple[Record, ...]]:
     """The platform withdraws ``amount`` from the settled balance; refused beyond :func:`withdrawable`."""
-    return _platform(state, fund, amount, time_ms, currency, "INS-007", "withdrawal", F.step_withdraw)
+    return _platform(state, fund, amount, time_ms, currency, "INS-007", "withdrawal", "step_withdraw", R)
 
 
-def settle(state: FundState, now_ms: int) -> tuple[FundState, tuple[Record, ...]]:
+def settle(state: FundState, now_ms: int, R: Rules = RULES) -> tuple[FundState, tuple[Record, ...]]:
     """Settle every fund at ``now_ms``: each completed window's pending net moves into the settled
     balance.  Refused when ``now_ms`` is earlier than any fund's last event; idempotent."""
     _int("now_ms", now_ms, "INS-009")
-    book, done, checks = F.step_settle_all(state.rules, state.book, now_ms)
+    book, done, checks = R.F.step_settle_all(state.rules, state.book, now_ms)
     for field_, ok, rule, reason in checks:
         if not ok:
             raise InvalidInput("now_ms", now_ms, reason, rule)
@@ -289,43 +291,44 @@ def settle(state: FundState, now_ms: int) -> tuple[FundState, tuple[Record, ...]
     history = dict(state.history)
     records: list[Record] = []
     for key, entry, st in done:
-        ledger = ledger.post(entry)
-        kind = SETTLEMENT_KINDS.get(F.direction(st.moved))
+        check_entry(entry, R)
+        ledger = book_entry(ledger, entry, R)
+        kind = SETTLEMENT_KINDS.get(R.F.direction(st.moved))
         if kind:
             after = F.Book(ledger.balances, state.funds)
-            records.append(_settlement_record(key, st, kind, after))
-            history[key] = history[key] + (_point(after, key, st.time_ms),)
+            records.append(_settlement_record(key, st, kind, after, R))
+            history[key] = history[key] + (_point(after, key, st.time_ms, R),)
     new = FundState(state.profile, ledger, book.funds, history, state.records + tuple(records))
     return new, tuple(records)
 
 
 # ---------------------------------------------------------------- views
 
-def settled_balance(state: FundState, fund: Any) -> int:
-    return F.settled_balance(state.book, _fund(state, fund))
+def settled_balance(state: FundState, fund: Any, R: Rules = RULES) -> int:
+    return R.F.settled_balance(state.book, _fund(state, fund))
 
 
-def pending_balance(state: FundState, fund: Any) -> int:
-    return F.pending_balance(state.book, _fund(state, fund))
+def pending_balance(state: FundState, fund: Any, R: Rules = RULES) -> int:
+    return R.F.pending_balance(state.book, _fund(state, fund))
 
 
-def available_balance(state: FundState, fund: Any, view: Any = None) -> int:
+def available_balance(state: FundState, fund: Any, view: Any = None, R: Rules = RULES) -> int:
     """The balance in ``view`` (default: the profile's ``adl.balance_view``)."""
     key = _fund(state, fund)
     view = BalanceView(view) if view is not None else state.profile.adl.balance_view
-    return F.balance_in_view(view, F.settled_balance(state.book, key), F.pending_balance(state.book, key))
+    return R.F.balance_in_view(view, R.F.settled_balance(state.book, key), R.F.pending_balance(state.book, key))
 
 
-def withdrawable(state: FundState, fund: Any) -> int:
+def withdrawable(state: FundState, fund: Any, R: Rules = RULES) -> int:
     key = _fund(state, fund)
-    return F.withdrawable(F.settled_balance(state.book, key), F.pending_balance(state.book, key))
+    return R.F.withdrawable(R.F.settled_balance(state.book, key), R.F.pending_balance(state.book, key))
 
 
-def balance_history(state: FundState, fund: Any, view: Any = None) -> tuple[BalancePoint, ...]:
+def balance_history(state: FundState, fund: Any, view: Any = None, R: Rules = RULES) -> tuple[BalancePoint, ...]:
     """The fund's balance after every change, in ``view`` (default: the profile's ``adl.balance_view``)."""
     key = _fund(state, fund)
     view = BalanceView(view) if view is not None else state.profile.adl.balance_view
-    return tuple(BalancePoint(p.time_ms, F.balance_in_view(view, p.settled, p.available - p.settled))
+    return tuple(BalancePoint(p.time_ms, R.F.balance_in_view(view, p.settled, p.available - p.settled))
                  for p in state.history[key])
 
 
@@ -337,17 +340,17 @@ def peak(state: FundState, fund: Any, view: Any = None) -> int:
     return {BalanceView.SETTLED: t.peak_settled, BalanceView.SETTLED_PLUS_PENDING: t.peak_available}[view]
 
 
-def window_peak(state: FundState, fund: Any, since_ms: int, view: Any = None) -> int:
+def window_peak(state: FundState, fund: Any, since_ms: int, view: Any = None, R: Rules = RULES) -> int:
     """The highest balance in ``view`` at any instant of ``[since_ms, now]``: the balance in force
     at ``since_ms`` and every balance booked after it (for the ADL drawdown trigger)."""
     key = _fund(state, fund)
     _int("since_ms", since_ms, "INS-010")
-    points = balance_history(state, key, view)
+    points = balance_history(state, key, view, R)
     best = 0
     for p in points:  # the balance in force at since_ms is the last point at or before it
         if p.time_ms <= since_ms:
             best = p.balance
     for p in points:
         if p.time_ms > since_ms:
-            best = F.running_peak(best, p.balance)
+            best = R.F.running_peak(best, p.balance)
     return best

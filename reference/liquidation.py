@@ -34,6 +34,7 @@ Number = Any
 
 NONE, PARTIAL, FULL = 0, 1, 2
 ACTION_NAMES = {NONE: "none", PARTIAL: "partial", FULL: "full"}
+PARTIAL_MIN_TIER = 3  # seed 003 §2: partial liquidation "when a user's position tier is at level 3 or above"
 
 
 # ---------------------------------------------------------------- LIQ-004 the decision
@@ -54,7 +55,7 @@ def is_partial_eligible(inst: Instrument, rules: MarginRules, lrules: Liquidatio
     above, and its equity is still strictly above the tier-1 requirement."""
     price = num.ite(rules.mm_price_basis is PriceBasis.MARK, mark, pos.entry)
     tier = M.compute_tier_index(inst, pos.size, price)
-    return num.and_(lrules.partial is not PartialRule.NONE, tier >= 3,
+    return num.and_(lrules.partial is not PartialRule.NONE, tier >= PARTIAL_MIN_TIER,
                     M.compute_equity(inst, pos, mark) > compute_tier_one_requirement(inst, rules, pos, mark))
 
 
@@ -243,7 +244,7 @@ def decide_cross_action(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], 
     position is at tier 3 or above and the cross equity is above the tier-1 requirement of all of
     them; FULL otherwise."""
     liq = is_cross_liquidatable(inst_pos, rules, balance, marks)
-    high = num.any_(M.compute_tier_index(i, p.size, num.ite(rules.mm_price_basis is PriceBasis.MARK, m, p.entry)) >= 3
+    high = num.any_(M.compute_tier_index(i, p.size, num.ite(rules.mm_price_basis is PriceBasis.MARK, m, p.entry)) >= PARTIAL_MIN_TIER
                     for (i, p), m in zip(inst_pos, marks))
     above = compute_cross_equity(inst_pos, balance, marks) > compute_cross_tier_one_requirement(inst_pos, rules, marks)
     partial = num.and_(lrules.partial is not PartialRule.NONE, high, above)

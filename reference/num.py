@@ -165,7 +165,7 @@ def _quotient(a: Number, b: Number) -> Fraction:
     """The exact concrete quotient.  ``a`` becomes a Fraction by multiplication, not by
     ``Fraction(a)``, so that a number type that extends ``int`` or ``Fraction`` (the concolic
     values of ``backstop.proofs.concolic``) keeps its own arithmetic."""
-    return (a if isinstance(a, Fraction) else Fraction(1) * a) / b
+    return (a if isinstance(a, Fraction) else a * Fraction(1)) / b  # a first: a shadowed int keeps its term
 
 
 def div_or(a: Number, b: Number, default: Number) -> Number:

@@ -41,7 +41,7 @@ def test_shadowed_arithmetic_agrees_with_plain_arithmetic(a, b, f, g):
     with concolic():
         cases = [(A + B, a + b), (A - B, a - b), (A * B, a * b), (A // B, a // b), (A % B, a % b),
                  (F + A, f + a), (A + F, a + f), (F * G, f * g), (F / G, f / g),
-                 (Fraction(1, 3) + A, Fraction(1, 3) + a), (Fraction(7) - A, Fraction(7) - a), (-F, -f), (abs(F), abs(f)),
+                 (A + Fraction(1, 3), a + Fraction(1, 3)), (7 - A, 7 - a), (-F, -f), (abs(F), abs(f)),
                  (math.floor(F), math.floor(f)), (math.ceil(F), math.ceil(f)), (3 * F, 3 * f), (F - 2, f - 2)]
         for got, want in cases:
             assert got == want
@@ -50,6 +50,10 @@ def test_shadowed_arithmetic_agrees_with_plain_arithmetic(a, b, f, g):
             assert type(got.c) is type(want) or isinstance(want, Fraction)
         with pytest.raises(HarnessError):  # int / int is a float in Python: never in exact code
             A / B
+        with pytest.raises(HarnessError):  # a plain Fraction first would compute a plain number: fail closed
+            Fraction(1, 3) + A
+        with pytest.raises(HarnessError):
+            Fraction(A)
 
 
 @pytest.mark.rules("INV-024")
@@ -58,7 +62,7 @@ def test_comparisons_record_the_branch_taken():
     with concolic() as path:
         assert x > 3
         assert not (x < 0)
-        assert Fraction(1, 2) < x        # a plain Fraction defers to the shadowed int
+        assert x > Fraction(1, 2)        # the shadowed value first (a plain Fraction first is refused)
         if x:                            # truth is a comparison with zero
             pass
     assert len(path) == 4
@@ -75,6 +79,10 @@ def test_escaping_a_shadow_is_refused():
         int(x)
     with pytest.raises(HarnessError):
         round(sym(Fraction(1, 2), z3.Real("y")))
+    with pytest.raises(HarnessError):    # read by a plain Fraction: the term would be dropped
+        Fraction(1, 2) < x
+    with pytest.raises(HarnessError):
+        Fraction(x)
 
 
 def _loop():

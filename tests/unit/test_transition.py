@@ -111,3 +111,107 @@ def test_TRN_007_initial_state_refuses_a_position_above_the_last_tier():
     big = Account("whale", (("USDT", 0),), (Position("BTC-USDT-SWAP", "long", F(60_001), F(30_000), "isolated", 10**12),))
     with pytest.raises(OutOfTierRange):
         S.initial_state(P, [big], {"BTC-USDT-SWAP": F(30_000)})
+
+
+# ---------------------------------------------------------------- TRN-002 .. TRN-008 on small runs
+
+def _long(acct, size, entry, margin_usdt, balance=0, inst="BTC-USDT-SWAP", mode="isolated"):
+    return Account(acct, (("USDT", balance * U),), (Position(inst, "long", F(size), F(entry), mode, margin_usdt * U),))
+
+
+@pytest.mark.rules("TRN-002")
+def test_TRN_002_the_lower_account_id_gets_the_book_first_whatever_the_input_order():
+    """a and b: each long 100 contracts (1 BTC) at 30,000 with 3,000 USDT, bankruptcy price 27,000;
+    at the mark 27,100 both are liquidated in full.  The book bids 100 contracts at 27,000 -- one
+    takeover's worth, at no loss to the empty fund.  Account "a" is served first (TRN-002), so b's
+    100 contracts stay open as a remainder."""
+    book = S.Book((Level(F(27_000), F(100)),), (Level(F(27_200), F(10)),))
+    for order in (("a", "b"), ("b", "a")):
+        accts = [_long(n, 100, 30_000, 3_000) for n in order]
+        st = S.initial_state(P, accts, {"BTC-USDT-SWAP": F(30_000)}, {"BTC-USDT-SWAP": book}, {}, 0)
+        st, recs = S.process_event(st, S.MarkEvent(1_000, "BTC-USDT-SWAP", F(27_100)))
+        assert [(r.account, r.get("size"), r.get("price")) for r in recs if r.kind == "engine fill"] == [("a", 100, 27_000)]
+        assert [(r.account, r.size) for r in st.remainders] == [("b", 100)]
+
+
+def _cross_account(balance_usdt, btc_entry, eth_entry):
+    """A USDT cross account: long 15,000 BTC-USDT-SWAP contracts (150 BTC: tier 4 of the BTC table,
+    caps 500 / 3,000 / 12,000 / 24,000) and long 100 ETH-USDT-SWAP contracts (10 ETH: tier 1)."""
+    return Account("x", (("USDT", balance_usdt * U),),
+                   (Position("BTC-USDT-SWAP", "long", F(15_000), F(btc_entry), "cross", 0),
+                    Position("ETH-USDT-SWAP", "long", F(100), F(eth_entry), "cross", 0)))
+
+
+@pytest.mark.rules("TRN-003", "TRN-004")
+def test_TRN_003_a_partial_cross_round_reduces_only_the_position_at_tier_3_or_above():
+    """BTC at entry = mark 30,000 (value 4,500,000 USDT), ETH at entry = mark 2,000 (value 20,000),
+    balance 50,000 USDT, no PnL: equity 50,000.  Requirements: BTC tier 4 (1.5 % + 0.05 %) 69,750,
+    ETH tier 1 (0.4 % + 0.05 %) 90: sum 69,840 >= 50,000, liquidatable; at tier-1 rates
+    20,250 + 90 = 20,340 < 50,000: PARTIAL.  Only BTC is a candidate (TRN-003): cut two tiers, to
+    tier 2, whose cap is 3,000 contracts; 12,000 contracts (120 BTC) close at the mark, realized
+    PnL 0, close fee 0.05 % x 120 x 30,000 = 1,800 USDT: the balance becomes 48,200 (TRN-004).  The
+    next round: BTC at tier 2 needs 0.55 % x 900,000 = 4,950, ETH 90: 48,200 > 5,040, healthy."""
+    st = S.initial_state(P, [_cross_account(50_000, 30_000, 2_000)],
+                         {"BTC-USDT-SWAP": F(30_000), "ETH-USDT-SWAP": F(2_000)}, {}, {}, 0)
+    st, recs = S.process_event(st, S.MarkEvent(1_000, "BTC-USDT-SWAP", F(30_000)))
+    parts = [r for r in recs if r.kind == "partial liquidation"]
+    assert [(r.instrument, r.get("reduced"), r.get("new_size"), r.get("close_fee")) for r in parts] == \
+        [("BTC-USDT-SWAP", 12_000, 3_000, 1_800 * U)]
+    x = st.account("x")
+    assert x.balance("USDT") == 48_200 * U
+    assert sorted((q.instrument, q.size) for q in x.positions) == [("BTC-USDT-SWAP", 3_000), ("ETH-USDT-SWAP", 100)]
+    assert not [r for r in recs if r.kind == "full liquidation"]
+
+
+@pytest.mark.rules("TRN-004")
+def test_TRN_004_a_partial_round_the_balance_cannot_fund_becomes_a_full_liquidation():
+    """BTC entry 31,000 at mark 30,000: UPnL 150 x -1,000 = -150,000 USDT; ETH entry 2,000 at mark
+    22,000: UPnL 10 x 20,000 = +200,000; balance 10,000: equity 60,000.  Requirements: BTC 69,750
+    + ETH 0.45 % x 220,000 = 990: 70,740 >= 60,000; tier-1 rates: 20,250 + 990 = 21,240 < 60,000:
+    PARTIAL.  The BTC step realizes 120 x -1,000 = -120,000 USDT and pays a 1,800 fee: the balance
+    would be 10,000 - 120,000 - 1,800 = -111,800 < 0, so the round is refused and the account is
+    liquidated in full (TRN-004): both positions to the engine, the USDT balance to 0."""
+    st = S.initial_state(P, [_cross_account(10_000, 31_000, 2_000)],
+                         {"BTC-USDT-SWAP": F(31_000), "ETH-USDT-SWAP": F(22_000)}, {}, {}, 0)
+    st, recs = S.process_event(st, S.MarkEvent(1_000, "BTC-USDT-SWAP", F(30_000)))
+    (refused,) = [r for r in recs if r.kind == "cross partial refused"]
+    assert refused.get("balance_after") == -111_800 * U
+    assert sorted(r.instrument for r in recs if r.kind == "full liquidation") == ["BTC-USDT-SWAP", "ETH-USDT-SWAP"]
+    assert not [r for r in recs if r.kind == "partial liquidation"]
+    assert st.account("x").positions == () and st.account("x").balance("USDT") == 0
+
+
+@pytest.mark.rules("TRN-006", "ADL-003")
+def test_TRN_006_the_ADL_state_ends_at_the_first_check_with_no_trigger_and_nothing_open():
+    """After trigger (a) at 23,200 bob's short of 500 absorbs alice's whole remainder of 50: the fund
+    is in the ADL state (entered by (a)) with nothing open.  At the next mark (23,300) no remainder
+    is open and neither trigger holds (the settled balance, okx's ADL view, has not moved): the
+    state ends, with one 'adl state' record (active false)."""
+    st, _ = S.process_event(_state(), S.MarkEvent(1_000, "BTC-USDT-SWAP", F(27_100)))
+    st, _ = S.process_event(st, S.MarkEvent(2_000, "BTC-USDT-SWAP", F(23_200)))
+    assert st.is_adl_active(KEY) and st.remainders == ()
+    st, recs = S.process_event(st, S.MarkEvent(3_000, "BTC-USDT-SWAP", F(23_300)))
+    assert [r.get("active") for r in recs if r.kind == "adl state"] == [False]
+    assert not st.is_adl_active(KEY)
+
+
+@pytest.mark.rules("TRN-008")
+def test_TRN_008_a_counterparty_that_ADL_weakens_is_rechecked_in_the_same_event():
+    """alice (long 1 BTC at 30,000, 3,000 USDT, bankruptcy price 27,000) is liquidated at 23,200 with
+    no book and an empty fund: her remainder of 100 contracts cannot be covered (1 x 3,800 USDT
+    uncovered: trigger (a)), so it is deleveraged; with nothing available all of it executes at the
+    bankruptcy price 27,000 (ADL-007).  dave, the only short (cross: short 100 BTC contracts at
+    23,200 and long 100 ETH contracts, 10 ETH, at entry = mark 2,000; balance 3,850 USDT), is healthy
+    before ADL (equity 3,850 > 0.45 % x (23,200 + 20,000) = 194.4).  His short is bought back at
+    27,000: realized 1 x (23,200 - 27,000) = -3,800 USDT, balance 50.  The re-check (TRN-008) finds
+    his ETH position under its requirement 0.45 % x 20,000 = 90 > 50: liquidated in the same event."""
+    dave = Account("dave", (("USDT", 3_850 * U),),
+                   (Position("BTC-USDT-SWAP", "short", F(100), F(23_200), "cross", 0),
+                    Position("ETH-USDT-SWAP", "long", F(100), F(2_000), "cross", 0)))
+    alice = _long("alice", 100, 30_000, 3_000)
+    st = S.initial_state(P, [alice, dave], {"BTC-USDT-SWAP": F(30_000), "ETH-USDT-SWAP": F(2_000)}, {}, {}, 0)
+    st, recs = S.process_event(st, S.MarkEvent(1_000, "BTC-USDT-SWAP", F(23_200)))
+    (adl,) = [r for r in recs if r.kind == "adl"]
+    assert adl.account == "dave" and adl.get("reduced_size") == 100
+    assert [r.instrument for r in recs if r.kind == "full liquidation" and r.account == "dave"] == ["ETH-USDT-SWAP"]
+    assert st.account("dave").positions == () and st.account("dave").balance("USDT") == 0
