@@ -9,5 +9,5 @@ def load_all() -> None:
     if _LOADED:
         return
     # registry order: the margin slice first, then what builds on it (mutation kills are tried in this order)
-    from backstop.proofs import kernel_laws, margin, liquidation, fund, adl, transition, loop  # noqa: F401  (registration side effects)
+    from backstop.proofs import kernel_laws, margin, liquidation, fund, adl, transition, loop, loop_wide  # noqa: F401  (registration side effects)
     _LOADED = True

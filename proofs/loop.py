@@ -63,6 +63,7 @@ class LoopScenario:
     nonlinear integer arithmetic then answers ``unknown``; with the prices of one row fixed every
     term is linear in the money, and the solver decides it."""
 
+    LIMIT, MAX_PATHS = LIMIT, MAX_PATHS
     LOTS = {"A": 4, "B": 3, "C": 2}
     SIDES = {"A": Side.LONG, "B": Side.SHORT, "C": Side.LONG}
     NAMES = ("cash A", "cash B", "cash C", "cash D", "fund")
@@ -205,17 +206,24 @@ class LoopScenario:
 def _whole_loop(ctx: Context) -> Any:
     inst = loop_instrument(ctx.profile)
     sc = LoopScenario(ctx.profile, inst)
+    return prove_by_paths(ctx, sc, range(len(sc.GRID)))
+
+
+def prove_by_paths(ctx: Context, sc: Any, rows: Any) -> Any:
+    """The body of a bounded whole-loop obligation over the price rows ``rows`` of scenario ``sc``
+    (``declare``, ``run``, ``claim``): explore every path of the step function on each row, check
+    each path's replay, and hand the prover one case per path."""
     variables = sc.declare(ctx)
     if not ctx.symbolic:
         return sc.claim(sc.run(variables), symbolic=False)
-    deadline = time.perf_counter() + 0.8 * LIMIT
+    deadline = time.perf_counter() + 0.8 * sc.LIMIT
     premises = [p for p in ctx.premises if isinstance(p, z3.ExprRef)]
     parts = []
-    for g in range(len(sc.GRID)):
+    for g in rows:
         row = variables["price path"] == g
         domain = premises + [row]
         paths, status = explore(variables, domain, lambda vals: sc.run(vals, variables),
-                                seed=SEED, deadline=deadline, max_paths=MAX_PATHS)
+                                seed=SEED, deadline=deadline, max_paths=sc.MAX_PATHS)
         if status != "complete":
             raise Inconclusive(f"price path {g}: path exploration stopped after {len(paths)} paths: {status}")
         options = []

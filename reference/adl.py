@@ -272,6 +272,14 @@ def compute_adl_mark_part(mark_quantity: Number, prefix: Number, reduction: Numb
 
 # ---------------------------------------------------------------- ADL-008 counterparty settlement
 
+def compute_adl_counterparty_pnl(inst: Instrument, sign: Number, entry: Number, reduction: Number, at_mark: Number,
+                                 mark: Number, bankruptcy_price: Number) -> Number:
+    """ADL-008: the exact realized PnL of a counterparty's reduction: ``at_mark`` contracts closed at
+    the mark, the rest at the bankruptcy price (exact; :func:`settle_adl_counterparty` rounds it)."""
+    return (M.compute_unrealized_pnl(inst, PositionTerms(sign, at_mark, entry, 0), mark)
+            + M.compute_unrealized_pnl(inst, PositionTerms(sign, reduction - at_mark, entry, 0), bankruptcy_price))
+
+
 def settle_adl_counterparty(inst: Instrument, pos: PositionTerms, reduction: Number, at_mark: Number,
                             mark: Number, bankruptcy_price: Number) -> tuple[Number, Number, PositionTerms]:
     """ADL-008: reduce one counterparty's position by ``reduction`` contracts, ``at_mark`` of
@@ -284,9 +292,7 @@ def settle_adl_counterparty(inst: Instrument, pos: PositionTerms, reduction: Num
     and the remaining position (same side and entry, size minus the reduction, the rest of the
     margin).  Both amounts are credited to the account's balance.
     """
-    at_bp = reduction - at_mark
-    exact = (M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, at_mark, pos.entry, 0), mark)
-             + M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, at_bp, pos.entry, 0), bankruptcy_price))
+    exact = compute_adl_counterparty_pnl(inst, pos.sign, pos.entry, reduction, at_mark, mark, bankruptcy_price)
     realized = num.floor(exact)
     released = num.floor(num.div_or(pos.margin * reduction, pos.size, 0))  # a closed (size 0) position releases nothing more
     new_pos = PositionTerms(pos.sign, pos.size - reduction, pos.entry, pos.margin - released)

@@ -630,6 +630,8 @@ def _deleverage(state: SimState, t: int, inst: Instrument, rem: Remainder, mark:
     if out.fund_result_units != 0:
         state, r, _ = _fund_result(state, fund, out.fund_result_units, t, rem.account, inst.id, R, adl_result=True)
         recs += r
+    state = _add_dust(state, code, R.T.compute_adl_dust(inst, rem.sign, out.mark_quantity, rem.price, mark,
+                                                        out.fund_result_units, out.results), R)
     left = R.T.compute_size_left(rem.size, out.reduced)
     if left > 0:  # not enough opposite positions: the rest stays open
         state = dataclasses.replace(state, remainders=state.remainders + (dataclasses.replace(rem, size=left),))

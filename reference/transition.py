@@ -29,7 +29,7 @@ __all__ = ["account_order_key", "is_market_open", "is_cross_partial_candidate", 
            "max_cross_rounds", "compute_balance_after_step", "compute_balance_after_adl",
            "compute_partial_dust", "compute_takeover_dust", "compute_dust_total", "compute_fund_posting",
            "compute_filled", "compute_size_left", "compute_open_remainder", "compute_adl_state",
-           "is_any", "is_retry_allowed", "compute_levels_after"]
+           "is_any", "is_retry_allowed", "compute_levels_after", "compute_adl_dust"]
 
 Number = Any
 
@@ -162,3 +162,15 @@ def compute_levels_after(levels: tuple[Any, ...], fills: tuple[Any, ...]) -> tup
     are best first, one per level, ENG-001's walk); the levels beyond the fills stay as they were.
     Empty levels are dropped by the plumbing when it builds the next book."""
     return tuple(Level(lv.price, lv.size - f.size) for lv, f in zip(levels, fills)) + tuple(levels[len(fills):])
+
+
+def compute_adl_dust(inst: Instrument, liquidated_sign: Number, mark_quantity: Number, bankruptcy_price: Number,
+                     mark: Number, fund_result_units: Number, results: tuple[Any, ...]) -> Number:
+    """ENG-005 / ADL-008 / ADL-009: the residue of one ADL, to the venue: each counterparty's exact
+    realized PnL less what was credited (rounded DOWN, ADL-008), plus the fund's exact gap on the
+    part at the mark less its result (rounded DOWN, ADL-009).  Each term is in [0, 1) unit, so
+    booking it creates no money and loses none (a remainder taken over at an off-grid bankruptcy
+    price, as a cross liquidation's, leaves a fraction)."""
+    cps = num.sum_(A.compute_adl_counterparty_pnl(inst, r.new_position.sign, r.new_position.entry, r.reduction, r.at_mark,
+                                                  mark, bankruptcy_price) - r.realized_units for r in results)
+    return cps + A.compute_adl_gap(inst, liquidated_sign, mark_quantity, bankruptcy_price, mark) - fund_result_units

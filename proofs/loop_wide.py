@@ -1,0 +1,256 @@
+"""The wide bounded whole loop (INV-025): cross margin on two instruments, a partial step at tier 3,
+both ADL triggers, through the real step function.
+
+Like OBL-INV-024 (:mod:`backstop.proofs.loop`) the body runs
+:func:`backstop.reference.step.process_event` itself on shadowed numbers, explores every path of
+the plumbing on each price row, and states the claim on each path's final terms.  The domain is
+split into obligations of a few rows each (OBL-INV-025a, -025b, ...) so that every one stays under
+its limit and they can run in parallel.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from backstop.proofs.concolic import concolic_rules, shadow_of, sym
+from backstop.proofs.loop import T0, T1, T2, prove_by_paths
+from backstop.proofs.registry import Context, Scope, obligation
+from backstop.reference import adl as A
+from backstop.reference import fund as F
+from backstop.reference import fundbook as FB
+from backstop.reference import liquidation as L
+from backstop.reference import margin as M
+from backstop.reference import num
+from backstop.reference import step as S
+from backstop.reference.engine import Level
+from backstop.reference.events import fund_key_of
+from backstop.reference.profile import BalanceView, PartialRule, Profile
+from backstop.reference.rules import RULES
+from backstop.reference.types import Account, ContractKind, Instrument, MarginMode, Position, PositionTerms, Side
+
+__all__ = ["WideScenario", "wide_instruments"]
+
+
+def wide_instruments(profile: Profile) -> tuple[Instrument, Instrument] | None:
+    """Two linear instruments sharing a settlement currency (by id), on a profile that allows
+    partial liquidation, enables the drawdown trigger and has at least 3 tiers on the first."""
+    if profile.liquidation.partial is PartialRule.NONE or profile.adl.drawdown_fraction >= 1:
+        return None
+    lin = sorted((i for i in profile.instruments.values() if i.kind is ContractKind.LINEAR), key=lambda i: i.id)
+    for a in lin:
+        for b in lin:
+            if a.id < b.id and a.settle_currency == b.settle_currency and len(a.tier_table.tiers) >= 3:
+                return a, b
+    return None
+
+
+class WideScenario:
+    """Four accounts on two linear instruments P (the first) and Q of one settlement currency:
+
+    * H -- isolated long on P, at tier 3 of P's table (just above the tier-2 cap): a drop takes
+      it through a partial step (LIQ-005) or a full liquidation;
+    * S -- isolated short on P (the other side: the ADL counterparty);
+    * X -- cross: a short on P and a long on Q sharing one balance (LIQ-008, LIQ-009); as a short
+      on P it is also an ADL counterparty, so an ADL fill at the bankruptcy price can weaken the
+      balance its Q leg shares and the re-check (TRN-008) must catch it;
+    * D -- no position.
+
+    Entry prices: P at 20,000, Q at 1,000; Q's mark stays at its entry.  One bid and one ask level
+    on P.  Two mark events on P, the second one second after 16:00 HKT, so it also runs the daily
+    settlement -- which moves the first event's deficits into the settled balance, the balance the
+    drawdown trigger (b) reads on okx.  The variables: every account's cash and the fund's opening
+    balance (whole amounts >= 0) and the price row; so trigger (a) (the fund cannot cover a
+    remainder) and trigger (b) (the settled balance fell 30 % within 8 hours) each hold on some
+    inputs and not on others, and both appear on the paths."""
+
+    LIMIT, MAX_PATHS = 280, 96
+    NAMES = ("cash H", "cash S", "cash X", "cash D", "fund")
+    ENTRY_P, ENTRY_Q = Fraction(20_000), Fraction(1_000)
+    # (H's margin share of its notional, mark 1, mark 2, bid, ask) as multiples of P's entry
+    GRID = ((Fraction(2, 100), Fraction(99, 100), Fraction(99, 100), Fraction(985, 1000), Fraction(101, 100)),
+            (Fraction(2, 100), Fraction(99, 100), Fraction(90, 100), Fraction(985, 1000), Fraction(101, 100)),
+            (Fraction(2, 100), Fraction(90, 100), Fraction(90, 100), Fraction(70, 100), Fraction(130, 100)),
+            (Fraction(8, 100), Fraction(95, 100), Fraction(105, 100), Fraction(94, 100), Fraction(106, 100)),
+            (Fraction(2, 100), Fraction(120, 100), Fraction(80, 100), Fraction(95, 100), Fraction(125, 100)),
+            (Fraction(8, 100), Fraction(80, 100), Fraction(80, 100), Fraction(70, 100), Fraction(130, 100)))
+    ROWS = {"a": (0, 1), "b": (2, 3), "c": (4, 5)}
+
+    def __init__(self, profile: Profile, insts: tuple[Instrument, Instrument]) -> None:
+        self.profile = profile
+        self.p, self.q = insts
+        self.fund = fund_key_of(self.p)
+        self.code = self.p.settle_currency.code
+        table = self.p.tier_table.tiers
+        # H: one lot above the tier-2 cap of P's table (tier 3); S: P's tier-1 cap; X: one tier-1 lot-rich position each
+        self.h_size = table[1].cap + self.p.lot_size
+        self.s_size = table[0].cap
+        self.x_size_p = 100 * self.p.lot_size
+        self.x_size_q = 100 * self.q.lot_size
+        for row in self.GRID:
+            for f in row[1:]:
+                if (f * self.ENTRY_P / self.p.tick_size).denominator != 1:
+                    raise ValueError(f"{self.p.id}: a wide-loop price is not on the tick grid")
+
+    def _notional(self, inst: Instrument, size: Fraction, price: Fraction) -> Fraction:
+        return size * inst.contract_value * price * inst.scale
+
+    def declare(self, ctx: Context, rows: tuple[int, ...] = ()) -> dict[str, Any]:
+        v: dict[str, Any] = {"price path": ctx.integer("price path")}
+        rows = rows or tuple(range(len(self.GRID)))
+        ctx.assume(num.or_(*[v["price path"] == r for r in rows]))
+        for n in self.NAMES:
+            v[n] = ctx.money(n)
+        return v
+
+    def run(self, values: dict[str, Any], terms: dict[str, Any] | None = None) -> dict[str, Any]:
+        def x(n: str) -> Any:
+            return sym(values[n], terms[n]) if terms is not None else values[n]
+
+        R = concolic_rules() if terms is not None else RULES
+        mh, m1, m2, bid, ask = self.GRID[values["price path"]]
+        p, q, E, code = self.p, self.q, self.ENTRY_P, self.code
+        h_margin = int(self._notional(p, self.h_size, E) * mh)
+        s_margin = int(self._notional(p, self.s_size, E) / 10)
+        accounts = [
+            Account("H", ((code, x("cash H")),), (Position(p.id, Side.LONG, self.h_size, E, MarginMode.ISOLATED, h_margin),)),
+            Account("S", ((code, x("cash S")),), (Position(p.id, Side.SHORT, self.s_size, E, MarginMode.ISOLATED, s_margin),)),
+            Account("X", ((code, x("cash X")),), (Position(p.id, Side.SHORT, self.x_size_p, E, MarginMode.CROSS, 0),
+                                                  Position(q.id, Side.LONG, self.x_size_q, self.ENTRY_Q, MarginMode.CROSS, 0))),
+            Account("D", ((code, x("cash D")),)),
+        ]
+        book = S.Book((Level(bid * E, self.s_size),), (Level(ask * E, self.s_size),))
+        state = S.initial_state(self.profile, accounts, {p.id: E, q.id: self.ENTRY_Q}, {p.id: book},
+                                {self.fund.id: x("fund")}, start_ms=T0, R=R)
+        states, records, marks = [state], [], []
+        for t, mark in ((T1, m1 * E), (T2, m2 * E)):
+            state, recs = S.process_event(state, S.MarkEvent(t, p.id, mark), R)
+            states.append(state)
+            records.append(recs)
+            marks.append(mark)
+        return {"states": states, "records": records, "marks": marks, "times": (T1, T2)}
+
+    # ---------------------------------------------------------------- the claim
+
+    def equity(self, state: S.SimState, val: Any, symbolic: bool) -> Any:
+        """The venue's books valued at the state's marks: cash, isolated margins, unrealized PnL of
+        every position, the engine's remainders, the fund's available balance, dust and fees."""
+        terms = shadow_of if symbolic else (lambda t: t)
+        marks = dict(state.marks)
+        insts = self.profile.instruments
+        total: Any = 0
+        for a in state.accounts:
+            total = total + val(a.balance(self.code))
+            for pos in a.positions:
+                total = total + val(pos.margin) + M.compute_unrealized_pnl(insts[pos.instrument], terms(pos.terms()),
+                                                                         marks[pos.instrument])
+        for r in state.remainders:
+            total = total + M.compute_unrealized_pnl(insts[r.instrument], terms(PositionTerms(r.sign, r.size, r.price, 0)),
+                                                     marks[r.instrument])
+        for key in (fund_key_of(self.p), fund_key_of(self.q)):
+            total = total + val(FB.available_balance(state.funds, key, BalanceView.SETTLED_PLUS_PENDING))
+        total = total + val(dict(state.dust).get(self.code, 0))
+        return total + val(state.funds.ledger.balances.get((F.VENUE, self.code), 0))
+
+    def claim(self, out: dict[str, Any], symbolic: bool) -> Any:
+        """INV-025 on one run (terms when ``symbolic``, else concrete values)."""
+        val = (lambda v: v.z if hasattr(v, "z") else v) if symbolic else (lambda v: v)
+        conc = lambda v: v.c if hasattr(v, "c") else v  # noqa: E731 -- a value fixed on the path
+        prof, p, code = self.profile, self.p, self.code
+        first = out["states"][0]
+        before0 = {a.id: a for a in first.accounts}
+        parts: list[Any] = []
+        for k, (state, mark, t) in enumerate(zip(out["states"][1:], out["marks"], out["times"]), start=1):
+            prev = out["states"][k - 1]
+            recs = out["records"][k - 1]
+            for key in state.funds.funds:                                              # INV-009 for every fund
+                parts += [val(FB.settled_balance(state.funds, key)) >= 0,
+                          val(FB.available_balance(state.funds, key, BalanceView.SETTLED_PLUS_PENDING)) >= 0]
+            before = {a.id: a for a in prev.accounts}
+            touched = {r.account for r in recs if r.kind == "adl"}
+            for acct in state.accounts:
+                old = {(q.instrument, q.side): q for q in before[acct.id].positions}
+                parts.append(val(acct.balance(code)) >= 0)                             # a loss never beyond the balance
+                for pos in acct.positions:
+                    if (pos.instrument, pos.side) not in old:                          # no position is opened
+                        return False
+                    o = old[(pos.instrument, pos.side)]
+                    parts += [val(pos.size) > 0, val(pos.size) <= val(o.size), val(pos.margin) >= 0]
+                    if pos.margin_mode is MarginMode.ISOLATED and pos.instrument == p.id:
+                        terms = shadow_of(pos.terms()) if symbolic else pos.terms()
+                        parts.append(L.decide_action(p, prof.margin, prof.liquidation, terms, val(mark)) == L.NONE)
+                isolated_only = all(q.margin_mode is MarginMode.ISOLATED for q in before[acct.id].positions)
+                if isolated_only and acct.id not in touched:                            # LIQ-007: the loss stays in the margin
+                    parts.append(val(acct.balance(code)) == val(before[acct.id].balance(code)))
+            d = {a.id: a for a in state.accounts}["D"]                                  # ADL-008: no socialized loss
+            parts.append(val(d.balance(code)) == val(before0["D"].balance(code)))
+            # ENG-001: fills at a level of the closing side, never beyond it
+            book = prev.book(p.id)
+            taken: dict[tuple[str, Any], Any] = {}
+            for r in recs:
+                if r.kind == "engine fill":
+                    levels = book.bids if r.get("side") == "sell" else book.asks
+                    price = r.get("price")
+                    if all(conc(price) != lv.price for lv in levels):
+                        return False
+                    key = (r.get("side"), conc(price))
+                    taken[key] = taken.get(key, 0) + val(r.get("size"))
+            for (side, price), size in taken.items():
+                level = [lv for lv in (book.bids if side == "sell" else book.asks) if lv.price == price][0]
+                parts.append(size <= val(level.size))
+            # TRN-005: no engine fill while the fund is in the ADL state (followed through the event's records)
+            active = bool(conc(prev.is_adl_active(self.fund)))
+            for r in recs:
+                if r.kind == "adl state" and r.fund == self.fund.id:
+                    active = bool(conc(r.get("active")))
+                elif r.kind == "engine fill" and active:
+                    return False
+            # ADL-003 / TRN-006: the state after the event is exactly what ADL-003 says
+            a = num.or_(*[val(r.get("uncovered")) > 0 for r in recs if r.kind == "adl trigger"])
+            hist = FB.balance_history(state.funds, self.fund, prof.adl.balance_view)
+            b = A.is_drawdown_trigger(prof.adl, shadow_of(hist) if symbolic else hist, t)
+            open_ = num.sum_(val(r.size) for r in state.remainders if fund_key_of(prof.instruments[r.instrument]) == self.fund)
+            was, now = val(prev.is_adl_active(self.fund)), val(state.is_adl_active(self.fund))
+            parts.append(now == num.or_(a, b, num.and_(was, open_ > 0)))
+            # INV-022 for the whole transition: the books change by exactly the fills against the book
+            fills = num.sum_(num.ite(r.get("side") == "sell", 1, -1) * val(r.get("size")) * (val(r.get("price")) - mark)
+                             * p.contract_value * p.scale for r in recs if r.kind == "engine fill")
+            prev_at_mark = self.equity(S.process_mark(prev, t, p, mark)[0], val, symbolic)
+            parts.append(self.equity(state, val, symbolic) - prev_at_mark == fills)
+        return num.and_(*parts)
+
+
+def _wide_body(group: str) -> Any:
+    def body(ctx: Context) -> Any:
+        sc = WideScenario(ctx.profile, wide_instruments(ctx.profile))
+        rows = WideScenario.ROWS[group]
+        sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
+        return prove_by_paths(ctx, sc, rows)
+    return body
+
+
+_PREMISES = ("H long {h} on P (isolated, tier 3: one lot above the tier-2 cap; margin 2 % or 8 % of notional), S short "
+             "{s} on P (isolated, 10 %), X cross short 100 lots of P and long 100 lots of Q sharing one balance, D no position; "
+             "entries P 20,000 and Q 1,000, Q's mark fixed; every cash balance and the fund's opening balance any whole "
+             "amount >= 0; one bid and one ask level on P of S's size; two mark events on P, the second one second after "
+             "16:00 HKT; price rows {rows} of WideScenario.GRID")
+_STATEMENT = ("after each event: every fund's settled and available balances >= 0; every account's balance >= 0 (a cross "
+              "loss never beyond the balance); an isolated-only account that ADL did not touch keeps its balance (its "
+              "loss stays within the margin); positions only reduced (same side, size > 0, <= before, margin >= 0); no "
+              "isolated position on P left liquidatable at the mark; the flat account keeps its balance (no socialized "
+              "loss); every engine fill at a level of the closing side, never beyond it; no engine fill while the fund "
+              "is in the ADL state; the ADL state after the event = (the fund could not cover a remainder) or (the "
+              "drawdown trigger) or (it was in the state and a remainder is open); and the venue's books valued at the "
+              "marks change by exactly the fills against the book (no money created or lost, to the last unit)")
+
+for _group, _rows in WideScenario.ROWS.items():
+    obligation(f"OBL-INV-025{_group}", f"wide bounded whole loop (rows {_rows[0]}-{_rows[-1]}): cross on two instruments, "
+               "a tier-3 partial step, both ADL triggers, through process_event",
+               rules=["INV-025", "INV-024", "TRN-001", "TRN-002", "TRN-003", "TRN-004", "TRN-005", "TRN-006", "TRN-008",
+                      "LIQ-005", "LIQ-008", "LIQ-009", "ADL-003", "INV-009", "INV-022"],
+               statement=_STATEMENT,
+               premises=_PREMISES.format(h="tier-2 cap + 1 lot", s="P's tier-1 cap", rows=", ".join(map(str, _rows))),
+               scope=Scope.BOUNDED, limit_seconds=WideScenario.LIMIT, per_instrument=False,
+               applies=lambda p, i: wide_instruments(p) is not None,
+               applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
+        _wide_body(_group))
