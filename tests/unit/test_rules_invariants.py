@@ -117,8 +117,10 @@ def check_inv_024(before: S.SimState, after: S.SimState, records) -> None:
 # ---------------------------------------------------------------- a run worked by hand
 
 def _venue(fund_usdt=200, alice_margin=3_000 * U, bids=((27_000, 30), (26_000, 20)), asks=((27_100, 50),),
-           cross=True):
-    accts = [
+           cross=True, eve_margin=None):
+    eve = [] if eve_margin is None else [  # tier 3 (5,000 contracts): liquidated by partial steps first
+        Account("eve", (("USDT", 0),), (Position("BTC-USDT-SWAP", "long", F(5_000), F(30_000), "isolated", eve_margin),))]
+    accts = eve + [
         Account("alice", (("USDT", 0),), (Position("BTC-USDT-SWAP", "long", F(100), F(30_000), "isolated", alice_margin),)),
         Account("bob", (("USDT", 100_000 * U),), (Position("BTC-USDT-SWAP", "short", F(500), F(31_000), "isolated", 50_000 * U),)),
         Account("carol", (("USDT", 1_000 * U),), ()),
@@ -167,21 +169,21 @@ def test_INV_024_full_liquidation_then_adl_keeps_the_books_whole():
 
 # ---------------------------------------------------------------- random marks on the small venue
 
-btc_marks = st.integers(200_000, 340_000).map(lambda x: F(x, 10))  # on the 0.1 tick
+btc_marks = st.one_of(st.integers(200_000, 340_000), st.integers(285_000, 300_000)).map(lambda x: F(x, 10))  # 0.1 tick
 eth_marks = st.integers(15_000, 25_000).map(lambda x: F(x, 10))
 mark_events = st.lists(st.one_of(st.tuples(st.just("BTC-USDT-SWAP"), btc_marks),
                                  st.tuples(st.just("ETH-USDT-SWAP"), eth_marks)), min_size=1, max_size=5)
 
 
 @settings(max_examples=60, deadline=None)
-@given(fund_usdt=st.integers(0, 5_000), alice_margin=st.integers(1_000, 6_000),
+@given(fund_usdt=st.integers(0, 5_000), alice_margin=st.integers(1_000, 6_000), eve_margin=st.integers(20_000, 80_000),
        bid_a=st.integers(255, 300), bid_b=st.integers(200, 254), ask=st.integers(270, 320), events=mark_events)
-def test_INV_024_random_marks_keep_the_books_whole(fund_usdt, alice_margin, bid_a, bid_b, ask, events):
-    """Isolated positions (alice long, bob short) and a flat account: full liquidations, engine
-    walks within the fund, remainders and ADL.  The cross account is left out here: see the next
-    test for the hole it opens."""
+def test_INV_024_random_marks_keep_the_books_whole(fund_usdt, alice_margin, eve_margin, bid_a, bid_b, ask, events):
+    """Isolated positions (alice long, bob short, eve long at tier 3) and a flat account: partial
+    steps, full liquidations, engine walks within the fund, remainders and ADL.  The cross account
+    is left out here: see the next test for the hole it opens."""
     st_ = _venue(fund_usdt, alice_margin * U, bids=((bid_a * 100, 30), (bid_b * 100, 40)), asks=((ask * 100, 60),),
-                 cross=False)
+                 cross=False, eve_margin=eve_margin * U)
     for i, (inst, price) in enumerate(events, start=1):
         nxt, recs = S.process_event(st_, S.MarkEvent(1_000 * i, inst, price))
         check_inv_024(st_, nxt, recs)
