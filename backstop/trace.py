@@ -37,7 +37,8 @@ from pathlib import Path
 __all__ = ["ID_RE", "MAX_RULES_PER_TEST", "Rule", "Citation", "Trace", "parse_spec", "scan_code", "scan_tests",
            "scan_test_functions", "build_trace", "repo_root"]
 
-PREFIXES = ("NUM", "MRG", "LIQ", "ENG", "INS", "JRN", "ADL", "INV")
+# TRN: the transition (spec/50-transition.md), so that its rules are traced like the others from the start.
+PREFIXES = ("NUM", "MRG", "LIQ", "ENG", "INS", "JRN", "ADL", "INV", "TRN")
 ID_RE = re.compile(r"(?<![\w-])(?:%s)-\d{3}[a-z]?\b" % "|".join(PREFIXES))
 _TEST_ID_RE = re.compile(r"(?:%s)_\d{3}[a-z]?" % "|".join(PREFIXES))
 _HEAD_RE = re.compile(r"^(#{2,4})\s+((?:%s)-\d{3}[a-z]?)\s*[-\u2013\u2014:]+\s*(.+?)\s*$" % "|".join(PREFIXES))

@@ -129,7 +129,8 @@ openings = st.tuples(*[st.one_of(st.just(0), st.integers(1, 10 ** 10))] * 3)
 # ---------------------------------------------------------------- INV-009
 
 def test_INV_009_the_worked_example_never_goes_below_zero():
-    """INS-004's day: settled 10,000 / available 0 after the Jan 6 deficit, never below."""
+    """The worked day of spec/30-fund.md: settled 8,199.5 / available 0 after the Jan 6 deficit,
+    never below."""
     s = B.new_state(OKX, start_ms=T0)
     s, _ = B.top_up(s, PERP, 10_000 * USDT, T0 + 3_600_000)                    # 09:00 HKT
     s, _, _ = B.apply_liquidation_result(s, PERP, 1_200 * USDT, T0 + 7_200_000)  # 10:00
@@ -160,8 +161,8 @@ def test_INV_009_settled_and_available_stay_non_negative(opening, seq):
 # ---------------------------------------------------------------- INV-010
 
 def test_INV_010_a_fee_and_a_surplus_move_value_between_named_accounts_only():
-    """INS-005/INS-004 worked examples: user:a1 -1,500 / venue +1,500; engine -1,200 USDT /
-    pending +1,200 USDT; the USDT total over all accounts stays 0."""
+    """The fee and surplus worked examples of spec/30-fund.md: user:a1 -1,500 / venue +1,500;
+    engine -1,200 USDT / pending +1,200 USDT; the USDT total over all accounts stays 0."""
     s = B.new_state(OKX, start_ms=T0)
     s, _ = B.apply_fee(s, PERP, 1_500, T0 + 1, "venue", account="a1")
     s, _, _ = B.apply_liquidation_result(s, PERP, 1_200 * USDT, T0 + 2)
@@ -304,8 +305,8 @@ def test_INV_013_a_deficit_is_paid_as_far_as_the_fund_can(top, earlier, deficit)
 # ---------------------------------------------------------------- INV-014
 
 def test_INV_014_the_worked_example_peaks():
-    """INS-010: available points 10,000 / 11,200 / 8,199.5 / 8,199.5, settled 10,000 x3 / 8,199.5:
-    the peaks are 11,200 (available) and 10,000 (settled)."""
+    """The history worked example of spec/30-fund.md: available points 10,000 / 11,200 / 8,199.5 /
+    8,199.5, settled 10,000 x3 / 8,199.5: the peaks are 11,200 (available) and 10,000 (settled)."""
     s = B.new_state(OKX, start_ms=T0)
     s, _ = B.top_up(s, PERP, 10_000 * USDT, T0 + 1)
     s, _, _ = B.apply_liquidation_result(s, PERP, 1_200 * USDT, T0 + 2)
