@@ -76,7 +76,7 @@ class Citation:
     file: str
     line: int
     where: str  # function or test name
-    kind: str = ""  # for a test: "" (it can cover the rule) or "proof run"
+    kind: str = ""  # for a test: "" (it can cover the rule), "proof run" or "catch-all of N rules"
 
 
 @dataclass
@@ -208,7 +208,10 @@ def _called_names(node: ast.AST) -> set[str]:
 
 def _prover_runners(tree: ast.AST, seed: set[str]) -> set[str]:
     """Names of the functions of a module that call the prover, directly or through each other."""
-    calls = {n.name: _called_names(n) for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    calls: dict[str, set[str]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):  # same-named defs: the union of their calls
+            calls.setdefault(n.name, set()).update(_called_names(n))
     runners = set(seed)
     grew = True
     while grew:
