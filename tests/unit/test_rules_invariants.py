@@ -179,12 +179,12 @@ mark_events = st.lists(st.one_of(st.tuples(st.just("BTC-USDT-SWAP"), btc_marks),
 @given(fund_usdt=st.integers(0, 5_000), alice_margin=st.integers(1_000, 6_000), eve_margin=st.integers(20_000, 80_000),
        bid_a=st.integers(255, 300), bid_b=st.integers(200, 254), ask=st.integers(270, 320), events=mark_events)  # (the ask above bid_a: TRN-007 refuses a crossed book)
 def test_INV_024_random_marks_keep_the_books_whole(fund_usdt, alice_margin, eve_margin, bid_a, bid_b, ask, events):
-    """Isolated positions (alice long, bob short, eve long at tier 3) and a flat account: partial
-    steps, full liquidations, engine walks within the fund, remainders and ADL.  The cross account
-    is left out here: see the next test for the hole it opens."""
+    """Isolated positions (alice long, bob short, eve long at tier 3), dave's cross account and a flat
+    account: partial steps, full liquidations, engine walks within the fund, remainders and ADL --
+    including ADL of a cross remainder taken over off the tick grid (the hole the next test pinned)."""
     ask = max(ask, bid_a + 1)  # a crossed book is refused (TRN-007)
     st_ = _venue(fund_usdt, alice_margin * U, bids=((bid_a * 100, 30), (bid_b * 100, 40)), asks=((ask * 100, 60),),
-                 cross=False, eve_margin=eve_margin * U)
+                 cross=True, eve_margin=eve_margin * U)
     for i, (inst, price) in enumerate(events, start=1):
         nxt, recs = S.process_event(st_, S.MarkEvent(1_000 * i, inst, price))
         check_inv_024(st_, nxt, recs)
