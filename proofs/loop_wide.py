@@ -122,6 +122,10 @@ class WideScenario:
         book = S.Book((Level(bid * E, self.s_size),), (Level(ask * E, self.s_size),))
         state = S.initial_state(self.profile, accounts, {p.id: E, q.id: self.ENTRY_Q}, {p.id: book},
                                 {self.fund.id: x("fund")}, start_ms=T0, R=R)
+        # a book for an instrument that has had no mark yet (issue 13's defect 2 raised KeyError here)
+        other = self.no_mark_instrument()
+        if other is not None:
+            state, _ = S.process_event(state, S.BookEvent(T0, other.id, (Level(other.tick_size, other.lot_size),), ()), R)
         states, records, marks = [state], [], []
         for t, mark in ((T1, m1 * E), (T2, m2 * E)):
             state, recs = S.process_event(state, S.MarkEvent(t, p.id, mark), R)
@@ -129,6 +133,11 @@ class WideScenario:
             records.append(recs)
             marks.append(mark)
         return {"states": states, "records": records, "marks": marks, "times": (T1, T2)}
+
+    def no_mark_instrument(self) -> Instrument | None:
+        """An instrument of the profile other than P and Q (it never gets a mark here)."""
+        rest = sorted((i for i in self.profile.instruments.values() if i.id not in (self.p.id, self.q.id)), key=lambda i: i.id)
+        return rest[0] if rest else None
 
     # ---------------------------------------------------------------- the claim
 

@@ -39,7 +39,7 @@ Number = Any
 def account_order_key(account_id: str) -> tuple[str]:
     """TRN-002: accounts compete for the same book and the same fund budget in ascending order of
     their id (byte order of the UTF-8 text).  The sources say nothing on this; the order is fixed
-    so that a run is reproducible (spec/99 C32)."""
+    so that a run is reproducible (spec/99 C37)."""
     return (account_id,)
 
 
