@@ -10,6 +10,7 @@ its limit and they can run in parallel.
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from typing import Any
 
@@ -60,21 +61,29 @@ class WideScenario:
     on P.  Two mark events on P, the second one second after 16:00 HKT, so it also runs the daily
     settlement -- which moves the first event's deficits into the settled balance, the balance the
     drawdown trigger (b) reads on okx.  The variables: every account's cash and the fund's opening
-    balance (whole amounts >= 0) and the price row; so trigger (a) (the fund cannot cover a
-    remainder) and trigger (b) (the settled balance fell 30 % within 8 hours) each hold on some
-    inputs and not on others, and both appear on the paths."""
+    balance (whole amounts >= 0) and the row: a price row and the fund's opening balance (one of
+    :data:`FUNDS`); so trigger (a) (the fund cannot cover a remainder) and trigger (b) (the settled
+    balance fell 30 % within 8 hours) each hold on some rows and not on others."""
 
     LIMIT, MAX_PATHS = 280, 96
-    NAMES = ("cash H", "cash S", "cash X", "cash D", "fund")
+    NAMES = ("cash H", "cash S", "cash X", "cash D")
     ENTRY_P, ENTRY_Q = Fraction(20_000), Fraction(1_000)
     # (H's margin share of its notional, mark 1, mark 2, bid, ask) as multiples of P's entry
-    GRID = ((Fraction(2, 100), Fraction(99, 100), Fraction(99, 100), Fraction(985, 1000), Fraction(101, 100)),
-            (Fraction(2, 100), Fraction(99, 100), Fraction(90, 100), Fraction(985, 1000), Fraction(101, 100)),
-            (Fraction(2, 100), Fraction(90, 100), Fraction(90, 100), Fraction(70, 100), Fraction(130, 100)),
-            (Fraction(8, 100), Fraction(95, 100), Fraction(105, 100), Fraction(94, 100), Fraction(106, 100)),
-            (Fraction(2, 100), Fraction(120, 100), Fraction(80, 100), Fraction(95, 100), Fraction(125, 100)),
-            (Fraction(8, 100), Fraction(80, 100), Fraction(80, 100), Fraction(70, 100), Fraction(130, 100)))
-    ROWS = {"a": (0, 1), "b": (2, 3), "c": (4, 5)}
+    PRICES = ((Fraction(2, 100), Fraction(99, 100), Fraction(99, 100), Fraction(985, 1000), Fraction(101, 100)),
+              (Fraction(2, 100), Fraction(99, 100), Fraction(90, 100), Fraction(985, 1000), Fraction(101, 100)),
+              (Fraction(2, 100), Fraction(90, 100), Fraction(90, 100), Fraction(70, 100), Fraction(130, 100)),
+              (Fraction(8, 100), Fraction(95, 100), Fraction(105, 100), Fraction(94, 100), Fraction(106, 100)),
+              (Fraction(2, 100), Fraction(120, 100), Fraction(80, 100), Fraction(95, 100), Fraction(125, 100)),
+              (Fraction(8, 100), Fraction(80, 100), Fraction(80, 100), Fraction(70, 100), Fraction(130, 100)))
+    # the fund's opening balance, in whole currency units: empty (trigger (a) at once), small, one
+    # that pays the first crash and then falls by more than 30 % at the settlement (trigger (b)),
+    # and one that covers everything.  A free fund balance puts it under the floors of the ENG-006
+    # budget and the ADL-007 mark quantity at once, and the path solver then stalls (measured: no
+    # answer in 115 s after four paths); with the fund a row constant, every term is linear in the
+    # cash balances, which stay free.
+    FUNDS = (0, 1_000, 80_000, 10_000_000)
+    GRID = tuple(prices + (fund,) for prices, fund in itertools.product(PRICES, FUNDS))
+    ROWS = {"a": tuple(range(0, 8)), "b": tuple(range(8, 16)), "c": tuple(range(16, 24))}
 
     def __init__(self, profile: Profile, insts: tuple[Instrument, Instrument]) -> None:
         self.profile = profile
@@ -88,7 +97,7 @@ class WideScenario:
         self.x_size_p = 100 * self.p.lot_size
         self.x_size_q = 100 * self.q.lot_size
         for row in self.GRID:
-            for f in row[1:]:
+            for f in row[1:5]:
                 if (f * self.ENTRY_P / self.p.tick_size).denominator != 1:
                     raise ValueError(f"{self.p.id}: a wide-loop price is not on the tick grid")
 
@@ -108,7 +117,7 @@ class WideScenario:
             return sym(values[n], terms[n]) if terms is not None else values[n]
 
         R = concolic_rules() if terms is not None else RULES
-        mh, m1, m2, bid, ask = self.GRID[values["price path"]]
+        mh, m1, m2, bid, ask, fund = self.GRID[values["price path"]]
         p, q, E, code = self.p, self.q, self.ENTRY_P, self.code
         h_margin = int(self._notional(p, self.h_size, E) * mh)
         s_margin = int(self._notional(p, self.s_size, E) / 10)
@@ -121,7 +130,7 @@ class WideScenario:
         ]
         book = S.Book((Level(bid * E, self.s_size),), (Level(ask * E, self.s_size),))
         state = S.initial_state(self.profile, accounts, {p.id: E, q.id: self.ENTRY_Q}, {p.id: book},
-                                {self.fund.id: x("fund")}, start_ms=T0, R=R)
+                                {self.fund.id: fund * self.p.settle_currency.scale}, start_ms=T0, R=R)
         # a book for an instrument that has had no mark yet (issue 13's defect 2 raised KeyError here)
         other = self.no_mark_instrument()
         if other is not None:
@@ -240,9 +249,9 @@ def _wide_body(group: str) -> Any:
 
 _PREMISES = ("H long {h} on P (isolated, tier 3: one lot above the tier-2 cap; margin 2 % or 8 % of notional), S short "
              "{s} on P (isolated, 10 %), X cross short 100 lots of P and long 100 lots of Q sharing one balance, D no position; "
-             "entries P 20,000 and Q 1,000, Q's mark fixed; every cash balance and the fund's opening balance any whole "
-             "amount >= 0; one bid and one ask level on P of S's size; two mark events on P, the second one second after "
-             "16:00 HKT; price rows {rows} of WideScenario.GRID")
+             "entries P 20,000 and Q 1,000, Q's mark fixed; every cash balance any whole amount >= 0; the fund's "
+             "opening balance 0, 1,000, 80,000 or 10,000,000 whole units (a row constant); one bid and one ask level on P of S's size; two mark events on P, the second one second after "
+             "16:00 HKT; rows {rows} of WideScenario.GRID (6 price rows x 4 fund balances)")
 _STATEMENT = ("after each event: every fund's settled and available balances >= 0; every account's balance >= 0 (a cross "
               "loss never beyond the balance); an isolated-only account that ADL did not touch keeps its balance (its "
               "loss stays within the margin); positions only reduced (same side, size > 0, <= before, margin >= 0); no "

@@ -14,9 +14,10 @@ OKX = load_profile("okx")
 U = 10**6
 
 
-def _run(row, fund_usdt, cash_x=0):
+def _run(prices, fund_usdt, cash_x=0):
     sc = WideScenario(OKX, wide_instruments(OKX))
-    values = {"price path": row, "cash H": 0, "cash S": 0, "cash X": cash_x * U, "cash D": 7 * U, "fund": fund_usdt * U}
+    row = WideScenario.GRID.index(WideScenario.PRICES[prices] + (fund_usdt,))
+    values = {"price path": row, "cash H": 0, "cash S": 0, "cash X": cash_x * U, "cash D": 7 * U}
     out = sc.run(values)
     return sc, out, [[r.kind for r in recs] for recs in out["records"]], out["records"]
 
