@@ -21,8 +21,15 @@ proves the obligations of each profile of ``chain`` that *call* the mutated func
 fails with a ``counterexample`` whose replay through the concrete (mutated) reference is
 ``confirmed``: that obligation kills the mutant.
 
+A mutant no obligation kills goes to :func:`check_equivalence`: the solver compares it with the
+original at every call the obligations' bodies make, under their premises.  It is then proved
+``equivalent`` (it leaves the score), shown to ``differ`` (a hole, with a distinguishing model) or
+``unknown`` (never counted as equivalent).  So the kill score ``killed / (generated - proved
+equivalent)`` that :func:`main` prints is exact when no survivor is unknown.
+
 Test modules (``tests/test_planted_bugs*.py``) call :func:`generate_mutants` with their modules,
-list equivalent mutants and known holes with reasons, and parametrize over :func:`params`.
+list the survivors shown to differ (holes) and the undecided ones with reasons -- there is no list
+of equivalent mutants -- and parametrize over :func:`params`; :func:`assert_caught` is the test.
 """
 
 from __future__ import annotations
@@ -414,10 +421,12 @@ def run_mutant(m: Mutant, chain: tuple[str, ...] = ("okx",), retry: bool = True,
 #   obligation's variables) and both outputs as the distinguishing input.  Calls are recorded on
 #   both branches of every ``ite``, so a difference is on inputs the obligation passes the function
 #   under its premises, though perhaps on a branch the obligation then discards.
+#   When the mutated node never ran on Z3 terms (code that runs only on concrete numbers, such as
+#   the concrete branch of ``num.floor``, is invisible to the solver), up to CONCRETE_SAMPLES calls
+#   are evaluated concretely at a model of their premises; a disagreement there is ``differs`` too.
 # * ``unknown``    -- a check timed out, a body could not be built, no obligation calls the
-#   function, or the mutated node was never evaluated on Z3 terms (code that runs only on concrete
-#   numbers, such as the concrete branch of ``num.floor``, is invisible to the solver).  Never
-#   counted as equivalent.
+#   function, or the mutated node never ran on Z3 terms and the sampled models found no difference.
+#   Never counted as equivalent.
 #
 # Every check is a fresh Z3 context with the kernel's fixed seed and EQUIV_LIMIT_SECONDS.
 
@@ -654,6 +663,66 @@ def _check_call(m: Mutant, label: str, ctx: Context, call: tuple[Any, ...], muta
     return CallCheck(label, "differs", True, secs, witness, values)
 
 
+CONCRETE_SAMPLES = 40  # calls evaluated at a model when the mutated node never ran on terms
+
+
+def _concretize(x: Any, model: Any, zctx: Any) -> Any:
+    """``x`` with every Z3 leaf replaced by its exact value in ``model`` (a whole Int-sorted value
+    as ``int``, any other number as ``Fraction``, a bool as ``bool``)."""
+    if isinstance(x, z3.ExprRef):
+        v = num.value_of(x.translate(zctx), model)
+        if isinstance(v, Fraction) and v.denominator == 1 and (
+                (isinstance(x, z3.ArithRef) and x.is_int())
+                or (z3.is_app_of(x, z3.Z3_OP_TO_REAL) and x.arg(0).is_int())):
+            return int(v)
+        return v
+    if isinstance(x, _ATOMS) or not _has_term(x):
+        return x
+    if isinstance(x, tuple):
+        return type(x)(_concretize(v, model, zctx) for v in x)
+    if isinstance(x, list):
+        return [_concretize(v, model, zctx) for v in x]
+    if isinstance(x, dict):
+        return {k: _concretize(v, model, zctx) for k, v in x.items()}
+    return dataclasses.replace(x, **{f.name: _concretize(getattr(x, f.name), model, zctx)
+                                     for f in dataclasses.fields(x) if f.init})
+
+
+def _sample_call(m: Mutant, label: str, ctx: Context, call: tuple[Any, ...], mutant: Callable[..., Any],
+                 premises: list[Any], limit: float) -> CallCheck | None:
+    """A call whose arguments hold terms, evaluated concretely at a model of the premises: a
+    ``differs`` check when the original and the mutant disagree there, else None."""
+    args, kwargs, _, _ = call
+    t0 = time.perf_counter()
+    zctx, s = _fresh_solver(limit)
+    for p in premises:
+        s.add(p.translate(zctx))
+    if s.check() != z3.sat:
+        return None
+    model = s.model()
+    try:
+        cargs, ckwargs = _concretize((args, kwargs), model, zctx)
+        original = getattr(MODULES[m.module], m.function)(*cargs, **ckwargs)
+    except Exception:
+        return None  # irrational values, or the original refuses these values: no verdict here
+    try:
+        mine: Any = mutant(*cargs, **ckwargs)
+    except Exception as e:
+        mine = e
+    diffs = [("result", original, mine, True)] if isinstance(mine, BaseException) else _differences(original, mine)
+    if not diffs:
+        return None
+    values = {name: (_concretize(v, model, zctx) if isinstance(v, z3.ExprRef) else v)
+              for name, (kind, v) in ctx.vars.items()}
+    inputs = ", ".join(f"{name} = {_show(v)}" for name, v in values.items())
+    argv = ", ".join([_show(a) for a in cargs] + [f"{k}={_show(v)}" for k, v in ckwargs.items()])
+    witness = "\n".join([f"  {label}: a model of the premises where {m.function}, evaluated concretely, differs",
+                         f"    inputs: {inputs or '(none)'}",
+                         f"    call: {m.function}({argv})"[:2000]]
+                        + [f"    {path}: original {_show(x)}, mutant {_show(y)}" for path, x, y, _ in diffs])
+    return CallCheck(label, "differs", True, time.perf_counter() - t0, witness, values)
+
+
 def check_equivalence(m: Mutant, chain: tuple[str, ...] = ("okx",), limit: float = EQUIV_LIMIT_SECONDS,
                       budget: float = EQUIV_BUDGET_SECONDS, whole_loop: bool = False,
                       instances_of: Callable[[str], list[Instance]] | None = None) -> Equivalence:
@@ -671,6 +740,7 @@ def check_equivalence(m: Mutant, chain: tuple[str, ...] = ("okx",), limit: float
     mutant = _compile(m, probe)
     symbolic_hits = 0
     unknown: list[str] = []
+    unseen: list[tuple[str, Context, tuple[Any, ...], list[Any]]] = []  # term calls that missed the node
     for profile_name in chain:
         for inst in instances_of(profile_name):
             label = f"{profile_name}:{inst.key}"
@@ -701,8 +771,11 @@ def check_equivalence(m: Mutant, chain: tuple[str, ...] = ("okx",), limit: float
                     return out
                 before = probe.hits
                 c = _check_call(m, label, ctx, call, mutant, premises, limit)
-                if probe.hits > before and _has_term((call[0], call[1])):
-                    symbolic_hits += 1
+                if _has_term((call[0], call[1])):
+                    if probe.hits > before:
+                        symbolic_hits += 1
+                    elif len(unseen) < CONCRETE_SAMPLES:
+                        unseen.append((label, ctx, call, premises))
                 out.calls += 1
                 out.solver_calls += c.solver
                 if c.verdict == "differs":
@@ -717,8 +790,17 @@ def check_equivalence(m: Mutant, chain: tuple[str, ...] = ("okx",), limit: float
     elif not out.instances:
         out.detail = f"no obligation on {', '.join(chain)} calls {m.function}"
     elif not symbolic_hits:
+        # The solver never saw the mutated node.  Evaluate some of the calls at a model of their
+        # obligation's premises, concretely: the node may run there (a concrete branch).
+        for label, ctx, call, premises in unseen:
+            c = _sample_call(m, label, ctx, call, mutant, premises, limit)
+            out.seconds = time.perf_counter() - t0
+            if c is not None:
+                out.verdict, out.witness, out.model = "differs", c.detail, c.model
+                return out
         out.detail = ("the mutated code was never evaluated on Z3 terms (it runs only on concrete values, "
-                      "or on none of the obligations' calls), so the solver has not seen it")
+                      "or on none of the obligations' calls), so the solver has not seen it"
+                      + (f"; {len(unseen)} call(s) evaluated at a model of their premises agree" if unseen else ""))
     else:
         out.verdict = "equivalent"
     return out
@@ -754,13 +836,13 @@ def assert_killed(m: Mutant, chain: tuple[str, ...] = ("okx",), holes: dict[str,
 
 
 def classify(m: Mutant, chain: tuple[str, ...] = ("okx",), holes: dict[str, str] | None = None,
-             kill: bool = True) -> Outcome:
+             kill: bool = True, equiv_limit: float = EQUIV_LIMIT_SECONDS) -> Outcome:
     """Kill the mutant (:func:`run_mutant`); if no obligation does, check it for equivalence
     (:func:`check_equivalence`).  ``kill=False`` skips the kill attempt (for re-checking known
     survivors cheaply; an equivalent mutant cannot be killed, so its verdict is the same)."""
     out = run_mutant(m, chain=chain, retry=m.key not in (holes or {})) if kill else Outcome(m)
     if not out.killed_by:
-        out.equivalence = check_equivalence(m, chain)
+        out.equivalence = check_equivalence(m, chain, limit=equiv_limit)
         out.seconds += out.equivalence.seconds
     return out
 
@@ -807,8 +889,10 @@ def main(argv: list[str], mutants: list[Mutant], holes: dict[str, str], chain: t
     """Script mode: print the kill table and its exact score.
 
     ``--only SUBSTRING`` (repeatable: any of them) filters by key, ``--equivalence-only`` skips the
-    kill attempts (for re-checking survivors), ``-v`` shows counterexamples and premises."""
+    kill attempts (for re-checking survivors), ``--equiv-limit SECONDS`` sets the time limit of each
+    equivalence check, ``-v`` shows counterexamples."""
     only = [argv[i + 1] for i, a in enumerate(argv) if a == "--only"]
+    equiv_limit = float(argv[argv.index("--equiv-limit") + 1]) if "--equiv-limit" in argv else EQUIV_LIMIT_SECONDS
     kill = "--equivalence-only" not in argv
     chosen = [m for m in mutants if not only or any(o in m.key for o in only)]
     undecided = undecided or {}
@@ -818,7 +902,7 @@ def main(argv: list[str], mutants: list[Mutant], holes: dict[str, str], chain: t
     counts = {"killed": 0, "equivalent": 0, "differs": 0, "unknown": 0}
     unexpected = 0
     for m in chosen:
-        out = classify(m, chain, holes, kill=kill)
+        out = classify(m, chain, holes, kill=kill, equiv_limit=equiv_limit)
         st = status(out)
         counts[st] += 1
         listed = {"differs": m.key in holes, "unknown": m.key in undecided}.get(st, False)

@@ -144,7 +144,7 @@ def test_a_hole_raises_MutantIsAHole_and_an_equivalent_mutant_passes(monkeypatch
     monkeypatch.setattr(mutation, "run_mutant", lambda m, chain, retry: mutation.Outcome(m))
     real = mutation.check_equivalence
     monkeypatch.setattr(mutation, "check_equivalence",
-                        lambda m, chain: real(m, chain, instances_of=_obligation(_signed, "s = +1 or -1")))
+                        lambda m, chain, **kw: real(m, chain, instances_of=_obligation(_signed, "s = +1 or -1"), **kw))
     with pytest.raises(mutation.MutantIsAHole):
         mutation.assert_caught(_mutant("toy_toward", "arith", "x + 1", "x - 1"), ("okx",))
     out = mutation.assert_caught(_mutant("toy_toward", "cmp", "s > 0", "s >= 0"), ("okx",))
@@ -171,20 +171,37 @@ def test_a_timeout_is_unknown_and_not_equivalent():
         raise mutation.MutantIsUndecided(eq.summary())
 
 
-def test_a_mutation_in_a_concrete_only_branch_is_unknown():
-    # math.floor -> math.ceil in the concrete branch: on Z3 terms the mutated node never runs, so the
-    # outputs are identical terms -- which proves nothing about it.
+def test_a_mutation_in_a_concrete_only_branch_is_evaluated_at_a_model():
+    # math.floor -> math.ceil in the concrete branch: on Z3 terms the mutated node never runs (the
+    # outputs are identical terms, which proves nothing about it), so the call is evaluated
+    # concretely at a model of the premises.  With 2x = 1 the only model is x = 1/2, where
+    # floor(1/2) = 0 and ceil(1/2) = 1.
     m = _mutant("toy_floor", "round", "math.floor", "math.ceil")
 
     def body(ctx: Context) -> Any:
         x = ctx.rational("x")
+        ctx.assume(2 * x == 1)
         return toy_floor(x) <= x
 
-    eq = _check(m, body, "x rational")
+    eq = _check(m, body, "x = 1/2")
+    assert eq.verdict == "differs", eq.summary()
+    assert eq.model == {"x": Fraction(1, 2)}
+    assert "evaluated concretely" in eq.witness and "original 0, mutant 1" in eq.witness
+
+
+def test_a_concrete_only_mutation_that_agrees_at_the_models_is_unknown():
+    # on integers floor and ceil agree, so every model agrees -- but agreement at some points proves
+    # nothing: unknown, not equivalent.
+    m = _mutant("toy_floor", "round", "math.floor", "math.ceil")
+
+    def body(ctx: Context) -> Any:
+        x = ctx.integer("x")
+        return toy_floor(x) <= x
+
+    eq = _check(m, body, "x an integer")
     assert eq.verdict == "unknown", eq.summary()
-    assert "never evaluated on Z3 terms" in eq.detail
-    # concretely it is a real bug: floor(1/2) = 0, ceil(1/2) = 1
-    assert (toy_floor(Fraction(1, 2)), mutation._compile(m)(Fraction(1, 2))) == (0, 1)
+    assert "never evaluated on Z3 terms" in eq.detail and "agree" in eq.detail
+    assert (toy_floor(Fraction(1, 2)), mutation._compile(m)(Fraction(1, 2))) == (0, 1)  # a real bug off the premises
 
 
 def test_no_calling_obligation_is_unknown():
