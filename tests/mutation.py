@@ -836,13 +836,14 @@ def assert_killed(m: Mutant, chain: tuple[str, ...] = ("okx",), holes: dict[str,
 
 
 def classify(m: Mutant, chain: tuple[str, ...] = ("okx",), holes: dict[str, str] | None = None,
-             kill: bool = True, equiv_limit: float = EQUIV_LIMIT_SECONDS) -> Outcome:
+             kill: bool = True, equiv_limit: float = EQUIV_LIMIT_SECONDS,
+             equiv_budget: float = EQUIV_BUDGET_SECONDS) -> Outcome:
     """Kill the mutant (:func:`run_mutant`); if no obligation does, check it for equivalence
     (:func:`check_equivalence`).  ``kill=False`` skips the kill attempt (for re-checking known
     survivors cheaply; an equivalent mutant cannot be killed, so its verdict is the same)."""
     out = run_mutant(m, chain=chain, retry=m.key not in (holes or {})) if kill else Outcome(m)
     if not out.killed_by:
-        out.equivalence = check_equivalence(m, chain, limit=equiv_limit)
+        out.equivalence = check_equivalence(m, chain, limit=equiv_limit, budget=equiv_budget)
         out.seconds += out.equivalence.seconds
     return out
 
@@ -890,9 +891,10 @@ def main(argv: list[str], mutants: list[Mutant], holes: dict[str, str], chain: t
 
     ``--only SUBSTRING`` (repeatable: any of them) filters by key, ``--equivalence-only`` skips the
     kill attempts (for re-checking survivors), ``--equiv-limit SECONDS`` sets the time limit of each
-    equivalence check, ``-v`` shows counterexamples."""
+    equivalence check and ``--equiv-budget SECONDS`` a mutant's in all, ``-v`` shows counterexamples."""
     only = [argv[i + 1] for i, a in enumerate(argv) if a == "--only"]
     equiv_limit = float(argv[argv.index("--equiv-limit") + 1]) if "--equiv-limit" in argv else EQUIV_LIMIT_SECONDS
+    equiv_budget = float(argv[argv.index("--equiv-budget") + 1]) if "--equiv-budget" in argv else EQUIV_BUDGET_SECONDS
     kill = "--equivalence-only" not in argv
     chosen = [m for m in mutants if not only or any(o in m.key for o in only)]
     undecided = undecided or {}
@@ -902,7 +904,7 @@ def main(argv: list[str], mutants: list[Mutant], holes: dict[str, str], chain: t
     counts = {"killed": 0, "equivalent": 0, "differs": 0, "unknown": 0}
     unexpected = 0
     for m in chosen:
-        out = classify(m, chain, holes, kill=kill, equiv_limit=equiv_limit)
+        out = classify(m, chain, holes, kill=kill, equiv_limit=equiv_limit, equiv_budget=equiv_budget)
         st = status(out)
         counts[st] += 1
         listed = {"differs": m.key in holes, "unknown": m.key in undecided}.get(st, False)

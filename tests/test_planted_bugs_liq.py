@@ -40,8 +40,8 @@ def _okx_with_fee():
 mutation.register_profile("okx+fee", _okx_with_fee)
 MUTANTS = mutation.generate_mutants({"liquidation": liquidation_mod, "engine": engine_mod})
 
-# Survivors the solver shows to differ from the original (mutation.check_equivalence), each with why
-# no obligation kills it.  Formerly hand-listed as equivalent and now PROVED equivalent by the solver:
+# Survivors the solver shows to differ from the original (mutation.check_equivalence): strict xfails
+# expecting mutation.MutantIsAHole, each with why no obligation kills it.  Formerly hand-listed as equivalent and now PROVED equivalent by the solver:
 # compute_tier_one_requirement:+6 `- t1.mm_deduction` -> `+` and `t1.mm_deduction` -> `0` (tier 1's
 # deduction is 0 in every table the chain loads), compute_max_size_in_tier:+4 `inst.contract_value` -> `1`
 # (identical terms on every call: size-basis tables never read it, notional ones have contract value 1),
@@ -59,7 +59,7 @@ UNDECIDED: dict[str, str] = {
     "liquidation.run_liquidation:+21 ite `num.ite(done, final, decide_action(inst, rules, lrules, cur, mark))` -> "
     "`num.ite(done, decide_action(inst, rules, lrules, cur, mark), final)`":
         "differs only when every turn of the loop took a step (tier 7 at one mark); the equivalence check times out "
-        "(10 s) on every OBL-LIQ-006 / OBL-LIQ-006b call, as the claim that would catch it (NONE => not liquidatable "
+        "on every OBL-LIQ-006 / OBL-LIQ-006b call (10 s each; the first two also at 60 s), as the claim that would catch it (NONE => not liquidatable "
         "on the outcome) makes OBL-LIQ-006 time out on BTC-USDT-SWAP, so it is not stated; the unit test "
         "test_LIQ_006_* and the state machine cover it concretely",
     **{k: "no obligation calls this function: the cross partial round's balance check and the cross takeover's "
