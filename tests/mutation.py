@@ -904,7 +904,7 @@ def main(argv: list[str], mutants: list[Mutant], holes: dict[str, str], chain: t
     counts = {"killed": 0, "equivalent": 0, "differs": 0, "unknown": 0}
     unexpected = 0
     for m in chosen:
-        out = classify(m, chain, holes, kill=kill, equiv_limit=equiv_limit, equiv_budget=equiv_budget)
+        out = classify(m, chain, {**holes, **undecided}, kill=kill, equiv_limit=equiv_limit, equiv_budget=equiv_budget)
         st = status(out)
         counts[st] += 1
         listed = {"differs": m.key in holes, "unknown": m.key in undecided}.get(st, False)
