@@ -35,19 +35,18 @@ PLUMBING = ("rank_entries", "execute_adl", "adl_record")
 RULE_FUNCTIONS = tuple(n for n in adl_mod.__all__
                        if n not in PLUMBING and n[0].islower() and callable(getattr(adl_mod, n)))
 
-EQUIVALENT: dict[str, str] = {
-    "adl.compute_adl_score:+15 cmp `upl > 0` -> `upl >= 0`":
-        "at upl = 0 both branches are 0 (PnL% = 0, so PnL% x leverage = PnL% / leverage = 0)",
-}
+# A mutant no obligation kills is compared with the original by the solver (mutation.check_equivalence);
+# compute_adl_score:+15 `upl > 0` -> `upl >= 0`, once hand-listed as equivalent, is proved so (at upl = 0
+# both branches are 0).  Survivors shown to differ would be listed here.
 HOLES: dict[str, str] = {}
 
 MUTANTS = mutation.generate_mutants({"adl": adl_mod}, {"adl": RULE_FUNCTIONS})
 
 
 @pytest.mark.rules("ADL-001", "ADL-002", "ADL-003", "ADL-004", "ADL-005", "ADL-006", "ADL-007", "ADL-008", "ADL-009")
-@pytest.mark.parametrize("mutant", mutation.params(MUTANTS, EQUIVALENT, HOLES))
+@pytest.mark.parametrize("mutant", mutation.params(MUTANTS, HOLES))
 def test_planted_bug_is_caught_by_an_obligation(mutant: Mutant) -> None:
-    mutation.assert_killed(mutant, PROFILE_CHAIN, HOLES)
+    mutation.assert_caught(mutant, PROFILE_CHAIN, HOLES)
 
 
 def test_mutants_cover_thresholds_window_ranking_and_quantities():
@@ -59,9 +58,9 @@ def test_mutants_cover_thresholds_window_ranking_and_quantities():
     assert {m.op for m in MUTANTS} >= {"cmp", "arith", "ite", "minmax", "sign", "round", "const"}
 
 
-def test_equivalence_and_hole_lists_name_existing_mutants():
-    mutation.check_lists(MUTANTS, EQUIVALENT, HOLES)
+def test_hole_lists_name_existing_mutants():
+    mutation.check_lists(MUTANTS, HOLES)
 
 
 if __name__ == "__main__":
-    sys.exit(mutation.main(sys.argv[1:], MUTANTS, EQUIVALENT, HOLES, PROFILE_CHAIN))
+    sys.exit(mutation.main(sys.argv[1:], MUTANTS, HOLES, PROFILE_CHAIN))

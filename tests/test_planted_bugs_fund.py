@@ -25,16 +25,15 @@ from backstop.reference import journal as journal_mod
 PROFILE_CHAIN = ("okx",)
 _MODULES = {"fund": fund_mod, "journal": journal_mod}
 
-EQUIVALENT: dict[str, str] = {}
 HOLES: dict[str, str] = {}
 
 MUTANTS = mutation.generate_mutants(_MODULES)
 
 
 @pytest.mark.rules("INS-002", "INS-004", "INS-007", "INS-008", "JRN-001", "JRN-002")
-@pytest.mark.parametrize("mutant", mutation.params(MUTANTS, EQUIVALENT, HOLES))
+@pytest.mark.parametrize("mutant", mutation.params(MUTANTS, HOLES))
 def test_planted_bug_is_caught_by_an_obligation(mutant: Mutant) -> None:
-    mutation.assert_killed(mutant, PROFILE_CHAIN, HOLES)
+    mutation.assert_caught(mutant, PROFILE_CHAIN, HOLES)
 
 
 def test_mutants_cover_windows_cap_and_balancing():
@@ -45,9 +44,9 @@ def test_mutants_cover_windows_cap_and_balancing():
     assert {m.op for m in MUTANTS} >= {"cmp", "arith", "ite", "minmax", "sign"}
 
 
-def test_equivalence_and_hole_lists_name_existing_mutants():
-    mutation.check_lists(MUTANTS, EQUIVALENT, HOLES)
+def test_hole_lists_name_existing_mutants():
+    mutation.check_lists(MUTANTS, HOLES)
 
 
 if __name__ == "__main__":
-    sys.exit(mutation.main(sys.argv[1:], MUTANTS, EQUIVALENT, HOLES, PROFILE_CHAIN))
+    sys.exit(mutation.main(sys.argv[1:], MUTANTS, HOLES, PROFILE_CHAIN))

@@ -40,30 +40,31 @@ def _okx_with_fee():
 mutation.register_profile("okx+fee", _okx_with_fee)
 MUTANTS = mutation.generate_mutants({"liquidation": liquidation_mod, "engine": engine_mod})
 
-EQUIVALENT: dict[str, str] = {
-    "liquidation.compute_tier_one_requirement:+6 arith `value * t1.mmr - t1.mm_deduction` -> `value * t1.mmr + t1.mm_deduction`":
-        "tier 1's deduction is 0 in every shipped tier table (deductions start at tier 2), so -0 and +0 agree",
-    "liquidation.compute_tier_one_requirement:+6 const `t1.mm_deduction` -> `0`":
-        "tier 1's deduction is 0 in every shipped tier table (deductions start at tier 2)",
-    "liquidation.compute_max_size_in_tier:+4 const `inst.contract_value` -> `1`":
-        "the contract value only matters for notional tables, and every shipped notional-table instrument "
-        "(binance BTCUSDT, bybit BTCUSDT/BTCUSD) has a contract value of 1",
-    "liquidation.compute_user_loss_units:+3 minmax `num.min_` -> `num.max_`":
-        "the user's loss is only ever taken at the exact bankruptcy price, where -realized is exactly the margin "
-        "(OBL-INV-021), so min and max agree",
-    "liquidation.max_partial_steps:+3 round `num.div_floor` -> `num.div_ceil`":
-        "a larger loop bound only adds iterations that are never active: OBL-LIQ-006 proves that no PARTIAL "
-        "decision remains after n div 2 steps, so ceil(7/2) = 4 iterations behave as 3",
-}
+# Survivors the solver shows to differ from the original (mutation.check_equivalence): strict xfails
+# expecting mutation.MutantIsAHole, each with why no obligation kills it.  Formerly hand-listed as equivalent and now PROVED equivalent by the solver:
+# compute_tier_one_requirement:+6 `- t1.mm_deduction` -> `+` and `t1.mm_deduction` -> `0` (tier 1's
+# deduction is 0 in every table the chain loads), compute_max_size_in_tier:+4 `inst.contract_value` -> `1`
+# (identical terms on every call: size-basis tables never read it, notional ones have contract value 1),
+# compute_user_loss_units:+3 min_ -> max_ (OBL-INV-021's calls are at the exact bankruptcy price).
 HOLES: dict[str, str] = {
+    "liquidation.max_partial_steps:+3 round `num.div_floor` -> `num.div_ceil`":
+        "formerly listed as equivalent; the solver shows the function differs (7 tiers: 3 steps, mutant 4). "
+        "The loop's outcome does not change -- OBL-LIQ-006 proves no PARTIAL decision remains after n div 2 "
+        "steps, so the extra turn is never active -- but no obligation states the bound itself",
+}
+
+# Survivors the solver could not decide (never counted as equivalent): strict xfails expecting
+# mutation.MutantIsUndecided.
+UNDECIDED: dict[str, str] = {
     "liquidation.run_liquidation:+21 ite `num.ite(done, final, decide_action(inst, rules, lrules, cur, mark))` -> "
     "`num.ite(done, decide_action(inst, rules, lrules, cur, mark), final)`":
-        "differs only when every turn of the loop took a step (tier 7 at one mark); the claim that would catch it "
-        "(NONE => not liquidatable on the outcome) makes OBL-LIQ-006 time out on BTC-USDT-SWAP, so it is not stated; "
-        "the unit test test_LIQ_006_* and the state machine cover it concretely",
-    **{k: "the cross partial round's balance check and the cross takeover's side are stated by no Z3 obligation "
-          "(only OBL-LIQ-008's decision and OBL-INV-023's shares are); tests/unit/test_liquidation.py and the "
-          "state machine check them concretely"
+        "differs only when every turn of the loop took a step (tier 7 at one mark); the equivalence check times out "
+        "on every OBL-LIQ-006 / OBL-LIQ-006b call (10 s each; the first two also at 60 s), as the claim that would catch it (NONE => not liquidatable "
+        "on the outcome) makes OBL-LIQ-006 time out on BTC-USDT-SWAP, so it is not stated; the unit test "
+        "test_LIQ_006_* and the state machine cover it concretely",
+    **{k: "no obligation calls this function: the cross partial round's balance check and the cross takeover's "
+          "side are stated by no Z3 obligation (only OBL-LIQ-008's decision and OBL-INV-023's shares are); "
+          "tests/unit/test_liquidation.py and the state machine check them concretely"
        for k in (
            "liquidation.compute_cross_takeovers:+8 sign `p.sign` -> `-p.sign`",
            "liquidation.compute_cross_takeovers:+9 sign `t.sign` -> `-t.sign`",
@@ -86,15 +87,15 @@ HOLES: dict[str, str] = {
                     reason="liquidation kill table not yet complete (issue 3); BACKSTOP_MUTATION_LIQ=1 runs it")
 @pytest.mark.rules("LIQ-004", "LIQ-005", "LIQ-006", "LIQ-007", "LIQ-008", "LIQ-009",
                    "ENG-001", "ENG-002", "ENG-003", "ENG-004", "ENG-005")
-@pytest.mark.parametrize("mutant", mutation.params(MUTANTS, EQUIVALENT, HOLES))
+@pytest.mark.parametrize("mutant", mutation.params(MUTANTS, HOLES, UNDECIDED))
 def test_planted_bug_is_caught_by_an_obligation(mutant: mutation.Mutant) -> None:
-    mutation.assert_killed(mutant, CHAIN, HOLES)
+    mutation.assert_caught(mutant, CHAIN, {**HOLES, **UNDECIDED})  # known survivors: no retry
 
 
 def test_allow_lists_name_existing_mutants():
-    mutation.check_lists(MUTANTS, EQUIVALENT, HOLES)
+    mutation.check_lists(MUTANTS, HOLES, UNDECIDED)
     assert {m.module for m in MUTANTS} == {"liquidation", "engine"}
 
 
 if __name__ == "__main__":
-    sys.exit(mutation.main(sys.argv[1:], MUTANTS, EQUIVALENT, HOLES, CHAIN))
+    sys.exit(mutation.main(sys.argv[1:], MUTANTS, HOLES, CHAIN, UNDECIDED))
