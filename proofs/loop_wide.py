@@ -52,22 +52,24 @@ class WideScenario:
     * H -- isolated long on P, at tier 3 of P's table (just above the tier-2 cap): a drop takes
       it through a partial step (LIQ-005) or a full liquidation;
     * S -- isolated short on P (the other side: the ADL counterparty);
-    * X -- cross: a short on P and a long on Q sharing one balance (LIQ-008, LIQ-009); as a short
-      on P it is also an ADL counterparty, so an ADL fill at the bankruptcy price can weaken the
-      balance its Q leg shares and the re-check (TRN-008) must catch it;
+    * X -- cross: a short on P at tier 3 (H's size, entry 19,700) and a long on Q at a loss (entry
+      1,100, mark 1,000) sharing one balance (LIQ-008, LIQ-009): a rise takes it through a cross
+      partial round (TRN-003, TRN-004); as a short on P it is also an ADL counterparty, so an ADL
+      fill at the bankruptcy price can weaken the balance its Q leg shares, which the re-check
+      (TRN-008) must catch;
     * D -- no position.
 
     Entry prices: P at 20,000, Q at 1,000; Q's mark stays at its entry.  One bid and one ask level
     on P.  Two mark events on P, the second one second after 16:00 HKT, so it also runs the daily
     settlement -- which moves the first event's deficits into the settled balance, the balance the
-    drawdown trigger (b) reads on okx.  The variables: every account's cash and the fund's opening
-    balance (whole amounts >= 0) and the row: a price row and the fund's opening balance (one of
-    :data:`FUNDS`); so trigger (a) (the fund cannot cover a remainder) and trigger (b) (the settled
+    drawdown trigger (b) reads on okx.  The variables: H's, S's and D's cash (whole amounts >= 0)
+    and the row: a price row, the fund's opening balance (one of ``FUNDS``) and X's cash (one of
+    ``CASH_X``); so trigger (a) (the fund cannot cover a remainder) and trigger (b) (the settled
     balance fell 30 % within 8 hours) each hold on some rows and not on others."""
 
     LIMIT, MAX_PATHS = 280, 96
-    NAMES = ("cash H", "cash S", "cash X", "cash D")
-    ENTRY_P, ENTRY_Q = Fraction(20_000), Fraction(1_000)
+    NAMES = ("cash H", "cash S", "cash D")
+    ENTRY_P, ENTRY_Q, ENTRY_XP, ENTRY_XQ = Fraction(20_000), Fraction(1_000), Fraction(19_700), Fraction(1_100)
     # (H's margin share of its notional, mark 1, mark 2, bid, ask) as multiples of P's entry
     PRICES = ((Fraction(2, 100), Fraction(99, 100), Fraction(99, 100), Fraction(985, 1000), Fraction(101, 100)),
               (Fraction(2, 100), Fraction(99, 100), Fraction(90, 100), Fraction(985, 1000), Fraction(101, 100)),
@@ -82,8 +84,14 @@ class WideScenario:
     # answer in 115 s after four paths); with the fund a row constant, every term is linear in the
     # cash balances, which stay free.
     FUNDS = (0, 1_000, 80_000, 10_000_000)
-    GRID = tuple(prices + (fund,) for prices, fund in itertools.product(PRICES, FUNDS))
-    ROWS = {"a": tuple(range(0, 8)), "b": tuple(range(8, 16)), "c": tuple(range(16, 24))}
+    # X's cash, in whole units: none (any adverse move liquidates it), the two balances at which a rise
+    # to 1.05 x and to 1.2 x entry takes X through a cross partial round, and plenty.
+    # Free, it sets the LIQ-009 shares and so X's bankruptcy prices, which the ENG-006 budget divides
+    # by: a variable in a divisor under a floor, and the prover's exhaustiveness check of those
+    # paths answered unknown (measured: OBL-INV-025c at the 280 s limit).  H's, S's and D's cash stay free.
+    CASH_X = (0, 54_000, 145_000, 10_000_000)
+    GRID = tuple(prices + (fund, cash) for prices, fund, cash in itertools.product(PRICES, FUNDS, CASH_X))
+    ROWS = {g: tuple(range(24 * k, 24 * (k + 1))) for k, g in enumerate("abcd")}
 
     def __init__(self, profile: Profile, insts: tuple[Instrument, Instrument]) -> None:
         self.profile = profile
@@ -94,8 +102,8 @@ class WideScenario:
         # H: one lot above the tier-2 cap of P's table (tier 3); S: P's tier-1 cap; X: one tier-1 lot-rich position each
         self.h_size = table[1].cap + self.p.lot_size
         self.s_size = table[0].cap
-        self.x_size_p = 100 * self.p.lot_size
-        self.x_size_q = 100 * self.q.lot_size
+        self.x_size_p = self.h_size
+        self.x_size_q = 100_000 * self.q.lot_size
         for row in self.GRID:
             for f in row[1:5]:
                 if (f * self.ENTRY_P / self.p.tick_size).denominator != 1:
@@ -117,15 +125,16 @@ class WideScenario:
             return sym(values[n], terms[n]) if terms is not None else values[n]
 
         R = concolic_rules() if terms is not None else RULES
-        mh, m1, m2, bid, ask, fund = self.GRID[values["price path"]]
+        mh, m1, m2, bid, ask, fund, cash_x = self.GRID[values["price path"]]
         p, q, E, code = self.p, self.q, self.ENTRY_P, self.code
         h_margin = int(self._notional(p, self.h_size, E) * mh)
         s_margin = int(self._notional(p, self.s_size, E) / 10)
         accounts = [
             Account("H", ((code, x("cash H")),), (Position(p.id, Side.LONG, self.h_size, E, MarginMode.ISOLATED, h_margin),)),
             Account("S", ((code, x("cash S")),), (Position(p.id, Side.SHORT, self.s_size, E, MarginMode.ISOLATED, s_margin),)),
-            Account("X", ((code, x("cash X")),), (Position(p.id, Side.SHORT, self.x_size_p, E, MarginMode.CROSS, 0),
-                                                  Position(q.id, Side.LONG, self.x_size_q, self.ENTRY_Q, MarginMode.CROSS, 0))),
+            Account("X", ((code, cash_x * self.p.settle_currency.scale),),
+                    (Position(p.id, Side.SHORT, self.x_size_p, self.ENTRY_XP, MarginMode.CROSS, 0),
+                     Position(q.id, Side.LONG, self.x_size_q, self.ENTRY_XQ, MarginMode.CROSS, 0))),
             Account("D", ((code, x("cash D")),)),
         ]
         book = S.Book((Level(bid * E, self.s_size),), (Level(ask * E, self.s_size),))
@@ -248,10 +257,11 @@ def _wide_body(group: str) -> Any:
 
 
 _PREMISES = ("H long {h} on P (isolated, tier 3: one lot above the tier-2 cap; margin 2 % or 8 % of notional), S short "
-             "{s} on P (isolated, 10 %), X cross short 100 lots of P and long 100 lots of Q sharing one balance, D no position; "
-             "entries P 20,000 and Q 1,000, Q's mark fixed; every cash balance any whole amount >= 0; the fund's "
-             "opening balance 0, 1,000, 80,000 or 10,000,000 whole units (a row constant); one bid and one ask level on P of S's size; two mark events on P, the second one second after "
-             "16:00 HKT; rows {rows} of WideScenario.GRID (6 price rows x 4 fund balances)")
+             "{s} on P (isolated, 10 %), X cross short H's size of P at 19,700 and long 100,000 lots of Q at 1,100 (mark 1,000) sharing one balance, D no position; "
+             "entries P 20,000 and Q 1,000, Q's mark fixed; H's, S's and D's cash any whole amount >= 0; the fund's "
+             "opening balance 0, 1,000, 80,000 or 10,000,000 and X's cash 0, 54,000, 145,000 or 10,000,000 whole units (row "
+             "constants); one bid and one ask level on P of S's size; two mark events on P, the second one second after "
+             "16:00 HKT; rows {rows} of WideScenario.GRID (6 price rows x 4 fund balances x 4 cash balances of X)")
 _STATEMENT = ("after each event: every fund's settled and available balances >= 0; every account's balance >= 0 (a cross "
               "loss never beyond the balance); an isolated-only account that ADL did not touch keeps its balance (its "
               "loss stays within the margin); positions only reduced (same side, size > 0, <= before, margin >= 0); no "
