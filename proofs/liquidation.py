@@ -493,3 +493,35 @@ def _cross_isolation(ctx: Context) -> Any:
     for (inst, p), m, sh, v in zip(ips, marks, shares, values):
         claims.append(M.compute_equity(inst, PositionTerms(p.sign, p.size, p.entry, sh), m) * total == eq * v)
     return num.all_(claims)
+
+
+# ---------------------------------------------------------------- LIQ-010 cross liquidation price
+
+def _cross_index(ctx: Context) -> int:
+    return next(n for n, i in enumerate(_cross_instruments(ctx)) if i is ctx.instrument)
+
+
+@obligation("OBL-LIQ-010", "the cross liquidation price of a position: there the cross trigger holds with equality",
+            rules=["LIQ-010", "LIQ-008", "LIQ-003", "LIQ-002"],
+            statement="with the other cross positions' marks fixed: LP_j defined => at mark_j = LP_j the cross equity equals "
+                      "the summed requirements (LIQ-008's trigger holds, with equality); BP_j defined => at mark_j = BP_j "
+                      "the cross equity is 0",
+            premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid and "
+                      "within their tables (position j also at LP_j); a balance >= 0; marks > 0",
+            scope=Scope.MODULAR, per_instrument=True)
+def _cross_lp(ctx: Context) -> Any:
+    rules = ctx.profile.margin
+    ips, balance, marks = _cross_setup(ctx)
+    j = _cross_index(ctx)
+    inst, p = ips[j]
+    lp = L.compute_cross_liquidation_price(ips, rules, balance, marks, j)
+    bp = L.compute_cross_bankruptcy_price(ips, rules, balance, marks, j)
+    ctx.observe("cross liquidation price", lp)
+    ctx.observe("cross bankruptcy price", bp)
+    ctx.assume(num.implies(lp.defined, M.is_within_tiers(inst, p.size, lp.value)))
+    at_lp = marks[:j] + (num.ite(lp.defined, lp.value, marks[j]),) + marks[j + 1:]
+    at_bp = marks[:j] + (num.ite(bp.defined, bp.value, marks[j]),) + marks[j + 1:]
+    eq_lp = ctx.observe("cross equity at LP", L.compute_cross_equity(ips, balance, at_lp))
+    req_lp = ctx.observe("cross requirement at LP", L.compute_cross_requirement(ips, rules, at_lp))
+    return num.and_(num.implies(lp.defined, num.and_(eq_lp == req_lp, L.is_cross_liquidatable(ips, rules, balance, at_lp))),
+                    num.implies(bp.defined, L.compute_cross_equity(ips, balance, at_bp) == 0))

@@ -313,3 +313,26 @@ def _margin_monotone(ctx: Context) -> Any:
     d = ctx.money("extra margin")
     richer = PositionTerms(pos.sign, pos.size, pos.entry, pos.margin + d)
     return num.implies(M.is_liquidatable(inst, rules, richer, mark), M.is_liquidatable(inst, rules, pos, mark))
+
+
+@obligation("OBL-MRG-009", "initial margin and leverage: the margin a leverage asks keeps the position at or below that leverage",
+            rules=["MRG-009", "NUM-002"],
+            statement="margin_L = ceil(V(entry) / L) satisfies V(entry) <= margin_L * L and margin_L < V(entry) / L + 1; "
+                      "leverage(margin_L) <= L; within_max_leverage <=> leverage <= max leverage of the tier at the entry; "
+                      "IM = V(p) * tier IMR >= MM + deduction (imr >= mmr)",
+            premises="a position within the tier table at the entry and at the mark; a leverage L > 0")
+def _initial_margin(ctx: Context) -> Any:
+    inst, rules, pos, mark = _setup(ctx)
+    lev = ctx.rational("leverage")
+    ctx.assume(lev > 0)
+    value = M.compute_position_value(inst, pos.size, pos.entry)
+    m = ctx.observe("margin for leverage", M.compute_margin_for_leverage(inst, pos.size, pos.entry, lev))
+    opened = PositionTerms(pos.sign, pos.size, pos.entry, m)
+    price = mark if rules.mm_price_basis is PriceBasis.MARK else pos.entry
+    im = M.compute_initial_margin(inst, rules, pos, mark)
+    mm_plus_d = M.compute_maintenance_margin(inst, rules, pos, mark) + M.compute_tier_deduction(inst, pos.size, price)
+    within = M.is_within_max_leverage(inst, pos)
+    max_lev = M.compute_tier_max_leverage(inst, pos.size, pos.entry)
+    return num.and_(value <= m * lev, m * lev < value + lev, M.compute_leverage(inst, opened) <= lev,
+                    within == num.and_(pos.margin > 0, M.compute_leverage(inst, pos) <= max_lev),
+                    im >= mm_plus_d)

@@ -25,7 +25,6 @@ from typing import Any
 from backstop.reference import adl as A
 from backstop.reference import engine as EN
 from backstop.reference import fund as FD
-from backstop.reference import journal as J
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
@@ -364,8 +363,8 @@ def _fund_state(book: FD.Book, key: FundKey, money: str) -> dict[str, Quantity]:
     s, p = FD.settled_balance(book, key), FD.pending_balance(book, key)
     terms = book.funds[key]
     return _d(
-        _q("settled", s, money, "INS-003"),
-        _q("pending", p, money, "INS-003"),
+        _q("settled", s, money, "INS-003", "JRN-002"),
+        _q("pending", p, money, "INS-003", "JRN-002"),
         _q("available", FD.available_balance(s, p), money, "INS-003"),
         _q("withdrawable", FD.withdrawable(s, p), money, "INS-007"),
         _q("peak_settled", terms.peak_settled, money, "INS-010"),
@@ -412,7 +411,7 @@ def query_fund_window(profile: Profile, key: FundKey, start_ms: int, settled: in
         q.update(_fund_state(new_book, key, money))
         out.append({"event": n, "type": kind, "quantities": q})
         book = new_book
-    return {"fund": key.id, "events": out}
+    return {"fund": _q("fund", key.id, "fund id (line/underlying/currency)", "INS-001"), "events": out}
 
 
 # ================================================================ ADL
