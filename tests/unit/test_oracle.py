@@ -311,3 +311,24 @@ def test_single_request_error_convention(tmp_path, capsys):
     assert main(["eval", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: positions[0].margin: a cross position has no margin of its own") and "[LIQ-008]" in err
+
+
+@pytest.mark.rules("MRG-004", "MRG-005")
+def test_profile_overlay_extends_a_shipped_profile_and_is_validated():
+    from backstop.reference.errors import ProfileError
+    from backstop.reference.profile import load_profile, load_profile_text
+    p = load_profile_text('extends = "okx"\nname = "okx-nofee"\n[margin]\nclose_fee_rate = "0"\n')
+    okx = load_profile("okx")
+    assert p.name == "okx-nofee" and p.margin.close_fee_rate == 0
+    assert p.margin.mm_price_basis is okx.margin.mm_price_basis and set(p.instruments) == set(okx.instruments)
+    # P1 without the close fee: LP = (3,000 - 30,000) / (0.004 - 1) = 27,000 / 0.996 = 6,750,000 / 249
+    inst = p.instruments["BTC-USDT-SWAP"]
+    assert M.compute_liquidation_price(inst, p.margin, PositionTerms(1, F(100), F(30000), 3000 * U6)).get() == F(6_750_000, 249)
+    with pytest.raises(ProfileError) as e:
+        load_profile_text('extends = "kraken"\n')
+    assert e.value.field == "extends"
+    with pytest.raises(ProfileError) as e:  # a tier table laid over is validated like any
+        load_profile_text('extends = "binance"\n[tier_tables.BTCUSDT]\nbasis = "notional"\n'
+                          'tiers = [{ cap = "50000", mmr = "0.004", imr = "0.008", max_leverage = "125" },'
+                          ' { mmr = "0.005", imr = "0.01", max_leverage = "100" }]\n')
+    assert "mm_deduction" in e.value.field

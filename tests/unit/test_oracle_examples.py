@@ -243,3 +243,17 @@ def test_bitmex_adl_ranking_and_allocation():
     assert cp["2"]["realized_pnl_units"]["value"] == str(1500 * U)
     assert cp["5"]["realized_pnl_units"]["value"] == str(1300 * U)
     assert q(r, "quantities", "fund_result_units") == "0"  # at the bankruptcy price the fund bears no gap
+
+
+@pytest.mark.rules("LIQ-010")
+def test_binance_cross_example_with_a_profile_overlay():
+    # the same request with the inline profile written as an overlay: binance plus ETHUSDT only
+    overlay = 'extends = "binance"\nname = "binance-eth"\n' + ETH_TABLE
+    r = ev({"operation": "cross", "profile": {"toml": overlay}, "balances": {"USDT": "1535443.01 USDT"},
+            "positions": [{"instrument": "BTCUSDT", "side": "long", "size": "109.488", "entry_price": "32481.98"},
+                          {"instrument": "ETHUSDT", "side": "long", "size": "3683.979", "entry_price": "1456.84"}],
+            "mark_prices": {"BTCUSDT": "31967.27", "ETHUSDT": "1335.18"}})
+    assert r["profile"] == "binance-eth"
+    pos = r["accounts"][0]["positions"]
+    assert abs(F(pos[0]["quantities"]["cross_liquidation_price"]["value"]) - F("26316.89")) < F("0.005")
+    assert abs(F(pos[1]["quantities"]["cross_liquidation_price"]["value"]) - F("1153.26")) < F("0.005")
