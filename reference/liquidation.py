@@ -315,7 +315,9 @@ def compute_cross_required_margin_ratio(inst_pos: tuple[tuple[Instrument, Positi
 
 def _others(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], marks: tuple[Number, ...],
             j: int) -> tuple[tuple[tuple[Instrument, PositionTerms], ...], tuple[Number, ...]]:
-    return inst_pos[:j] + inst_pos[j + 1:], marks[:j] + marks[j + 1:]
+    from itertools import compress  # (local: the module's imports are shared with concurrent edits)
+    keep = [n != j for n in range(len(inst_pos))]  # j is a concrete index: a structural choice
+    return tuple(compress(inst_pos, keep)), tuple(compress(marks, keep))
 
 
 def compute_cross_margin_of(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,

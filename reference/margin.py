@@ -308,6 +308,7 @@ def compute_leverage(inst: Instrument, pos: PositionTerms) -> Number:
 
 def is_within_max_leverage(inst: Instrument, pos: PositionTerms) -> Any:
     """MRG-009: the position's leverage is at most the maximum leverage of its tier at the entry:
-    value at entry <= margin x max leverage (exact; a zero margin is never within)."""
+    value at entry <= margin x max leverage (exact; a zero margin is never within, the value being
+    positive)."""
     value = compute_position_value(inst, pos.size, pos.entry)
-    return num.and_(pos.margin > 0, value <= pos.margin * compute_tier_max_leverage(inst, pos.size, pos.entry))
+    return value <= pos.margin * compute_tier_max_leverage(inst, pos.size, pos.entry)
