@@ -332,3 +332,21 @@ def test_profile_overlay_extends_a_shipped_profile_and_is_validated():
                           'tiers = [{ cap = "50000", mmr = "0.004", imr = "0.008", max_leverage = "125" },'
                           ' { mmr = "0.005", imr = "0.01", max_leverage = "100" }]\n')
     assert "mm_deduction" in e.value.field
+
+
+@pytest.mark.rules("LIQ-008", "LIQ-009", "LIQ-005")
+def test_cross_liquidation_partial_round():
+    # one cross position: its LIQ-009 share is the whole balance, so the round is the isolated partial step
+    # of test_liquidation_partial_step_then_healthy: 3,500 contracts reduced, realized -35,000, fee 507.5;
+    # the balance after the round 50,000 - 35,000 - 507.5 = 14,492.5 >= 0: funded
+    r = values(ev({"operation": "cross_liquidation", "balances": {"USDT": "50000 USDT"},
+                   "positions": [{**P1, "size": "4000"}], "mark_prices": {"BTC-USDT-SWAP": "29000"}}))
+    a = "accounts[0]."
+    assert r[a + "quantities.action"] == "partial"
+    assert r[a + "partial_steps[0].quantities.reduced"] == "3500"
+    assert r[a + "partial_steps[0].quantities.fee_units"] == str(507_500_000)
+    assert r[a + "quantities.balance_after_partial_round"] == str(14_492_500_000)
+    assert r[a + "quantities.partial_round_funded"] is True
+    assert json.loads(json.dumps(ev({"operation": "cross_liquidation", "balances": {"USDT": "50000 USDT"},
+                                     "positions": [{**P1, "size": "4000"}],
+                                     "mark_prices": {"BTC-USDT-SWAP": "29000"}})))["accounts"][0]["takeovers"] is None
