@@ -226,114 +226,54 @@ def _audit_scenarios(args: argparse.Namespace, profile: Any, out: Path, md: Path
 
 # ---------------------------------------------------------------- eval
 
-_REQUEST_KEYS = ("profile", "positions", "mark_prices")
-_POSITION_KEYS = ("instrument", "side", "size", "entry_price", "margin_mode", "margin")
+def evaluate_request(req: Any, profiles: dict[Any, Any] | None = None) -> dict[str, Any]:
+    """Validate a whole ``eval`` request, then answer the operation it names (``margin`` by
+    default); returns the response (JSON-ready, exact values as strings).  Raises
+    :class:`InvalidInput` naming the field.  The request formats are in ``backstop/inputs.py``
+    and README.md ("JSON formats for eval")."""
+    from backstop.inputs import evaluate
+    return evaluate(req, profiles)
 
 
-def _request_profile(v: Any) -> Any:
-    from backstop.reference.profile import DEFAULT_PROFILE, load_profile, load_profile_text, profile_names
-    if v is None:
-        return load_profile(DEFAULT_PROFILE)
-    if isinstance(v, str):
-        names = profile_names()
-        if v not in names:
-            raise InvalidInput("profile", v, f"not a shipped profile (shipped: {', '.join(names)}); "
-                               "give another venue inline as {\"toml\": \"...\"}")
-        return load_profile(v)
-    if isinstance(v, dict):
-        extra = sorted(set(v) - {"toml"})
-        if extra:
-            raise InvalidInput(f"profile.{extra[0]}", v[extra[0]], "unknown key (a typo?); the only key is \"toml\"")
-        text = v.get("toml")
-        if not isinstance(text, str):
-            raise InvalidInput("profile.toml", text, "the profile's TOML text, as a JSON string")
+def _error_object(e: BackstopError) -> dict[str, Any]:
+    from backstop.jsonio import to_json
+    if isinstance(e, InvalidInput):
+        value = e.value if isinstance(e.value, (str, int, bool, type(None))) else repr(e.value)
+        return {"error": {"field": e.field, "reason": e.reason, "value": to_json(value), "rule": e.rule,
+                          "message": f"error: {e}"}}
+    return {"error": {"field": "", "reason": str(e), "value": None, "rule": "", "message": f"error: {e}"}}
+
+
+def _eval_jsonl(stream: Any, out: Any) -> int:
+    """One request per line in, one response per line out (compact JSON); a refused line answers
+    ``{"line": n, "error": {...}}`` and the run goes on; blank lines are skipped.  Profiles are
+    loaded once.  Exit 0 when every line was answered, 2 when some line was refused."""
+    import json as _json
+    from backstop.jsonio import loads
+    profiles: dict[Any, Any] = {}
+    refused = 0
+    for n, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
         try:
-            return load_profile_text(text, "profile.toml")
-        except ProfileError as e:
-            if e.field == "profile.toml":
-                raise
-            raise ProfileError(f"profile.toml: {e.field}", e.value, e.reason, e.rule) from None
-    raise InvalidInput("profile", v, "a shipped profile name (\"okx\") or {\"toml\": \"...\"}")
-
-
-def evaluate_request(req: Any) -> dict[str, Any]:
-    """Validate a whole ``eval`` request, then evaluate every position; returns the response
-    (JSON-ready, exact values as strings).  Raises :class:`InvalidInput` naming the field."""
-    from backstop.jsonio import dump_number, parse_money, parse_number, reject_float
-    from backstop.reference.evaluate import evaluate_position, validate_position
-    from backstop.reference.types import MarginMode, Position, Side
-
-    if not isinstance(req, dict):
-        raise InvalidInput("request", req, "must be a JSON object with keys " + ", ".join(_REQUEST_KEYS))
-    extra = [k for k in req if k not in _REQUEST_KEYS]
-    if extra:
-        raise InvalidInput(extra[0], req[extra[0]], f"unknown key (a typo?); allowed: {', '.join(_REQUEST_KEYS)}")
-    profile = _request_profile(req.get("profile"))
-
-    marks_raw = req.get("mark_prices")
-    if not isinstance(marks_raw, dict):
-        raise InvalidInput("mark_prices", marks_raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
-    marks: dict[str, Fraction] = {}
-    for iid, v in marks_raw.items():
-        profile.instrument(iid, f"mark_prices.{iid}")
-        marks[iid] = parse_number(f"mark_prices.{iid}", v, "MRG-002", positive=True)
-
-    raw_positions = req.get("positions")
-    if not isinstance(raw_positions, list) or not raw_positions:
-        raise InvalidInput("positions", raw_positions, "a non-empty list of positions")
-    parsed: list[tuple[Position, Fraction]] = []
-    for n, p in enumerate(raw_positions):
-        f = f"positions[{n}]"
-        if not isinstance(p, dict):
-            raise InvalidInput(f, p, "a position object")
-        extra = [k for k in p if k not in _POSITION_KEYS]
-        if extra:
-            raise InvalidInput(f"{f}.{extra[0]}", p[extra[0]], f"unknown key (a typo?); allowed: {', '.join(_POSITION_KEYS)}")
-        for k in ("instrument", "side", "size", "entry_price", "margin"):
-            if k not in p:
-                raise InvalidInput(f"{f}.{k}", None, "is required")
-        iid = p["instrument"]
-        if not isinstance(iid, str):
-            raise InvalidInput(f"{f}.instrument", iid, "an instrument ID string")
-        profile.instrument(iid, f"{f}.instrument")
-        reject_float(f"{f}.side", p["side"])
-        try:
-            side = Side(p["side"])
-        except ValueError:
-            raise InvalidInput(f"{f}.side", p["side"], "must be 'long' or 'short'") from None
-        reject_float(f"{f}.margin_mode", p.get("margin_mode"))
-        try:
-            mode = MarginMode(p.get("margin_mode", "isolated"))
-        except ValueError:
-            raise InvalidInput(f"{f}.margin_mode", p.get("margin_mode"), "must be 'isolated' or 'cross'") from None
-        size = parse_number(f"{f}.size", p["size"], "MRG-001", positive=True)
-        entry = parse_number(f"{f}.entry_price", p["entry_price"], "MRG-002", positive=True)
-        margin = parse_money(f"{f}.margin", p["margin"], "MRG-003")
-        if iid not in marks:
-            raise InvalidInput(f"mark_prices.{iid}", None, f"is required: {f} is on {iid}")
-        pos = Position(iid, side, size, entry, mode, margin)
-        try:
-            validate_position(profile, pos, marks[iid], f)
-        except InvalidInput as e:  # report the value as the request spelled it
-            raw = {f"{f}.size": p["size"], f"{f}.entry_price": p["entry_price"], f"{f}.margin": p["margin"]}
-            if e.field in raw:
-                raise type(e)(e.field, raw[e.field], e.reason, e.rule) from None
-            raise
-        parsed.append((pos, marks[iid]))
-
-    results = []
-    for n, (pos, mark) in enumerate(parsed):
-        qs = evaluate_position(profile, pos, mark)
-        results.append({
-            "position": n,
-            "instrument": pos.instrument,
-            "quantities": {q.name: {"value": dump_number(q.value), "unit": q.unit, "rules": list(q.rules)} for q in qs},
-        })
-    return {"profile": profile.name, "results": results}
+            resp = evaluate_request(loads(line, f"line {n}"), profiles)
+        except BackstopError as e:
+            refused += 1
+            resp = {"line": n, **_error_object(e)}
+        out.write(_json.dumps(resp, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return EXIT_INPUT if refused else EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from backstop.jsonio import dumps, loads
+    if getattr(args, "jsonl", False):
+        if args.file == "-":
+            return _eval_jsonl(sys.stdin, sys.stdout)
+        try:
+            with open(args.file, encoding="utf-8") as fh:
+                return _eval_jsonl(fh, sys.stdout)
+        except OSError as e:
+            raise InvalidInput(args.file, args.file, f"cannot read: {e.strerror or e}") from None
     if args.file == "-":
         text, source = sys.stdin.read(), "<stdin>"
     else:
@@ -433,10 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--quiet", action="store_true", help="print only the totals and the failures")
     pr.set_defaults(func=cmd_prove)
 
-    ev = sub.add_parser("eval", help="evaluate positions from a JSON request",
-                        description="Read one JSON request (a file, or - for stdin) and print every quantity "
-                                    "of every position as exact JSON.")
+    ev = sub.add_parser("eval", help="answer an oracle request (margin, cross, liquidation, engine, fund, ADL)",
+                        description="Read one JSON request (a file, or - for stdin) and print the answer of the "
+                                    "operation it names (\"operation\", default \"margin\") as exact JSON; with "
+                                    "--jsonl, one request per line in and one response per line out.")
     ev.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="request file (default: stdin)")
+    ev.add_argument("--jsonl", action="store_true",
+                    help="one request per line; a refused line answers with an error object and the run goes on")
     ev.set_defaults(func=cmd_eval)
 
     au = sub.add_parser("audit", help="prove everything and write the audit report",

@@ -493,3 +493,81 @@ def _cross_isolation(ctx: Context) -> Any:
     for (inst, p), m, sh, v in zip(ips, marks, shares, values):
         claims.append(M.compute_equity(inst, PositionTerms(p.sign, p.size, p.entry, sh), m) * total == eq * v)
     return num.all_(claims)
+
+
+# ---------------------------------------------------------------- LIQ-010 cross liquidation price
+
+def _cross_index(ctx: Context) -> int:
+    return next(n for n, i in enumerate(_cross_instruments(ctx)) if i is ctx.instrument)
+
+
+@obligation("OBL-LIQ-010", "the cross liquidation price of a position: there the cross trigger holds with equality",
+            rules=["LIQ-010", "LIQ-008", "LIQ-003", "LIQ-002"],
+            statement="with the other cross positions' marks fixed: LP_j defined => at mark_j = LP_j the cross equity equals "
+                      "the summed requirements (LIQ-008's trigger holds, with equality); BP_j defined => at mark_j = BP_j "
+                      "the cross equity is 0",
+            premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid and "
+                      "within their tables (position j also at LP_j); a balance >= 0; marks > 0",
+            scope=Scope.MODULAR, per_instrument=True)
+def _cross_lp(ctx: Context) -> Any:
+    rules = ctx.profile.margin
+    ips, balance, marks = _cross_setup(ctx)
+    j = _cross_index(ctx)
+    inst, p = ips[j]
+    lp = L.compute_cross_liquidation_price(ips, rules, balance, marks, j)
+    bp = L.compute_cross_bankruptcy_price(ips, rules, balance, marks, j)
+    ctx.observe("cross liquidation price", lp)
+    ctx.observe("cross bankruptcy price", bp)
+    ctx.assume(num.implies(lp.defined, M.is_within_tiers(inst, p.size, lp.value)))
+    at_lp = marks[:j] + (num.ite(lp.defined, lp.value, marks[j]),) + marks[j + 1:]
+    at_bp = marks[:j] + (num.ite(bp.defined, bp.value, marks[j]),) + marks[j + 1:]
+    eq_lp = ctx.observe("cross equity at LP", L.compute_cross_equity(ips, balance, at_lp))
+    req_lp = ctx.observe("cross requirement at LP", L.compute_cross_requirement(ips, rules, at_lp))
+    return num.and_(num.implies(lp.defined, num.and_(eq_lp == req_lp, L.is_cross_liquidatable(ips, rules, balance, at_lp))),
+                    num.implies(bp.defined, L.compute_cross_equity(ips, balance, at_bp) == 0))
+
+
+@obligation("OBL-LIQ-008c", "cross margin ratio: at or below the required ratio exactly when the account is liquidatable",
+            rules=["LIQ-008", "MRG-007"],
+            statement="margin ratio x summed value = cross equity; required ratio x summed value = summed requirement; "
+                      "liquidatable <=> margin ratio <= required margin ratio",
+            premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid and "
+                     "within their tables; a balance >= 0; marks > 0",
+            scope=Scope.MODULAR, per_instrument=True,
+            applies=lambda p, i: i is not None and i == next(j for j in p.instruments.values()
+                                                              if j.settle_currency == i.settle_currency),
+            applies_note="once per settlement currency (on its first instrument)")
+def _cross_ratio(ctx: Context) -> Any:
+    rules = ctx.profile.margin
+    ips, balance, marks = _cross_setup(ctx)
+    ratio = ctx.observe("cross margin ratio", L.compute_cross_margin_ratio(ips, balance, marks))
+    req_ratio = ctx.observe("required ratio", L.compute_cross_required_margin_ratio(ips, rules, marks))
+    total = num.sum_(M.compute_position_value(i, p.size, m) for (i, p), m in zip(ips, marks))
+    return num.and_(ratio * total == L.compute_cross_equity(ips, balance, marks),
+                    req_ratio * total == L.compute_cross_requirement(ips, rules, marks),
+                    L.is_cross_liquidatable(ips, rules, balance, marks) == (ratio <= req_ratio))
+
+
+@obligation("OBL-LIQ-010b", "the margin a cross position stands on: the account's surplus over its requirement is that position's",
+            rules=["LIQ-010", "LIQ-008"],
+            statement="for any mark p of position j (the others' marks fixed): cross equity - cross requirement = "
+                      "m_j + upl_j(p) - Req_j(p); m_j does not depend on p; alone, m_j is the balance",
+            premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid and "
+                     "within their tables (position j also at p); a balance >= 0; marks > 0",
+            scope=Scope.MODULAR, per_instrument=True)
+def _cross_margin_of(ctx: Context) -> Any:
+    rules = ctx.profile.margin
+    ips, balance, marks = _cross_setup(ctx)
+    j = _cross_index(ctx)
+    inst, p = ips[j]
+    other = ctx.price("p")
+    price = other if rules.mm_price_basis is PriceBasis.MARK else p.entry
+    ctx.assume(M.is_within_tiers(inst, p.size, price))
+    at_p = marks[:j] + (other,) + marks[j + 1:]
+    m = ctx.observe("margin of position j", L.compute_cross_margin_of(ips, rules, balance, marks, j))
+    surplus = L.compute_cross_equity(ips, balance, at_p) - L.compute_cross_requirement(ips, rules, at_p)
+    own = M.compute_unrealized_pnl(inst, p, other) - M.compute_liquidation_requirement(inst, rules, p, other)
+    claims = [surplus == m + own, m == L.compute_cross_margin_of(ips, rules, balance, at_p, j)]
+    if len(ips) == 1:
+        claims.append(m == balance)
+    return num.all_(claims)

@@ -313,3 +313,38 @@ def _margin_monotone(ctx: Context) -> Any:
     d = ctx.money("extra margin")
     richer = PositionTerms(pos.sign, pos.size, pos.entry, pos.margin + d)
     return num.implies(M.is_liquidatable(inst, rules, richer, mark), M.is_liquidatable(inst, rules, pos, mark))
+
+
+@obligation("OBL-MRG-009", "initial margin and leverage: the margin a leverage asks keeps the position at or below that leverage",
+            rules=["MRG-009", "NUM-002"],
+            statement="margin_L = ceil(V(entry) / L) satisfies V(entry) <= margin_L * L and margin_L < V(entry) / L + 1; "
+                      "leverage(margin_L) <= L; within_max_leverage <=> margin > 0 and leverage <= max leverage of the tier "
+                      "at the entry; IM = V(p) * tier IMR >= MM + deduction (imr >= mmr); IM <= IM_units < IM + 1; the tier's "
+                      "cap is the cap of the table's row for the position's tier, and the last tier of an unbounded table has none",
+            premises="a position within the tier table at the entry and at the mark; a leverage L > 0")
+def _initial_margin(ctx: Context) -> Any:
+    inst, rules, pos, mark = _setup(ctx)
+    lev = ctx.rational("leverage")
+    ctx.assume(lev > 0)
+    value = M.compute_position_value(inst, pos.size, pos.entry)
+    m = ctx.observe("margin for leverage", M.compute_margin_for_leverage(inst, pos.size, pos.entry, lev))
+    opened = PositionTerms(pos.sign, pos.size, pos.entry, m)
+    price = mark if rules.mm_price_basis is PriceBasis.MARK else pos.entry
+    im = ctx.observe("initial margin", M.compute_initial_margin(inst, rules, pos, mark))
+    im_units = M.compute_initial_margin_units(inst, rules, pos, mark)
+    mm_plus_d = M.compute_maintenance_margin(inst, rules, pos, mark) + M.compute_tier_deduction(inst, pos.size, price)
+    within = ctx.observe("within max leverage", M.is_within_max_leverage(inst, pos))
+    max_lev = M.compute_tier_max_leverage(inst, pos.size, pos.entry)
+    claims = [value <= m * lev, m * lev < value + lev, M.compute_leverage(inst, opened) <= lev,
+              within == num.and_(pos.margin > 0, M.compute_leverage(inst, pos) <= max_lev),
+              im >= mm_plus_d, im <= im_units, im_units < im + 1]
+    # the cap: the table's row for the tier (spec/20-liquidation.md MRG-009), none for an unbounded last tier
+    table = inst.tier_table
+    cap = M.compute_tier_cap(inst, pos.size, price)
+    index = M.compute_tier_index(inst, pos.size, price)
+    for t in table.tiers:
+        if t.cap is None:
+            claims.append(num.implies(index == t.index, num.not_(cap.defined)))
+        else:
+            claims.append(num.implies(index == t.index, num.and_(cap.defined, cap.value == t.cap)))
+    return num.all_(claims)

@@ -74,3 +74,16 @@ def evaluate_position(profile: Profile, pos: Position, mark: Any) -> list[Quanti
         Quantity("liquidation_price_on_tick", M.compute_liquidation_price_on_tick(inst, rules, t).get(), price, ("LIQ-003", "NUM-002")),
     ]
     return q
+
+
+def present(defined: Any, value: Any) -> Any:
+    """``value`` where ``defined`` is true, ``None`` (does not exist) otherwise: how a query reports
+    a quantity that exists only sometimes (a tier at a price that does not exist)."""
+    return value if defined is True else None
+
+
+def require(condition: Any, field: str, value: Any, reason: str, rule: str = "") -> None:
+    """Refuse an input (``InvalidInput`` naming the field and rule) unless ``condition`` is true:
+    the check a query hands back to its caller, written once here so that queries stay pure."""
+    if condition is not True:
+        raise InvalidInput(field, value, reason, rule)

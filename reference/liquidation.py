@@ -294,3 +294,59 @@ def compute_cross_partial_balance(balance: Number, steps: tuple[PartialStep, ...
     PnL (rounded down) minus its fee (rounded up)."""
     return balance + num.sum_(num.ite(a, st.realized_units - st.fee_units, 0) for st, a in zip(steps, active))
 
+
+
+# ---------------------------------------------------------------- LIQ-008 cross ratios; LIQ-010 cross prices
+
+def compute_cross_margin_ratio(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], balance: Number,
+                               marks: tuple[Number, ...]) -> Number:
+    """LIQ-008: the account's cross margin ratio in one currency: cross equity over the summed value
+    of its cross positions at their marks (MRG-007 for an account; exact)."""
+    values = num.sum_(M.compute_position_value(i, p.size, m) for (i, p), m in zip(inst_pos, marks))
+    return num.div(compute_cross_equity(inst_pos, balance, marks), values)
+
+
+def compute_cross_required_margin_ratio(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,
+                                        marks: tuple[Number, ...]) -> Number:
+    """LIQ-008: the ratio the cross trigger compares with: the summed requirements over the summed
+    value at the marks (exact)."""
+    values = num.sum_(M.compute_position_value(i, p.size, m) for (i, p), m in zip(inst_pos, marks))
+    return num.div(compute_cross_requirement(inst_pos, rules, marks), values)
+
+
+def _others(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], marks: tuple[Number, ...],
+            j: int) -> tuple[tuple[tuple[Instrument, PositionTerms], ...], tuple[Number, ...]]:
+    from itertools import compress  # (local: the module's imports are shared with concurrent edits)
+    keep = [n != j for n in range(len(inst_pos))]  # j is a concrete index: a structural choice
+    return tuple(compress(inst_pos, keep)), tuple(compress(marks, keep))
+
+
+def compute_cross_margin_of(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,
+                            balance: Number, marks: tuple[Number, ...], j: int) -> Number:
+    """LIQ-010: the margin cross position ``j`` stands on with the other positions' marks held fixed:
+    the balance plus the others' unrealized PnL less their requirements (LIQ-008), exact; it may
+    be negative (the others' losses are then carried by position ``j``)."""
+    others, om = _others(inst_pos, marks, j)
+    return compute_cross_equity(others, balance, om) - compute_cross_requirement(others, rules, om)
+
+
+def compute_cross_liquidation_price(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,
+                                    balance: Number, marks: tuple[Number, ...], j: int) -> Any:
+    """LIQ-010: the mark price of cross position ``j`` at which the account's cross trigger (LIQ-008)
+    holds with equality, the other positions' marks held fixed: the liquidation price (LIQ-003) of
+    position ``j`` carrying :func:`compute_cross_margin_of` as its isolated margin (exact; the tier
+    is the one at that price, as LIQ-003 chooses it).  It may not exist, as LIQ-003's."""
+    inst, p = inst_pos[j]
+    m = compute_cross_margin_of(inst_pos, rules, balance, marks, j)
+    return M.compute_liquidation_price(inst, rules, PositionTerms(p.sign, p.size, p.entry, m))
+
+
+def compute_cross_bankruptcy_price(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,
+                                   balance: Number, marks: tuple[Number, ...], j: int) -> Any:
+    """LIQ-010: the mark price of cross position ``j`` at which the cross equity is zero, the others'
+    marks held fixed: the bankruptcy price (LIQ-002) of position ``j`` carrying the balance plus the
+    others' unrealized PnL as its margin (exact; it may not exist)."""
+    inst, p = inst_pos[j]
+    others, om = _others(inst_pos, marks, j)
+    m = compute_cross_equity(others, balance, om)
+    return M.compute_bankruptcy_price(inst, rules, PositionTerms(p.sign, p.size, p.entry, m))

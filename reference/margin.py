@@ -256,3 +256,59 @@ def compute_liquidation_price_on_tick(inst: Instrument, rules: MarginRules, pos:
     a long, down for a short): a displayed warning level is never later than the real one."""
     lp = compute_liquidation_price(inst, rules, pos)
     return MaybePrice(lp.defined, num.round_to_step_toward(lp.value, inst.tick_size, pos.sign))
+
+
+# ---------------------------------------------------------------- MRG-009 initial margin, leverage, the tier's limits
+
+def compute_tier_imr(inst: Instrument, size: Number, price: Number) -> Number:
+    """MRG-009: the initial margin ratio of the position's tier (MRG-004's lookup at ``price``)."""
+    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "imr")
+
+
+def compute_tier_max_leverage(inst: Instrument, size: Number, price: Number) -> Number:
+    """MRG-009: the maximum leverage of the position's tier (MRG-004's lookup at ``price``)."""
+    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "max_leverage")
+
+
+def compute_tier_cap(inst: Instrument, size: Number, price: Number) -> MaybePrice:
+    """MRG-009: the cap of the position's tier (the largest tier basis it covers: contracts, or whole
+    settlement-currency units); it does not exist for the last tier of an unbounded table."""
+    table = inst.tier_table
+    index = compute_tier_index(inst, size, price)
+    cap: Number = table.max_cap
+    for tier in table.tiers[:-1]:
+        cap = num.ite(index == tier.index, tier.cap, cap)
+    return MaybePrice(num.or_(table.bounded, index != len(table.tiers)), cap)
+
+
+def compute_initial_margin(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-009: the initial margin of the position's tier: value x tier IMR, exact, valued (and the
+    tier looked up) at the same price as the maintenance margin (MRG-005)."""
+    price = _mm_price(rules, pos, mark)
+    return compute_position_value(inst, pos.size, price) * compute_tier_imr(inst, pos.size, price)
+
+
+def compute_initial_margin_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-009, NUM-002: the initial margin as money: rounded UP to a whole unit (a requirement)."""
+    return num.ceil(compute_initial_margin(inst, rules, pos, mark))
+
+
+def compute_margin_for_leverage(inst: Instrument, size: Number, entry: Number, leverage: Number) -> Number:
+    """MRG-009, NUM-002: the isolated margin of a position opened at ``leverage``: its value at the entry
+    divided by the leverage, rounded UP to a whole unit (a requirement the trader posts: rounding down
+    would open the position below the margin its leverage asks)."""
+    return num.ceil(num.div(compute_position_value(inst, size, entry), leverage))
+
+
+def compute_leverage(inst: Instrument, pos: PositionTerms) -> Number:
+    """MRG-009: the position's leverage: its value at the entry over its margin (exact; 0 stands for
+    "none" when the margin is 0, which has no finite leverage)."""
+    return num.div_or(compute_position_value(inst, pos.size, pos.entry), pos.margin, 0)
+
+
+def is_within_max_leverage(inst: Instrument, pos: PositionTerms) -> Any:
+    """MRG-009: the position's leverage is at most the maximum leverage of its tier at the entry:
+    value at entry <= margin x max leverage (exact; a zero margin is never within, the value being
+    positive)."""
+    value = compute_position_value(inst, pos.size, pos.entry)
+    return value <= pos.margin * compute_tier_max_leverage(inst, pos.size, pos.entry)

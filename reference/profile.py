@@ -331,12 +331,38 @@ def _check_continuous(tname: str, table: TierTable, currencies: Mapping[str, Cur
                                    f"must be {want} to keep the requirement continuous at cap {a.cap}", "MRG-005")
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``: tables merge key by key (recursively); any other value (a number,
+    a string, an array such as a tier table's ``tiers``) replaces the base's."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _overlay(data: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A profile with ``extends = "<shipped profile>"`` is that profile with this file's tables and
+    values laid over it (:func:`_merge`); the result is validated like any profile.  Only shipped
+    profiles can be extended (by name), and an overlay may itself be extended."""
+    if "extends" not in data:
+        return data
+    base_name = data["extends"]
+    if not isinstance(base_name, str) or base_name not in profile_names():
+        raise ProfileError("extends", base_name, f"the name of a shipped profile ({', '.join(profile_names())})")
+    if base_name in seen:
+        raise ProfileError("extends", base_name, "profiles extend each other in a cycle")
+    text = _profiles_dir().joinpath(f"{base_name}.toml").read_text(encoding="utf-8")
+    base = _overlay(tomllib.loads(text), seen + (base_name,))
+    rest = {k: v for k, v in data.items() if k != "extends"}
+    return _merge(base, rest)
+
+
 def load_profile_text(text: str, source: str = "<string>") -> Profile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(source, None, f"not valid TOML: {e}") from None
-    return _load(data, source)
+    return _load(_overlay(data), source)
 
 
 def _profiles_dir() -> Any:
