@@ -481,6 +481,30 @@ def _op_adl(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
     return {"instrument": inst.id, **out}
 
 
+def _op_transition(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
+    """Operation ``transition``: a scenario (the tables of a scenario file, as JSON) run through the
+    reference step function, event by event (TRN-001..TRN-008): every record each event emits,
+    whether every invariant held after it, and the final state."""
+    from backstop import simulate as SIM
+    from backstop.reference import step as S
+    _keys("", req, ("operation", "profile", "scenario"), ("scenario",))
+    scn = SIM.load_scenario_data(req["scenario"], "scenario", profile)
+    res = SIM.run_scenario(scn, check=True)
+    events: list[dict[str, Any]] = [{"event": None, "records": []}] + [
+        {"event": ev.index, "type": ev.type, "records": []} for ev in scn.events]
+    slot = {ev.index: n + 1 for n, ev in enumerate(scn.events)}
+    for rec, idx in zip(res.records, res.record_event):
+        events[0 if idx < 0 else slot[idx]]["records"].append(rec.to_json())
+    return {"order": {"value": "settlement, mark, isolated positions, cross accounts, remainders and the ADL "
+                               "state, the re-check; accounts by id, remainders by age", "unit": "order of work",
+                      "rules": ["TRN-001", "TRN-002"]},
+            "checked": {"value": "every input through one set of checks", "unit": "validation", "rules": ["TRN-007"]},
+            "events": events[: res.processed + 1],
+            "invariants": {"value": "hold" if not res.violation else res.violation, "unit": "after every event",
+                           "rules": ["INV-024", "INV-025"]},
+            "final_state": S.state_json(res.state)}
+
+
 OPERATIONS: dict[str, Callable[[Profile, dict[str, Any]], dict[str, Any]]] = {
     "margin": _op_margin,
     "cross": _op_cross,
@@ -490,6 +514,7 @@ OPERATIONS: dict[str, Callable[[Profile, dict[str, Any]], dict[str, Any]]] = {
     "fund_drawdown": _op_fund_drawdown,
     "fund_window": _op_fund_window,
     "adl": _op_adl,
+    "transition": _op_transition,
 }
 
 

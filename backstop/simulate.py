@@ -46,7 +46,7 @@ from backstop.reference.errors import BackstopError, CurrencyMismatch, InvalidIn
 from backstop.reference.events import FundKey, Record, fund_key_of
 from backstop.reference.types import Account, MarginMode, Position, Side, exact, format_exact
 
-__all__ = ["SourceMap", "Scenario", "EventSpec", "load_scenario", "load_scenario_text", "initial_state",
+__all__ = ["SourceMap", "Scenario", "EventSpec", "load_scenario", "load_scenario_text", "load_scenario_data", "initial_state",
            "step_event", "RunResult", "run_scenario", "write_outputs", "chart_svg", "register_cli",
            "cmd_simulate", "main", "EVENT_TYPES"]
 
@@ -323,9 +323,14 @@ class TomlFloat:
 
 
 class _Loader:
-    def __init__(self, text: str, source: str, base_dir: Path | None) -> None:
+    def __init__(self, text: str, source: str, base_dir: Path | None, data: dict[str, Any] | None = None,
+                 profile: Any = None) -> None:
         self.source, self.base_dir = source, base_dir
         self.map = SourceMap(text)
+        self.given_profile = profile
+        if data is not None:  # already parsed (an eval request's scenario): no line numbers
+            self.data = data
+            return
         try:
             self.data = tomllib.loads(text, parse_float=TomlFloat)
         except tomllib.TOMLDecodeError as e:
@@ -471,7 +476,7 @@ class _Loader:
         asks = self.levels(path + ("asks",), raw.get("asks", []), inst, "asks")
         if bids and asks and bids[0][0] >= asks[0][0]:
             self.fail(path + ("asks", 0, 0), format_exact(asks[0][0]),
-                      f"crossed book: the best ask must be above the best bid {format_exact(bids[0][0])}", "ENG-001")
+                      f"crossed book: the best ask must be above the best bid {format_exact(bids[0][0])}", "TRN-007")
         return bids, asks
 
     # -------------------------------------------------- the file
@@ -480,22 +485,28 @@ class _Loader:
         from backstop.reference import margin as M
         from backstop.reference.profile import ProfileError, load_profile
 
-        d = self.table((), self.data, _TOP_KEYS, ("profile", "start", "events"))
+        given = self.given_profile
+        d = self.table((), self.data, _TOP_KEYS, ("start", "events") if given is not None else ("profile", "start", "events"))
         name = self.string(("name",), d["name"]) if "name" in d else ""
         desc = self.string(("description",), d["description"]) if "description" in d else ""
-        prof = self.string(("profile",), d["profile"])
-        target: Any = prof
-        if prof.endswith(".toml") and self.base_dir is not None and not Path(prof).is_absolute():
-            cand = self.base_dir / prof
-            target = cand if cand.exists() else prof
-        try:
-            self.profile = load_profile(target)
-        except ProfileError as e:
-            if e.field == "profile":
-                raise ProfileError(self.loc(("profile",)), e.value, e.reason, e.rule) from None
-            raise
-        except OSError as e:
-            self.fail(("profile",), prof, f"cannot read: {e.strerror or e}")
+        if given is not None:
+            if "profile" in d and self.string(("profile",), d["profile"]) != given.name:
+                self.fail(("profile",), d["profile"], f"the request's profile is {given.name!r}")
+            self.profile = given
+        else:
+            prof = self.string(("profile",), d["profile"])
+            target: Any = prof
+            if prof.endswith(".toml") and self.base_dir is not None and not Path(prof).is_absolute():
+                cand = self.base_dir / prof
+                target = cand if cand.exists() else prof
+            try:
+                self.profile = load_profile(target)
+            except ProfileError as e:
+                if e.field == "profile":
+                    raise ProfileError(self.loc(("profile",)), e.value, e.reason, e.rule) from None
+                raise
+            except OSError as e:
+                self.fail(("profile",), prof, f"cannot read: {e.strerror or e}")
         self.funds = {fund_key_of(i) for i in self.profile.instruments.values()}
         start = self.time(("start",), d["start"])
 
@@ -640,6 +651,14 @@ class _Loader:
 def load_scenario_text(text: str, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
     """Validate a scenario's TOML text; raises :class:`InvalidInput` naming ``source:line: field``."""
     return _Loader(text, source, base_dir).load()
+
+
+def load_scenario_data(data: Any, source: str, profile: Any) -> Scenario:
+    """Validate a scenario given as parsed data (the ``scenario`` of an eval ``transition`` request)
+    on ``profile``, with the checks of a scenario file; errors name ``source: field``."""
+    if not isinstance(data, dict):
+        raise InvalidInput(source, data, "a scenario: an object with start, accounts, marks, books, funds and events")
+    return _Loader("", source, None, data=data, profile=profile).load()
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -28,6 +28,7 @@ from backstop.reference import fund as FD
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
+from backstop.reference import transition as T
 from backstop.reference.evaluate import Quantity, evaluate_position, present, require
 from backstop.reference.events import BalancePoint, FundKey
 from backstop.reference.profile import PriceBasis, Profile
@@ -263,9 +264,11 @@ def query_cross_liquidation(profile: Profile, balances: dict[str, int], position
         for (inst, t), m, share in zip(ips, mk, shares):
             carried = PositionTerms(t.sign, t.size, t.entry, share)
             steps.append(L.compute_partial_step(inst, rules, lrules, carried, m))
-            flags.append(num.and_(action == L.PARTIAL, M.compute_tier_index(inst, t.size, _mm_price(profile, t, m)) >= 3))
+            flags.append(num.and_(action == L.PARTIAL, T.is_cross_partial_candidate(inst, rules, lrules, t, m)))
         partial = action == L.PARTIAL
         after_balance = L.compute_cross_partial_balance(balance, tuple(steps), tuple(flags))
+        funded = L.is_cross_partial_funded(balance, tuple(steps), tuple(flags))
+        round_action = T.decide_cross_round(action, funded, False)
         full = action == L.FULL
         takeovers = L.compute_cross_takeovers(ips, rules, balance, mk)
         after = dict(L.apply_cross_liquidation(tuple(sorted(balances.items())), code))
@@ -273,12 +276,17 @@ def query_cross_liquidation(profile: Profile, balances: dict[str, int], position
             "currency": code,
             "quantities": _d(
                 _q("action", L.ACTION_NAMES[action], "action", "LIQ-008", "LIQ-004"),
+                _q("round_action", L.ACTION_NAMES[round_action], "action (PARTIAL stays only when funded)", "TRN-004",
+                   "LIQ-008"),
+                _q("rounds_at_most", T.max_cross_rounds(tuple(profile.instruments.values())), "rounds", "TRN-004"),
                 _q("balance", balance, money, "LIQ-008"),
                 _q("balance_after_partial_round", present(partial, after_balance), money, "LIQ-009"),
-                _q("partial_round_funded", present(partial, L.is_cross_partial_funded(balance, tuple(steps), tuple(flags))),
-                   BOOL, "LIQ-008"),
+                _q("partial_round_funded", present(partial, funded), BOOL, "LIQ-008"),
                 _q("balances_after_full", present(full, {k: v for k, v in sorted(after.items())}), money, "LIQ-009"),
             ),
+            "partial_candidates": [{"position": n, "quantities": _d(_q(
+                "candidate", T.is_cross_partial_candidate(inst, rules, lrules, t, m), BOOL, "TRN-003"))}
+                for n, (inst, t), m in zip(idx, ips, mk)],
             "partial_steps": [{"position": n, **_step(inst, st, 0)} for n, (inst, _), st, f
                               in itertools.compress(zip(idx, ips, steps, flags), flags)],
             "takeovers": present(full, [{"position": n, "quantities": _takeover(inst, tk, ("LIQ-009", "LIQ-007"))}
@@ -346,7 +354,11 @@ def query_fund_drawdown(profile: Profile, history: tuple[BalancePoint, ...], now
         _q("drawdown_trigger", trig_b, BOOL, "ADL-001"),
         _q("fund_insufficient", trig_a, BOOL, "ADL-002"),
         _q("adl_fires", A.adl_fires(rules, history, now_ms, uncovered, unplaced, remainder), BOOL, "ADL-003"),
-        _q("adl_state", A.adl_state_continues(was_active, trig_a, trig_b, remainder), BOOL, "ADL-003"),
+        _q("adl_state", T.compute_adl_state(was_active, (trig_a,), trig_b, (remainder,)), BOOL, "ADL-003", "TRN-006"),
+        _q("market_open", T.is_market_open(T.compute_adl_state(was_active, (trig_a,), trig_b, (remainder,))), BOOL,
+           "TRN-005"),
+        _q("retry_allowed", T.is_retry_allowed(T.compute_adl_state(was_active, (trig_a,), trig_b, (remainder,)), trig_b),
+           BOOL, "TRN-005"),
     )}
 
 

@@ -186,7 +186,7 @@ def check_book(inst: Instrument, bids: Iterable[Any], asks: Iterable[Any], field
     if b.bids and b.asks and b.bids[0].price >= b.asks[0].price:
         raise InvalidInput(f"{field_}.asks[0].price", format_exact(b.asks[0].price),
                            f"crossed book: the best ask must be above the best bid {format_exact(b.bids[0].price)}",
-                           "ENG-001")
+                           "TRN-007")
     return b
 
 
@@ -701,7 +701,7 @@ def process_recheck(state: SimState, t: int, inst: Instrument, adl_records: Iter
     if any(x.instrument == inst.id for x in state.remainders):
         state, r = process_remainders(state, t, inst, R)
         recs += r
-    return state, recs
+    return state, tuple(dataclasses.replace(x, rules=x.rules + ("TRN-008",)) for x in recs)
 
 
 # ---------------------------------------------------------------- checks and output

@@ -36,7 +36,7 @@ RULE_FUNCTIONS: dict[str, Any] = {
 
 # The parameter names a rule function may take (see _args): structure (inst, rules) stays
 # concrete; numbers (pos fields, mark, size, price) become Z3 variables.
-KNOWN_PARAMS = {"inst", "rules", "pos", "mark", "size", "price"}
+KNOWN_PARAMS = {"inst", "rules", "pos", "mark", "size", "price", "entry", "leverage"}
 
 SIGN, SIZE, ENTRY, MARK, PRICE = (z3.Real(n) for n in ("sign", "size", "entry", "mark", "price"))
 MARGIN_INT = z3.Int("margin")
@@ -45,7 +45,9 @@ SYM_POS = PositionTerms(SIGN, SIZE, ENTRY, MARGIN)
 
 
 def _args(fn: Any, inst: Any, rules: Any, pos: PositionTerms, mark: Any, price: Any) -> list[Any]:
-    supply = {"inst": inst, "rules": rules, "pos": pos, "mark": mark, "size": pos.size, "price": price}
+    # a leverage is a positive rational, as a price is: the same variable serves
+    supply = {"inst": inst, "rules": rules, "pos": pos, "mark": mark, "size": pos.size, "price": price,
+              "entry": pos.entry, "leverage": price}
     return [supply[p] for p in inspect.signature(fn).parameters]
 
 
