@@ -206,6 +206,12 @@ class WideScenario:
                     if pos.margin_mode is MarginMode.ISOLATED and pos.instrument == p.id:
                         terms = shadow_of(pos.terms()) if symbolic else pos.terms()
                         parts.append(L.decide_action(p, prof.margin, prof.liquidation, terms, val(mark)) == L.NONE)
+                group = [q for q in acct.positions if q.margin_mode is MarginMode.CROSS]
+                if group:                                                              # LIQ-008, TRN-008: no cross account left liquidatable
+                    marks = dict(state.marks)
+                    ips = tuple((prof.instruments[q.instrument], shadow_of(q.terms()) if symbolic else q.terms()) for q in group)
+                    parts.append(L.decide_cross_action(ips, prof.margin, prof.liquidation, val(acct.balance(code)),
+                                                       tuple(val(marks[q.instrument]) for q in group)) == L.NONE)
                 isolated_only = all(q.margin_mode is MarginMode.ISOLATED for q in before[acct.id].positions)
                 if isolated_only and acct.id not in touched:                            # LIQ-007: the loss stays in the margin
                     parts.append(val(acct.balance(code)) == val(before[acct.id].balance(code)))
@@ -265,7 +271,7 @@ _PREMISES = ("H long {h} on P (isolated, tier 3: one lot above the tier-2 cap; m
 _STATEMENT = ("after each event: every fund's settled and available balances >= 0; every account's balance >= 0 (a cross "
               "loss never beyond the balance); an isolated-only account that ADL did not touch keeps its balance (its "
               "loss stays within the margin); positions only reduced (same side, size > 0, <= before, margin >= 0); no "
-              "isolated position on P left liquidatable at the mark; the flat account keeps its balance (no socialized "
+              "isolated position on P and no cross account left liquidatable at the marks (the re-check after ADL included); the flat account keeps its balance (no socialized "
               "loss); every engine fill at a level of the closing side, never beyond it; no engine fill while the fund "
               "is in the ADL state; the ADL state after the event = (the fund could not cover a remainder) or (the "
               "drawdown trigger) or (it was in the state and a remainder is open); and the venue's books valued at the "
