@@ -45,6 +45,7 @@ FUND = {i: f"perpetual_futures/{P.instruments[i].underlying}/{P.instruments[i].s
 UNIT = {"USDT": 10**6, "BTC": 10**8}
 # the largest size kept in the world: below each table's last cap (tiers 3+ start above 3,000 BTC
 # contracts and 30,000 ETH contracts)
+POSITIONS_PER_ACCOUNT = (0, 0, 1, 1, 1, 2, 3)  # drawn per account: flat accounts are the no-socialization witnesses
 MAX_SIZE = {"BTC-USDT-SWAP": 20_000, "ETH-USDT-SWAP": 200_000, "BTC-USD-SWAP": 20_000}
 
 
@@ -91,7 +92,7 @@ class World:
     def _account(self, name: str) -> Account:
         r = self.rng
         ps, seen = [], set()
-        for _ in range(r.choice([0, 1, 1, 2, 2, 3])):
+        for _ in range(r.choice(POSITIONS_PER_ACCOUNT)):
             inst, side, mode = r.choice(INSTS), r.choice(["long", "short"]), r.choice(["isolated", "cross"])
             if (inst, side) in seen:
                 continue

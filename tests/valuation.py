@@ -146,7 +146,13 @@ def _fund_balances(state: Any) -> dict[str, tuple[int, int, str]]:
 
 
 def books_value(state: Any, marks: dict[str, Fraction]) -> dict[str, Fraction]:
-    """Everything the venue's books hold, per currency, valued at ``marks`` (see the module doc)."""
+    """Everything the venue's books hold, per currency, valued at ``marks`` (see the module doc).
+    The last few results are kept (a state is immutable): the state after one event is the state
+    before the next, valued at the same marks unless the next event moves one."""
+    key = (id(state), tuple(sorted(marks.items())))
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is state:
+        return hit[1]
     p = state.profile
     out: dict[str, Fraction] = {}
 
@@ -171,6 +177,38 @@ def books_value(state: Any, marks: dict[str, Fraction]) -> dict[str, Fraction]:
     for (acct, code), amount in state.funds.ledger.balances.items():
         if acct == "venue":
             add(code, amount)
+    if len(_CACHE) > 4:
+        _CACHE.clear()
+    _CACHE[key] = (state, out)
+    return out
+
+
+_CACHE: dict[Any, Any] = {}
+
+
+def _drawdown_over_prefixes(points: tuple[Any, ...], first: int, view: str, now: int, fraction: Fraction,
+                            window_ms: int) -> list[bool]:
+    """``drawdown_holds`` on every prefix ``points[:n]``, ``first <= n <= len(points)``, of a
+    fund's history (HistoryPoint: time_ms, settled, available) in the balance view ``view``; the
+    points appended by this event are all at ``now``.  Same reading as :func:`drawdown_holds`,
+    computed in one pass."""
+    bal = (lambda h: h.settled) if view == "settled" else (lambda h: h.available)
+    if fraction >= 1:
+        return [False] * (len(points) - first + 1)
+    start = now - window_ms
+    old = [h for h in points[:first] if h.time_ms <= now]
+    at_start = [bal(h) for h in old if h.time_ms <= start]
+    window = ([at_start[-1]] if at_start else []) + [bal(h) for h in old if start < h.time_ms <= now]
+    peak = max(window) if window else None
+    current = bal(old[-1]) if old else None
+    out = []
+    for n in range(first, len(points) + 1):
+        if n > first:
+            h = points[n - 1]
+            b = bal(h)
+            peak = b if peak is None else max(peak, b)
+            current = b
+        out.append(current is not None and peak is not None and peak > 0 and current <= (1 - Fraction(fraction)) * peak)
     return out
 
 
@@ -335,11 +373,8 @@ def check_transition(before: Any, event: Any, after: Any, records: Iterable[Any]
         inst = insts[event.instrument]
         settled, pending, _ = _fund_balances(after)[fid]
         available = settled + pending
-        hist0 = len(before.funds.history[key])
-        from backstop.reference import fundbook as FB  # the history's points as data, in the profile's view
-        hist = FB.balance_history(after.funds, key)
-        tb = [drawdown_holds(hist[:n], after.time_ms, p.adl.drawdown_fraction, window_ms)
-              for n in range(hist0, len(hist) + 1)]
+        tb = _drawdown_over_prefixes(after.funds.history[key], len(before.funds.history[key]),
+                                     p.adl.balance_view.value, after.time_ms, p.adl.drawdown_fraction, window_ms)
         tb_all, tb_any = all(tb), any(tb)
         open_rem = [r for r in after.remainders if fids[r.instrument][0] == fid]
         ta_end = any(uncovered_units(inst, r.sign, r.size, r.price, marks[r.instrument], available) > 0
