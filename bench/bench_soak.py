@@ -71,6 +71,7 @@ class World:
         self.rng = rng
         self.t = t0
         accts = [self._account(f"u{k:04d}") for k in range(n_accounts)]
+        accts += [self._whale(f"w{k}") for k in range(3)]
         marks = dict(BASE)
         books = {i: self._book(i, marks[i]) for i in INSTS}
         funds = {FUND[i]: rng.choice([0, 0, 1, 10, 1_000, 50_000]) * UNIT[P.instruments[i].settle_currency.code]
@@ -115,6 +116,20 @@ class World:
                 ps = [q for q in ps if q not in group]
         return Account(name, tuple(bal), tuple(ps))
 
+    def _whale(self, name: str) -> Account:
+        """An isolated position above tier 3 at the opening mark, at the highest leverage that is
+        healthy there: a small move takes it into the partial band (LIQ-005)."""
+        r = self.rng
+        inst = r.choice(INSTS)
+        size = _lot(inst, Q(r.randint(MAX_SIZE[inst] // 4, MAX_SIZE[inst])))
+        side = r.choice(["long", "short"])
+        scale = UNIT[P.instruments[inst].settle_currency.code]
+        for lev in (90, 60, 45, 30, 20, 10):
+            q = Position(inst, side, size, BASE[inst], "isolated", int(_value_coins(inst, size, BASE[inst]) * scale / lev))
+            if L.decide_action(P.instruments[inst], P.margin, P.liquidation, q.terms(), BASE[inst]) == L.NONE:
+                return Account(name, (("USDT", 0), ("BTC", 0)), (q,))
+        return Account(name, (("USDT", 0), ("BTC", 0)), ())
+
     def _book(self, inst: str, mark: Q) -> S.Book:
         r = self.rng
         n = r.choice([0, 1, 2, 3, 4])
@@ -157,6 +172,9 @@ def main() -> int:
     ap.add_argument("--episode", type=int, default=400, help="events per episode (default 400)")
     ap.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
     ap.add_argument("--show", type=int, default=5, help="violations to print (default 5)")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="stop (and say so) after this wall time, whatever --events says")
+    ap.add_argument("--progress", type=int, default=10_000, help="a progress line every N events (0: none)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     counts: collections.Counter = collections.Counter()
@@ -165,14 +183,22 @@ def main() -> int:
     t0 = time.perf_counter()
     events = episodes = 0
     t_ms = 1_795_766_399_000
-    while events < args.events:
+    stopped = False
+    while events < args.events and not stopped:
         world = World(rng, args.accounts, t_ms)
         episodes += 1
-        counts["accounts"] += args.accounts
+        counts["accounts"] += len(world.state.accounts)
         counts["positions"] += sum(len(a.positions) for a in world.state.accounts)
         counts["cross positions"] += sum(q.margin_mode.value == "cross" for a in world.state.accounts for q in a.positions)
         counts["inverse positions"] += sum(q.instrument == "BTC-USD-SWAP" for a in world.state.accounts for q in a.positions)
         for k in range(min(args.episode, args.events - events)):
+            if args.progress and events and events % args.progress == 0:
+                el = time.perf_counter() - t0
+                print(f"  {events} events, {el:.0f} s, {events / el:.0f} events/s, violations {counts['violations']}",
+                      file=sys.stderr, flush=True)
+                if args.max_seconds is not None and el > args.max_seconds:
+                    stopped = True
+                    break
             ev = world.event()
             before = world.state
             try:
@@ -207,7 +233,7 @@ def main() -> int:
         t_ms = world.t + 86_400_000
     wall = time.perf_counter() - t0
     rows = [("events", events), ("episodes", episodes), ("accounts (all episodes)", counts["accounts"]),
-            ("accounts per episode", args.accounts), ("positions", counts["positions"]),
+            ("accounts per episode", f"{args.accounts} + 3 whales"), ("positions", counts["positions"]),
             ("  cross", counts["cross positions"]), ("  inverse", counts["inverse positions"])]
     for k in ("MarkEvent", "BookEvent", "TopUpEvent", "WithdrawEvent", "SettleEvent", "refused withdrawals",
               "liquidation trigger", "partial liquidation (isolated)", "partial liquidation (cross)",
@@ -218,7 +244,8 @@ def main() -> int:
         rows.append((f"known defect hits: {k}", counts[f"known defect: {k}"]))
     rows += [("violations", counts["violations"]), ("violating events", counts["violating events"]),
              ("events/s", f"{events / wall:.0f}"), ("wall time (s)", f"{wall:.1f}")]
-    print(f"\nsoak: seed {args.seed}, okx profile, every invariant checked after every event")
+    print(f"\nsoak: seed {args.seed}, okx profile, every invariant checked after every event"
+          + (f" -- STOPPED by --max-seconds {args.max_seconds} before --events {args.events}" if stopped else ""))
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{w}}  {v:>12}")

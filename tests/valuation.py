@@ -145,6 +145,35 @@ def _fund_balances(state: Any) -> dict[str, tuple[int, int, str]]:
     return out
 
 
+def _account_terms(profile: Any, a: Any) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
+    """One account's value as a function of the marks: per currency a constant, per instrument a
+    coefficient ``k = sum(s * n) * cv * 10**decimals``, such that the account is worth
+    ``const + k * mark`` (linear: ``s n cv (mark - e) = s n cv mark - s n cv e``) or
+    ``const - k / mark`` (inverse: ``s n cv (1/e - 1/mark) = s n cv / e - s n cv / mark``) -- the
+    formulas of :func:`upnl_units` regrouped so that an account that the event did not touch is
+    not valued again (accounts are immutable; the cache is keyed by identity)."""
+    hit = _ACCT.get(id(a))
+    if hit is not None and hit[0] is a:
+        return hit[1], hit[2]
+    const: dict[str, Fraction] = {}
+    coef: dict[str, Fraction] = {}
+    for code, amount in a.balances:
+        const[code] = const.get(code, 0) + amount
+    for q in a.positions:
+        inst = profile.instruments[q.instrument]
+        code = inst.settle_currency.code
+        k = (1 if q.side.value == "long" else -1) * Fraction(q.size) * inst.contract_value * _scale(inst)
+        const[code] = const.get(code, 0) + q.margin + (-k * q.entry_price if _is_linear(inst) else k / q.entry_price)
+        coef[q.instrument] = coef.get(q.instrument, 0) + k
+    if len(_ACCT) > 4096:
+        _ACCT.clear()
+    _ACCT[id(a)] = (a, const, coef)
+    return const, coef
+
+
+_ACCT: dict[int, Any] = {}
+
+
 def books_value(state: Any, marks: dict[str, Fraction]) -> dict[str, Fraction]:
     """Everything the venue's books hold, per currency, valued at ``marks`` (see the module doc).
     The last few results are kept (a state is immutable): the state after one event is the state
@@ -154,19 +183,21 @@ def books_value(state: Any, marks: dict[str, Fraction]) -> dict[str, Fraction]:
     if hit is not None and hit[0] is state:
         return hit[1]
     p = state.profile
-    out: dict[str, Fraction] = {}
+    out: dict[str, Any] = {}
+    coef: dict[str, Any] = {}
 
     def add(code: str, v: Any) -> None:
-        out[code] = out.get(code, Fraction(0)) + v
+        out[code] = out.get(code, 0) + v
 
     for a in state.accounts:
-        for code, amount in a.balances:
-            add(code, amount)
-        for q in a.positions:
-            inst = p.instruments[q.instrument]
-            code = inst.settle_currency.code
-            add(code, q.margin)
-            add(code, upnl_units(inst, 1 if q.side.value == "long" else -1, q.size, q.entry_price, marks[q.instrument]))
+        c, k = _account_terms(p, a)
+        for code, v in c.items():
+            add(code, v)
+        for i, v in k.items():
+            coef[i] = coef.get(i, 0) + v
+    for i, k in coef.items():
+        inst = p.instruments[i]
+        add(inst.settle_currency.code, k * marks[i] if _is_linear(inst) else -k / marks[i])
     for r in state.remainders:
         inst = p.instruments[r.instrument]
         add(inst.settle_currency.code, upnl_units(inst, r.sign, r.size, r.price, marks[r.instrument]))
@@ -177,6 +208,7 @@ def books_value(state: Any, marks: dict[str, Fraction]) -> dict[str, Fraction]:
     for (acct, code), amount in state.funds.ledger.balances.items():
         if acct == "venue":
             add(code, amount)
+    out = {code: Fraction(v) for code, v in out.items()}
     if len(_CACHE) > 4:
         _CACHE.clear()
     _CACHE[key] = (state, out)
@@ -217,6 +249,8 @@ def _adl_residue(before: Any, records: tuple[Any, ...], marks: dict[str, Fractio
     each counterparty's exact PnL (its part at the mark plus its part at BP, from its entry) less
     the realized PnL credited, and each ADL's exact gap at the mark on the part at the mark less
     ``floor`` of it (ADL-009)."""
+    if not any(r.kind == "adl trigger" for r in records):
+        return {}
     p = before.profile
     pos = _positions(before)
     signs = {r.id: r.sign for r in before.remainders}
@@ -300,7 +334,11 @@ def check_transition(before: Any, event: Any, after: Any, records: Iterable[Any]
             bad.append(Violation("INV-009", f"fund {fid}: settled {settled}, available {settled + pending}"))
 
     # ---- positions only shrink; no socialization; the liquidation loss bound
-    pb, pa = _positions(before), _positions(after)
+    # only the accounts the event touched (accounts are immutable: an untouched one is the same object)
+    accts_after = {a.id: a for a in after.accounts}
+    changed = {a.id for a in before.accounts if accts_after.get(a.id) is not a} | (set(accts_after) - {a.id for a in before.accounts})
+    pb = {(a.id, q.instrument, q.side.value): q for a in before.accounts if a.id in changed for q in a.positions}
+    pa = {(a.id, q.instrument, q.side.value): q for a in after.accounts if a.id in changed for q in a.positions}
     adl_accounts = {r.account for r in records if r.kind == "adl"}
     for k, q in pa.items():
         old = pb.get(k)
@@ -311,8 +349,9 @@ def check_transition(before: Any, event: Any, after: Any, records: Iterable[Any]
                                             f"{q.size}@{q.entry_price} m={q.margin}"))
         elif q.size == old.size and q.margin != old.margin:
             bad.append(Violation("INV-021", f"position {k}: margin {old.margin} -> {q.margin} with its size unchanged"))
-    accts_after = {a.id: a for a in after.accounts}
     for a0 in before.accounts:
+        if a0.id not in changed:
+            continue
         a1 = accts_after.get(a0.id)
         if a1 is None:
             bad.append(Violation("INV-021", f"account {a0.id} vanished"))
