@@ -285,3 +285,62 @@ def test_INV_022_book_event_before_any_mark_strict():
     """A book event for an instrument that has had no mark yet is processed (no KeyError), and
     every check holds after it."""
     _run(_StrictBookWithoutMark, **_NO_SHRINK)
+
+
+# ---------------------------------------------------------------- the same defects, by hand
+
+_I, _FUND = "BTC-USDT-SWAP", "perpetual_futures/BTC-USDT/USDT"
+
+
+@pytest.mark.rules("ADL-003", "ADL-002")
+@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["trigger-a-state"] + " -- remove this marker after the fix")
+def test_ADL_003_trigger_a_enters_the_adl_state_example():
+    """ADL-003 by hand.  A long 100 BTC-USDT-SWAP (1 BTC) isolated at 30,000 with 3,000 USDT margin:
+    bankruptcy price 30,000 - 3,000 / 1 = 27,000.  B short 100 at 30,000.  Empty book, empty fund.
+    Mark 26,000: A is liquidated in full, the engine cannot place its 100 contracts, and closing
+    them at the mark would lose 1 BTC * (27,000 - 26,000) = 1,000 USDT = 10^9 units beyond an
+    available balance of 0: trigger (a) holds at the check, ADL fires against B, and ADL-003 puts
+    the fund into the ADL state (in_state' = trigger_a or ...)."""
+    U = 10**6
+    accts = [Account("A", (("USDT", 0),), (Position(_I, "long", F(100), F(30000), "isolated", 3000 * U),)),
+             Account("B", (("USDT", 0),), (Position(_I, "short", F(100), F(30000), "isolated", 3000 * U),))]
+    s0 = S.initial_state(P, accts, {_I: F(30000)}, {}, {_FUND: 0}, 0)
+    s1, recs = S.process_event(s0, S.MarkEvent(1000, _I, F(26000)))
+    fired = [r for r in recs if r.kind == "adl trigger"]
+    assert fired and fired[0].get("uncovered") == 10**9 and fired[0].get("drawdown") is False
+    assert dict(s1.adl_active).get(_FUND) is True
+
+
+@pytest.mark.rules("INV-019", "INV-022", "ADL-008")
+@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["adl-residue"] + " -- remove this marker after the fix")
+def test_INV_019_adl_residue_goes_to_the_venue_example():
+    """INV-019 by hand.  A long 3 BTC-USDT-SWAP (0.03 BTC) isolated at 30,000 with 90,000,007 units
+    of margin: BP = 30,000 - 90.000007 / 0.03 = 809,999,993 / 30,000.  B short 1 and E short 2 at
+    30,000; empty book and fund; mark 26,000 -> trigger (a), all 3 contracts at BP (the fund has
+    nothing for the mark part).  B's exact PnL: 0.01 * (30,000 - BP) * 10^6 = 90,000,007 / 3 =
+    30,000,002.33..., credited 30,000,002; E's: 60,000,004.66..., credited 60,000,004.  A's margin
+    90,000,007 leaves the books, 90,000,006 come back: the residue of 1 unit is the venue's
+    (INV-019), so the venue's books (dust included) must be unchanged to the last unit."""
+    from valuation import books_value
+    U = 10**6
+    accts = [Account("A", (("USDT", 0),), (Position(_I, "long", F(3), F(30000), "isolated", 90_000_007),)),
+             Account("B", (("USDT", 0),), (Position(_I, "short", F(1), F(30000), "isolated", 1000 * U),)),
+             Account("E", (("USDT", 0),), (Position(_I, "short", F(2), F(30000), "isolated", 2000 * U),))]
+    s0 = S.initial_state(P, accts, {_I: F(30000)}, {}, {_FUND: 0}, 0)
+    s1, recs = S.process_event(s0, S.MarkEvent(1000, _I, F(26000)))
+    credited = {r.account: r.get("realized_pnl") for r in recs if r.kind == "adl"}
+    assert credited == {"B": 30_000_002, "E": 60_000_004}
+    assert not any(r.kind == "engine fill" for r in recs)
+    marks = dict(s1.marks)
+    assert books_value(s1, marks)["USDT"] == books_value(s0, marks)["USDT"]
+
+
+@pytest.mark.rules("INV-022")
+@pytest.mark.xfail(strict=True, raises=KeyError,
+                   reason=KNOWN_DEFECTS["book-without-mark"] + " -- remove this marker after the fix")
+def test_INV_022_book_event_before_any_mark_example():
+    """A book event for BTC-USD-SWAP, which has no mark yet and no position, changes only the book."""
+    s0 = S.initial_state(P, [Account("A", (("BTC", 10**8),), ())], {}, {}, {}, 0)
+    s1, recs = S.process_event(s0, S.BookEvent(1000, "BTC-USD-SWAP", (Level(F(30000), F(5)),), ()))
+    assert s1.book("BTC-USD-SWAP").bids == (Level(F(30000), F(5)),)
+    assert check_transition(s0, S.BookEvent(1000, "BTC-USD-SWAP", (Level(F(30000), F(5)),), ()), s1, recs) == []
