@@ -6,7 +6,10 @@ Episodes of ``--episode`` events each start from a fresh random world of ``--acc
 positions on both sides, some above tier 3 so partial steps happen), thin order books and small
 insurance funds, then run a random mix of mark moves (random walk with crashes and spikes), book
 updates, platform top-ups and withdrawals and settlement times.  A world only loses positions
-(there is no order entry), which is why it is renewed.  After every event both
+(there is no order entry), which is why it is renewed.  Mark moves: 8 % crashes (-8 to -30 %),
+6 % spikes (+8 to +30 %), 26 % nudges (within 0.5 %, by 0.01 %: the partial band), the rest within
+3 %.  Each episode also has a few "whales": isolated positions above tier 3 at the highest
+leverage healthy at the opening mark, so that partial steps (LIQ-005) happen.  After every event both
 ``step.check_invariants`` and the independent check ``tests/valuation.py`` (conservation with its
 own valuation, the funds, the ADL state, no socialization, the liquidation loss bound) run.
 
@@ -45,6 +48,7 @@ FUND = {i: f"perpetual_futures/{P.instruments[i].underlying}/{P.instruments[i].s
 UNIT = {"USDT": 10**6, "BTC": 10**8}
 # the largest size kept in the world: below each table's last cap (tiers 3+ start above 3,000 BTC
 # contracts and 30,000 ETH contracts)
+WHALES = 6  # per episode, on top of --accounts
 POSITIONS_PER_ACCOUNT = (0, 0, 1, 1, 1, 2, 3)  # drawn per account: flat accounts are the no-socialization witnesses
 MAX_SIZE = {"BTC-USDT-SWAP": 20_000, "ETH-USDT-SWAP": 200_000, "BTC-USD-SWAP": 20_000}
 
@@ -71,7 +75,7 @@ class World:
         self.rng = rng
         self.t = t0
         accts = [self._account(f"u{k:04d}") for k in range(n_accounts)]
-        accts += [self._whale(f"w{k}") for k in range(3)]
+        accts += [self._whale(f"w{k}") for k in range(WHALES)]
         marks = dict(BASE)
         books = {i: self._book(i, marks[i]) for i in INSTS}
         funds = {FUND[i]: rng.choice([0, 0, 1, 10, 1_000, 50_000]) * UNIT[P.instruments[i].settle_currency.code]
@@ -149,7 +153,7 @@ class World:
             m = st.mark(inst)
             y = r.random()
             move = (Q(r.randint(-30, -8), 100) if y < 0.08 else Q(r.randint(8, 30), 100) if y < 0.14
-                    else Q(r.randint(-30, 30), 1000))
+                    else Q(r.randint(-50, 50), 10_000) if y < 0.40 else Q(r.randint(-30, 30), 1000))
             m = _tick(inst, m * (1 + move))
             m = min(max(m, BASE[inst] / 4), BASE[inst] * 4)  # keep the world's prices in a band
             return S.MarkEvent(self.t, inst, _tick(inst, m))
@@ -196,9 +200,9 @@ def main() -> int:
                 el = time.perf_counter() - t0
                 print(f"  {events} events, {el:.0f} s, {events / el:.0f} events/s, violations {counts['violations']}",
                       file=sys.stderr, flush=True)
-                if args.max_seconds is not None and el > args.max_seconds:
-                    stopped = True
-                    break
+            if args.max_seconds is not None and events % 100 == 0 and time.perf_counter() - t0 > args.max_seconds:
+                stopped = True
+                break
             ev = world.event()
             before = world.state
             try:
@@ -215,6 +219,10 @@ def main() -> int:
                 key = r.kind
                 if r.kind in ("partial liquidation", "full liquidation"):
                     key = f"{r.kind} ({r.get('margin_mode')})"
+                elif r.kind == "adl trigger":
+                    counts["adl trigger (a)" if r.get("uncovered") > 0 else "adl trigger (b) only"] += 1
+                elif r.kind == "adl" and r.get("size_at_bankruptcy_price") > 0:
+                    counts["adl fills at the bankruptcy price"] += 1
                 counts[key] += 1
             bad = [f"check_invariants: {b}" for b in S.check_invariants(before, after, recs)]
             vs = check_transition(before, ev, after, recs)
@@ -233,12 +241,13 @@ def main() -> int:
         t_ms = world.t + 86_400_000
     wall = time.perf_counter() - t0
     rows = [("events", events), ("episodes", episodes), ("accounts (all episodes)", counts["accounts"]),
-            ("accounts per episode", f"{args.accounts} + 3 whales"), ("positions", counts["positions"]),
+            ("accounts per episode", f"{args.accounts} + {WHALES} whales"), ("positions", counts["positions"]),
             ("  cross", counts["cross positions"]), ("  inverse", counts["inverse positions"])]
     for k in ("MarkEvent", "BookEvent", "TopUpEvent", "WithdrawEvent", "SettleEvent", "refused withdrawals",
               "liquidation trigger", "partial liquidation (isolated)", "partial liquidation (cross)",
               "full liquidation (isolated)", "full liquidation (cross)", "cross partial refused", "engine fill",
-              "bankrupt remainder", "adl trigger", "adl", "adl state"):
+              "bankrupt remainder", "adl trigger", "adl trigger (a)", "adl trigger (b) only", "adl",
+              "adl fills at the bankruptcy price", "adl state"):
         rows.append((k, counts[k]))
     for k in KNOWN_DEFECTS:
         rows.append((f"known defect hits: {k}", counts[f"known defect: {k}"]))
