@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable
 
-__all__ = ["KNOWN_DEFECTS", "Violation", "upnl_units", "fill_gain_units", "books_value", "drawdown_holds",
+__all__ = ["KNOWN_DEFECTS", "Violation", "upnl_units", "fill_gain_units", "books_value",
            "uncovered_units", "check_transition", "fund_ids"]
 
 # Issue 13 defects the lead is fixing.  A violation that only these explain carries the tag; once a
@@ -110,20 +110,6 @@ def uncovered_units(inst: Any, sign: int, size: Fraction, price: Fraction, mark:
     ``price``) at ``mark``, rounded up, beyond ``available``; 0 if the fund covers it."""
     gap = upnl_units(inst, sign, size, price, mark)
     return max(0, math.ceil(-gap) - available)
-
-
-def drawdown_holds(points: Iterable[Any], now: int, fraction: Fraction, window_ms: int) -> bool:
-    """ADL-001 from its statement: the balance in force at ``now`` is at or below ``(1 - f)``
-    times the positive peak of the window's balances (the one in force at ``now - W`` and every
-    point in ``(now - W, now]``); never when ``f >= 1``."""
-    pts = [(p.time_ms, p.balance) for p in points if p.time_ms <= now]
-    if fraction >= 1 or not pts:
-        return False
-    start = now - window_ms
-    at_start = [b for t, b in pts if t <= start]
-    window = ([at_start[-1]] if at_start else []) + [b for t, b in pts if start < t <= now]
-    peak = max(window) if window else 0
-    return peak > 0 and pts[-1][1] <= (1 - Fraction(fraction)) * peak
 
 
 # ---------------------------------------------------------------- reading the state
@@ -220,10 +206,12 @@ _CACHE: dict[Any, Any] = {}
 
 def _drawdown_over_prefixes(points: tuple[Any, ...], first: int, view: str, now: int, fraction: Fraction,
                             window_ms: int) -> list[bool]:
-    """``drawdown_holds`` on every prefix ``points[:n]``, ``first <= n <= len(points)``, of a
-    fund's history (HistoryPoint: time_ms, settled, available) in the balance view ``view``; the
-    points appended by this event are all at ``now``.  Same reading as :func:`drawdown_holds`,
-    computed in one pass."""
+    """ADL-001 (trigger (b)) from its statement, on every prefix ``points[:n]``, ``first <= n <=
+    len(points)``, of a fund's history (HistoryPoint: time_ms, settled, available) read in the
+    balance view ``view`` -- the history as it stood at each moment of the event (the points the
+    event appended are all at ``now``):  the balance in force at ``now`` is at or below
+    ``(1 - f)`` times the positive peak of the window's balances, which are the one in force at
+    ``now - W`` and every point in ``(now - W, now]``; never when ``f >= 1``."""
     bal = (lambda h: h.settled) if view == "settled" else (lambda h: h.available)
     if fraction >= 1:
         return [False] * (len(points) - first + 1)

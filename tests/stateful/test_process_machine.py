@@ -220,7 +220,7 @@ class ProcessMachine(RuleBasedStateMachine):
     @invariant()
     def every_check_holds(self):
         if hasattr(self, "problems"):
-            assert self.problems == []
+            assert self.problems == [], "\n".join(self.problems[:5])
 
 
 SETTINGS = dict(max_examples=150, stateful_step_count=25, deadline=None, derandomize=True,
