@@ -51,8 +51,9 @@ UNIT = {"USDT": 10**6, "BTC": 10**8}
 SMALL = {"BTC-USDT-SWAP": 50_000, "ETH-USDT-SWAP": 500_000, "BTC-USD-SWAP": 500}
 BIG = {"BTC-USDT-SWAP": (400_000, 2_000_000), "ETH-USDT-SWAP": (4_000_000, 20_000_000), "BTC-USD-SWAP": (4_000, 20_000)}
 
-# the defects the main test tolerates (tags of valuation.KNOWN_DEFECTS)
-TOLERATED = frozenset({"trigger-a-state", "adl-residue"})
+# the defects the main test tolerates (tags of valuation.KNOWN_DEFECTS).  After a fix: delete the
+# tag here and in KNOWN_DEFECTS, and remove the xfail markers of its two strict tests below.
+TOLERATED = frozenset({"trigger-a-state", "adl-residue"}) & frozenset(KNOWN_DEFECTS)
 
 
 def _tick(inst: str, x: F) -> F:
