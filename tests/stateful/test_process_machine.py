@@ -1,147 +1,347 @@
-"""INV-009, INV-021, INV-022, INV-016: a Hypothesis state machine over the whole loop.
+"""INV-022, INV-009, ADL-003, INV-021: a Hypothesis state machine over the whole loop, checked
+independently after every step.
 
-Random accounts (isolated and cross positions on two USDT instruments), random order books, price
-paths, fund top-ups and settlement times go through ``step.process_event``; after every step the
-invariants of liquidation, fund and ADL are checked on the concrete state and records
-(``step.check_invariants``) and a few more are recomputed here independently: a fully liquidated
-isolated user loses exactly the margin, fills never exceed the book, every fund stays >= 0, and the
-fund ledger's derived balances equal a plain recomputation of its journal.
+Random accounts -- isolated and cross positions on both sides of two linear USDT swaps (one cross
+margin across both) and the inverse BTC-USD swap, some above tier 3 so partial steps happen, and
+always one flat account -- random order books, price paths with crashes and spikes, platform
+top-ups and withdrawals and settlement times go through ``step.process_event``.  After every step:
+
+* ``step.check_invariants`` (the reference's own checks) is empty;
+* ``tests/valuation.py`` (``check_transition``), which calls no rule function and recomputes
+  from the spec's formulas: conservation to the last unit with its own valuation (linear
+  ``s * n * cv * (mark - entry)``, inverse ``s * n * cv * (1/entry - 1/mark)``, smallest units),
+  every fund's settled and available balances >= 0, the ADL state of every fund as ADL-003 says
+  (with triggers (a) and (b) recomputed), no engine fill while a fund is in the ADL state, no
+  loss on an account without a position in the currency (no socialization), and no liquidated
+  user losing more than the margin of what was liquidated.
+
+Issue 13's known defects, and one found by this check, are tolerated by the main test and made
+strict by one xfail(strict=True) test each: when a defect is fixed its strict test XPASSes, which
+fails the run -- remove that test's xfail marker (and, for ``book-without-mark``, nothing else:
+the strict machine already sends book events for unmarked instruments).
 """
 
 from __future__ import annotations
 
+import collections
 from fractions import Fraction as F
 
-from hypothesis import settings
+import pytest
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-import pytest
+from valuation import KNOWN_DEFECTS, check_transition
 
-from backstop.reference import fundbook as FB
+from backstop.reference import liquidation as L
 from backstop.reference import step as S
 from backstop.reference.engine import Level
-from backstop.reference.profile import BalanceView, load_profile
+from backstop.reference.errors import InvalidInput
+from backstop.reference.profile import load_profile
 from backstop.reference.types import Account, Position
 
 P = load_profile("okx")
-U = 10**6
-INSTS = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
-BASE = {"BTC-USDT-SWAP": 30_000, "ETH-USDT-SWAP": 2_000}
-TICK = {"BTC-USDT-SWAP": F(1, 10), "ETH-USDT-SWAP": F(1, 100)}
+INSTS = ("BTC-USDT-SWAP", "ETH-USDT-SWAP", "BTC-USD-SWAP")
+BASE = {"BTC-USDT-SWAP": F(30_000), "ETH-USDT-SWAP": F(2_000), "BTC-USD-SWAP": F(30_000)}
+CODE = {i: P.instruments[i].settle_currency.code for i in INSTS}
+FUND = {i: f"perpetual_futures/{P.instruments[i].underlying}/{CODE[i]}" for i in INSTS}
+UNIT = {"USDT": 10**6, "BTC": 10**8}
+# lots (multiples of the lot size): small ones, and ones above tier 3 (3,000 BTC contracts,
+# 30,000 ETH contracts; within the last tier's cap)
+SMALL = {"BTC-USDT-SWAP": 50_000, "ETH-USDT-SWAP": 500_000, "BTC-USD-SWAP": 500}
+BIG = {"BTC-USDT-SWAP": (400_000, 2_000_000), "ETH-USDT-SWAP": (4_000_000, 20_000_000), "BTC-USD-SWAP": (4_000, 20_000)}
+
+# the defects the main test tolerates (tags of valuation.KNOWN_DEFECTS).  After a fix: delete the
+# tag here and in KNOWN_DEFECTS, and remove the xfail markers of its two strict tests below.
+TOLERATED = frozenset({"trigger-a-state", "adl-residue"}) & frozenset(KNOWN_DEFECTS)
 
 
-def _on_tick(inst: str, x: F) -> F:
-    t = TICK[inst]
-    return (x // t) * t
+def _tick(inst: str, x: F) -> F:
+    t = P.instruments[inst].tick_size
+    return max(t, (x // t) * t)
+
+
+def _coins(inst: str, size: F, price: F) -> F:
+    i = P.instruments[inst]
+    return size * i.contract_value * (price if i.kind.value == "linear" else 1 / price)
 
 
 @st.composite
-def positions(draw, inst: str, mode: str):
-    side = draw(st.sampled_from(["long", "short"]))
-    lots = draw(st.integers(1, 4_000_000 if inst == "BTC-USDT-SWAP" else 20_000_000))
-    size = F(lots, 100)
-    entry = _on_tick(inst, F(BASE[inst]) * F(draw(st.integers(90, 110)), 100))
-    value_usdt = size * (F(1, 100) if inst == "BTC-USDT-SWAP" else F(1, 10)) * entry
-    margin = 0 if mode == "cross" else int(value_usdt * F(draw(st.integers(1, 40)), 100) * U)
+def positions(draw, inst: str, side: str, mode: str):
+    big = draw(st.booleans())
+    lots = draw(st.integers(*BIG[inst])) if big else draw(st.integers(1, SMALL[inst]))
+    size = lots * P.instruments[inst].lot_size
+    entry = _tick(inst, BASE[inst] * F(draw(st.integers(96, 104)), 100))
+    # big positions mostly highly levered: a small move then takes them into the partial band
+    lev = draw(st.sampled_from([50, 90, 25]) if big else st.sampled_from([3, 10, 25, 50, 90]))
+    margin = 0 if mode == "cross" else int(_coins(inst, size, entry) * UNIT[CODE[inst]] / lev)
     return Position(inst, side, size, entry, mode, margin)
 
 
 @st.composite
-def accounts(draw, n: int):
-    out = []
-    for i in range(n):
-        ps, seen = [], set()
-        for _ in range(draw(st.integers(1, 3))):
-            inst = draw(st.sampled_from(INSTS))
-            mode = draw(st.sampled_from(["isolated", "cross"]))
-            p = draw(positions(inst, mode))
-            if (p.instrument, p.side) in seen:
-                continue
-            seen.add((p.instrument, p.side))
-            ps.append(p)
-        out.append(Account(f"a{i}", (("USDT", draw(st.integers(0, 10**6)) * U),), tuple(ps)))
-    return out
+def accounts(draw, name: str, insts: tuple[str, ...]):
+    ps, seen = [], set()
+    for _ in range(draw(st.integers(1, 3))):
+        inst = draw(st.sampled_from(insts))
+        side = draw(st.sampled_from(["long", "short"]))
+        mode = draw(st.sampled_from(["isolated", "cross"]))
+        if (inst, side) in seen:
+            continue
+        seen.add((inst, side))
+        q = draw(positions(inst, side, mode))
+        # a healthy start: nothing liquidatable at the opening mark (the generator may use the rules)
+        if mode == "isolated" and L.decide_action(P.instruments[inst], P.margin, P.liquidation, q.terms(),
+                                                  BASE[inst]) != L.NONE:
+            continue
+        ps.append(q)
+    bal = []
+    for code in ("USDT", "BTC"):
+        cross = [q for q in ps if q.margin_mode.value == "cross" and CODE[q.instrument] == code]
+        value = sum((_coins(q.instrument, q.size, q.entry_price) for q in cross), F(0))
+        amount = int(value * UNIT[code] / draw(st.sampled_from([3, 10, 25, 50]))) + draw(st.integers(0, 3)) * UNIT[code]
+        if cross and L.decide_cross_action(tuple((P.instruments[q.instrument], q.terms()) for q in cross), P.margin,
+                                           P.liquidation, amount, tuple(BASE[q.instrument] for q in cross)) != L.NONE:
+            ps = [q for q in ps if q not in cross]
+        bal.append((code, amount))
+    return Account(name, tuple(bal), tuple(ps))
 
 
 @st.composite
-def books(draw, inst: str, mark: F):
+def book_levels(draw, inst: str, mark: F):
     n = draw(st.integers(0, 3))
-    step = max(TICK[inst], _on_tick(inst, mark / 200))
-    bids = tuple(Level(mark - step * (k + 1), F(draw(st.integers(0, 5000)), 100)) for k in range(n))
-    asks = tuple(Level(mark + step * (k + 1), F(draw(st.integers(0, 5000)), 100)) for k in range(n))
-    return S.Book(tuple(b for b in bids if b.price > 0), asks)
+    step = _tick(inst, mark * F(draw(st.integers(1, 40)), 1000))
+    lot = P.instruments[inst].lot_size
+    bids = tuple(Level(mark - step * (k + 1), lot * draw(st.integers(0, SMALL[inst] * 4))) for k in range(n)
+                 if mark - step * (k + 1) > 0)
+    asks = tuple(Level(mark + step * (k + 1), lot * draw(st.integers(0, SMALL[inst] * 4))) for k in range(n))
+    return bids, asks
+
+
+CALM = st.integers(-300, 300).map(lambda k: F(k, 10_000))   # within 3 %, by 0.01 %
+CRASH = st.integers(-35, -8).map(lambda k: F(k, 100))
+SPIKE = st.integers(8, 30).map(lambda k: F(k, 100))
 
 
 class ProcessMachine(RuleBasedStateMachine):
-    @initialize(data=st.data(), n=st.integers(2, 4), fund=st.integers(0, 10**5))
-    def setup(self, data, n, fund):
-        accts = data.draw(accounts(n))
-        marks = {i: F(BASE[i]) for i in INSTS}
-        bks = {i: data.draw(books(i, marks[i])) for i in INSTS}
-        self.state = S.initial_state(P, accts, marks, bks, {"perpetual_futures/BTC-USDT/USDT": fund * U,
-                                                            "perpetual_futures/ETH-USDT/USDT": fund * U}, 0)
-        self.violations: list[str] = []
-        self.t = 0
+    """The whole loop under random events; ``tolerated`` known defects are counted, not failed;
+    ``book_without_mark`` lets book events reach instruments that have no mark yet."""
 
-    def _apply(self, event):
+    tolerated: frozenset[str] = TOLERATED
+    book_without_mark = False
+    seen: collections.Counter = collections.Counter()   # over the whole run: what the steps exercised
+
+    @initialize(data=st.data(), n=st.integers(3, 5), unmarked=st.booleans())
+    def setup(self, data, n, unmarked):
+        # with ``unmarked`` (strict book variant only) the inverse swap has no position and no mark
+        insts = INSTS[:2] if (unmarked and self.book_without_mark) else INSTS
+        accts = [data.draw(accounts(f"a{i}", insts)) for i in range(n)]
+        accts.append(Account("flat", (("USDT", 10**3 * UNIT["USDT"]), ("BTC", UNIT["BTC"])), ()))
+        # a whale: an isolated position above tier 3 at the opening mark, highly levered, so that a
+        # small move takes it into the partial band (LIQ-005)
+        wi = data.draw(st.sampled_from(insts))
+        lots = data.draw(st.integers(*BIG[wi]))
+        size = lots * P.instruments[wi].lot_size
+        side = data.draw(st.sampled_from(["long", "short"]))
+        for lev in (90, 60, 45, 30, 20):  # the highest leverage that is healthy at the opening mark
+            whale = Position(wi, side, size, BASE[wi], "isolated", int(_coins(wi, size, BASE[wi]) * UNIT[CODE[wi]] / lev))
+            if L.decide_action(P.instruments[wi], P.margin, P.liquidation, whale.terms(), BASE[wi]) == L.NONE:
+                accts.append(Account("whale", (("USDT", 0), ("BTC", 0)), (whale,)))
+                break
+        marks = {i: BASE[i] for i in insts}
+        books = {}
+        for i in insts:
+            bids, asks = data.draw(book_levels(i, BASE[i]))
+            books[i] = S.Book(bids, asks)
+        funds = {FUND[i]: data.draw(st.sampled_from([0, 0, 1, 100, 10_000])) * UNIT[CODE[i]] for i in INSTS}
+        self.state = S.initial_state(P, accts, marks, books, funds, 1_795_766_399_000)
+        self.t = self.state.time_ms
+        self.problems: list[str] = []
+
+    def _apply(self, ev) -> None:
         before = self.state
-        self.state, recs = S.process_event(before, event)
-        self.violations += S.check_invariants(before, self.state, recs)
-        self._check_records(before, recs)
-
-    def _check_records(self, before, recs):
-        margins = {(a.id, q.instrument, q.side.value): q.margin for a in before.accounts for q in a.positions
-                   if q.margin_mode.value == "isolated"}
-        gains: dict = {}
+        try:
+            after, recs = S.process_event(before, ev)
+        except InvalidInput:
+            assert isinstance(ev, S.WithdrawEvent), f"{ev} refused"
+            self.seen["withdrawal refused"] += 1
+            return
+        self.problems += [f"check_invariants: {b}" for b in S.check_invariants(before, after, recs)]
+        for v in check_transition(before, ev, after, recs):
+            if v.known in self.tolerated:
+                self.seen[f"known defect tolerated: {v.known}"] += 1
+            else:
+                self.problems.append(str(v))
+        self.seen[type(ev).__name__] += 1
         for r in recs:
-            if r.kind == "partial liquidation" and r.get("margin_mode") == "isolated":
-                k = (r.account, r.instrument, r.get("side"))
-                gains[k] = gains.get(k, 0) + max(0, r.get("realized_pnl") - r.get("close_fee"))
-            if r.kind == "full liquidation" and r.get("margin_mode") == "isolated":
-                # INV-021: over the event the user loses at most the margin the position had before it
-                # (plus what earlier partial steps of the same event credited to that margin)
-                k = (r.account, r.instrument, r.get("side"))
-                assert r.get("user_loss") <= margins[k] + gains.get(k, 0)
-            if r.kind == "engine fill":
-                assert r.get("size") > 0
+            if r.kind in ("partial liquidation", "full liquidation"):
+                self.seen[f"{r.kind} ({r.get('margin_mode')})"] += 1
+            elif r.kind in ("adl", "adl trigger", "engine fill", "adl state", "bankrupt remainder"):
+                self.seen[r.kind] += 1
+        self.state = after
 
-    @rule(data=st.data(), inst=st.sampled_from(INSTS), move=st.integers(-15, 10), dt=st.integers(1, 4 * 3600 * 1000))
-    def mark(self, data, inst, move, dt):
+    def _advance(self, dt: int) -> int:
         self.t += dt
-        price = max(TICK[inst], _on_tick(inst, self.state.mark(inst) * F(100 + move, 100)))
-        self._apply(S.MarkEvent(self.t, inst, price))
+        return self.t
 
-    @rule(data=st.data(), inst=st.sampled_from(INSTS), dt=st.integers(0, 3600 * 1000))
+    def _mark(self, inst, move, dt):
+        m = dict(self.state.marks).get(inst, BASE[inst])
+        self._apply(S.MarkEvent(self._advance(dt), inst, _tick(inst, m * (1 + move))))
+
+    # mark moves get three rules (Hypothesis picks rules about evenly): calm, crash, spike
+    @rule(inst=st.sampled_from(INSTS), move=CALM, dt=st.integers(0, 4 * 3_600_000))
+    def mark_calm(self, inst, move, dt):
+        self._mark(inst, move, dt)
+
+    @rule(inst=st.sampled_from(INSTS), move=CRASH, dt=st.integers(0, 4 * 3_600_000))
+    def mark_crash(self, inst, move, dt):
+        self._mark(inst, move, dt)
+
+    @rule(inst=st.sampled_from(INSTS), move=SPIKE, dt=st.integers(0, 4 * 3_600_000))
+    def mark_spike(self, inst, move, dt):
+        self._mark(inst, move, dt)
+
+    @rule(data=st.data(), inst=st.sampled_from(INSTS), dt=st.integers(0, 3_600_000))
     def book(self, data, inst, dt):
-        self.t += dt
-        b = data.draw(books(inst, self.state.mark(inst)))
-        self._apply(S.BookEvent(self.t, inst, b.bids, b.asks))
+        marks = dict(self.state.marks)
+        if inst not in marks and not self.book_without_mark:
+            inst = sorted(marks)[0]  # issue 13 defect 2 is masked here (see the strict test)
+        bids, asks = data.draw(book_levels(inst, marks.get(inst, BASE[inst])))
+        self._apply(S.BookEvent(self._advance(dt), inst, bids, asks))
 
-    @rule(amount=st.integers(1, 10**5), dt=st.integers(0, 3600 * 1000))
-    def top_up(self, amount, dt):
-        self.t += dt
-        self._apply(S.TopUpEvent(self.t, "perpetual_futures/BTC-USDT/USDT", amount * U))
+    @rule(inst=st.sampled_from(INSTS), top_up=st.booleans(), amount=st.sampled_from([1, 100, 10_000]),
+          dt=st.integers(0, 3_600_000))
+    def platform(self, inst, top_up, amount, dt):
+        kind = S.TopUpEvent if top_up else S.WithdrawEvent
+        self._apply(kind(self._advance(dt), FUND[inst], amount * UNIT[CODE[inst]]))
 
-    @rule(dt=st.integers(0, 2 * 86_400_000))
+    @rule(dt=st.sampled_from([0, 1, 3_600_000, 86_400_000, 2 * 86_400_000]))
     def settle(self, dt):
-        self.t += dt
-        self._apply(S.SettleEvent(self.t))
+        self._apply(S.SettleEvent(self._advance(dt)))
 
     @invariant()
-    def invariants_hold(self):
-        if not hasattr(self, "state"):
-            return
-        assert self.violations == []
-        for key in self.state.funds.funds:
-            assert FB.settled_balance(self.state.funds, key) >= 0
-            assert FB.available_balance(self.state.funds, key, BalanceView.SETTLED_PLUS_PENDING) >= 0
+    def every_check_holds(self):
+        if hasattr(self, "problems"):
+            assert self.problems == [], "\n".join(self.problems[:5])
 
 
-ProcessMachine.TestCase.settings = settings(max_examples=20, stateful_step_count=10, deadline=None)
+SETTINGS = dict(max_examples=150, stateful_step_count=25, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
-@pytest.mark.rules("INV-009", "INV-016", "INV-021", "INV-022", "LIQ-006", "ENG-006", "ADL-003")
+def _run(machine: type[RuleBasedStateMachine], **overrides) -> None:
+    machine.TestCase.settings = settings(**{**SETTINGS, **overrides})
+    machine.TestCase().runTest()
+
+
+@pytest.mark.rules("INV-022", "INV-009", "ADL-003", "ADL-002", "INV-021", "LIQ-006", "INV-016")
 def test_INV_022_whole_loop_state_machine():
-    """INV-022: the whole loop keeps every invariant after every event (Hypothesis state machine)."""
-    ProcessMachine.TestCase().runTest()
+    """INV-022, INV-009, ADL-003, INV-021: every independent check holds after every step of 150
+    examples of up to 25 steps (derandomized), the known issue-13 defects tolerated."""
+    ProcessMachine.seen.clear()
+    _run(ProcessMachine)
+    seen = ProcessMachine.seen
+    print(dict(seen))
+    # the run exercised what it checks (a generator that stopped reaching them would fail here)
+    for kind in ("full liquidation (isolated)", "full liquidation (cross)", "partial liquidation (isolated)",
+                 "engine fill", "bankrupt remainder", "adl", "MarkEvent", "BookEvent", "TopUpEvent", "SettleEvent"):
+        assert seen[kind] > 0, f"no {kind} in the whole run: {dict(seen)}"
+
+
+class _StrictTriggerA(ProcessMachine):
+    tolerated = TOLERATED - {"trigger-a-state"}
+
+
+class _StrictAdlResidue(ProcessMachine):
+    tolerated = TOLERATED - {"adl-residue"}
+
+
+class _StrictBookWithoutMark(ProcessMachine):
+    book_without_mark = True
+
+
+# No shrinking in the strict variants: they only need to fail today (the main test's machine and
+# the soak give the reproducing sequences).
+_NO_SHRINK = dict(phases=(Phase.explicit, Phase.reuse, Phase.generate))
+
+
+@pytest.mark.rules("ADL-003", "ADL-002")
+@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["trigger-a-state"] + " -- remove this marker after the fix")
+def test_ADL_003_trigger_a_sets_the_adl_state_strict():
+    """ADL-003: after a check at which trigger (a) holds the fund is in the ADL state."""
+    _run(_StrictTriggerA, **_NO_SHRINK)
+
+
+@pytest.mark.rules("INV-022", "INV-019")
+@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["adl-residue"] + " -- remove this marker after the fix")
+def test_INV_022_adl_rounding_residue_is_booked_strict():
+    """INV-022 / INV-019: the floors of an ADL move their residue to the venue (dust), so the
+    venue's books are conserved to the last unit through ADL too."""
+    _run(_StrictAdlResidue, **_NO_SHRINK)
+
+
+@pytest.mark.rules("INV-022")
+@pytest.mark.xfail(strict=True, raises=KeyError,
+                   reason=KNOWN_DEFECTS["book-without-mark"] + " -- remove this marker after the fix")
+def test_INV_022_book_event_before_any_mark_strict():
+    """A book event for an instrument that has had no mark yet is processed (no KeyError), and
+    every check holds after it."""
+    _run(_StrictBookWithoutMark, **_NO_SHRINK)
+
+
+# ---------------------------------------------------------------- the same defects, by hand
+
+_I, _FUND = "BTC-USDT-SWAP", "perpetual_futures/BTC-USDT/USDT"
+
+
+@pytest.mark.rules("ADL-003", "ADL-002")
+@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["trigger-a-state"] + " -- remove this marker after the fix")
+def test_ADL_003_trigger_a_enters_the_adl_state_example():
+    """ADL-003 by hand.  A long 100 BTC-USDT-SWAP (1 BTC) isolated at 30,000 with 3,000 USDT margin:
+    bankruptcy price 30,000 - 3,000 / 1 = 27,000.  B short 100 at 30,000.  Empty book, empty fund.
+    Mark 26,000: A is liquidated in full, the engine cannot place its 100 contracts, and closing
+    them at the mark would lose 1 BTC * (27,000 - 26,000) = 1,000 USDT = 10^9 units beyond an
+    available balance of 0: trigger (a) holds at the check, ADL fires against B, and ADL-003 puts
+    the fund into the ADL state (in_state' = trigger_a or ...)."""
+    U = 10**6
+    accts = [Account("A", (("USDT", 0),), (Position(_I, "long", F(100), F(30000), "isolated", 3000 * U),)),
+             Account("B", (("USDT", 0),), (Position(_I, "short", F(100), F(30000), "isolated", 3000 * U),))]
+    s0 = S.initial_state(P, accts, {_I: F(30000)}, {}, {_FUND: 0}, 0)
+    s1, recs = S.process_event(s0, S.MarkEvent(1000, _I, F(26000)))
+    fired = [r for r in recs if r.kind == "adl trigger"]
+    assert fired and fired[0].get("uncovered") == 10**9 and fired[0].get("drawdown") is False
+    assert dict(s1.adl_active).get(_FUND) is True
+
+
+@pytest.mark.rules("INV-019", "INV-022", "ADL-008")
+@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["adl-residue"] + " -- remove this marker after the fix")
+def test_INV_019_adl_residue_goes_to_the_venue_example():
+    """INV-019 by hand.  A long 3 BTC-USDT-SWAP (0.03 BTC) isolated at 30,000 with 90,000,007 units
+    of margin: BP = 30,000 - 90.000007 / 0.03 = 809,999,993 / 30,000.  B short 1 and E short 2 at
+    30,000; empty book and fund; mark 26,000 -> trigger (a), all 3 contracts at BP (the fund has
+    nothing for the mark part).  B's exact PnL: 0.01 * (30,000 - BP) * 10^6 = 90,000,007 / 3 =
+    30,000,002.33..., credited 30,000,002; E's: 60,000,004.66..., credited 60,000,004.  A's margin
+    90,000,007 leaves the books, 90,000,006 come back: the residue of 1 unit is the venue's
+    (INV-019), so the venue's books (dust included) must be unchanged to the last unit."""
+    from valuation import books_value
+    U = 10**6
+    accts = [Account("A", (("USDT", 0),), (Position(_I, "long", F(3), F(30000), "isolated", 90_000_007),)),
+             Account("B", (("USDT", 0),), (Position(_I, "short", F(1), F(30000), "isolated", 1000 * U),)),
+             Account("E", (("USDT", 0),), (Position(_I, "short", F(2), F(30000), "isolated", 2000 * U),))]
+    s0 = S.initial_state(P, accts, {_I: F(30000)}, {}, {_FUND: 0}, 0)
+    s1, recs = S.process_event(s0, S.MarkEvent(1000, _I, F(26000)))
+    credited = {r.account: r.get("realized_pnl") for r in recs if r.kind == "adl"}
+    assert credited == {"B": 30_000_002, "E": 60_000_004}
+    assert not any(r.kind == "engine fill" for r in recs)
+    marks = dict(s1.marks)
+    assert books_value(s1, marks)["USDT"] == books_value(s0, marks)["USDT"]
+
+
+@pytest.mark.rules("INV-022")
+@pytest.mark.xfail(strict=True, raises=KeyError,
+                   reason=KNOWN_DEFECTS["book-without-mark"] + " -- remove this marker after the fix")
+def test_INV_022_book_event_before_any_mark_example():
+    """A book event for BTC-USD-SWAP, which has no mark yet and no position, changes only the book."""
+    s0 = S.initial_state(P, [Account("A", (("BTC", 10**8),), ())], {}, {}, {}, 0)
+    s1, recs = S.process_event(s0, S.BookEvent(1000, "BTC-USD-SWAP", (Level(F(30000), F(5)),), ()))
+    assert s1.book("BTC-USD-SWAP").bids == (Level(F(30000), F(5)),)
+    assert check_transition(s0, S.BookEvent(1000, "BTC-USD-SWAP", (Level(F(30000), F(5)),), ()), s1, recs) == []
