@@ -53,13 +53,10 @@ __all__ = ["KNOWN_DEFECTS", "Violation", "upnl_units", "fill_gain_units", "books
 # Issue 13 defects the lead is fixing.  A violation that only these explain carries the tag; once a
 # defect is fixed, its tag must disappear (the strict tests in tests/stateful/ then pass: remove
 # their xfail marker).
-KNOWN_DEFECTS = {
-    "trigger-a-state": "issue 13 defect 1: trigger (a) (fund insufficient) never puts the fund into the ADL state",
-    "book-without-mark": "issue 13 defect 2: a book event for an instrument with no mark raises KeyError",
-    # found by this check (not in issue 13): INV-019 says the floors of ADL-008 (each counterparty's
-    # realized PnL) and ADL-009 (the fund's result) leave a residue that the venue keeps, but step.py
-    # books it nowhere (no dust, no venue leg): the venue's books lose it.
-    "adl-residue": "found: the rounding residue of an ADL (INV-019) is not booked to the venue (dust)",
+KNOWN_DEFECTS: dict[str, str] = {
+    # none open.  Fixed in issue 13 (their checks are strict now): "trigger-a-state" (trigger (a)
+    # never set the ADL state), "book-without-mark" (a book before any mark raised KeyError),
+    # "adl-residue" (ADL's rounding residue was booked nowhere; INV-019: it is the venue's).
 }
 
 _SETTLE = "settle"

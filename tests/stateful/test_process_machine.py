@@ -15,10 +15,9 @@ top-ups and withdrawals and settlement times go through ``step.process_event``. 
   loss on an account without a position in the currency (no socialization), and no liquidated
   user losing more than the margin of what was liquidated.
 
-Issue 13's known defects, and one found by this check, are tolerated by the main test and made
-strict by one xfail(strict=True) test each: when a defect is fixed its strict test XPASSes, which
-fails the run -- remove that test's xfail marker (and, for ``book-without-mark``, nothing else:
-the strict machine already sends book events for unmarked instruments).
+Issue 13's defects 1 and 2, and the ADL residue this check found, were pinned by the strict
+variants below while they were open; they are fixed, so nothing is tolerated and each variant is
+an ordinary test (the book-without-mark variant sends book events for unmarked instruments).
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ BIG = {"BTC-USDT-SWAP": (400_000, 2_000_000), "ETH-USDT-SWAP": (4_000_000, 20_00
 
 # the defects the main test tolerates (tags of valuation.KNOWN_DEFECTS).  After a fix: delete the
 # tag here and in KNOWN_DEFECTS, and remove the xfail markers of its two strict tests below.
-TOLERATED = frozenset({"trigger-a-state", "adl-residue"}) & frozenset(KNOWN_DEFECTS)
+TOLERATED: frozenset[str] = frozenset()  # every defect found is fixed: nothing is tolerated
 
 
 def _tick(inst: str, x: F) -> F:
@@ -265,14 +264,12 @@ _NO_SHRINK = dict(phases=(Phase.explicit, Phase.reuse, Phase.generate))
 
 
 @pytest.mark.rules("ADL-003", "ADL-002")
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["trigger-a-state"] + " -- remove this marker after the fix")
 def test_ADL_003_trigger_a_sets_the_adl_state_strict():
     """ADL-003: after a check at which trigger (a) holds the fund is in the ADL state."""
     _run(_StrictTriggerA, **_NO_SHRINK)
 
 
 @pytest.mark.rules("INV-022", "INV-019")
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["adl-residue"] + " -- remove this marker after the fix")
 def test_INV_022_adl_rounding_residue_is_booked_strict():
     """INV-022 / INV-019: the floors of an ADL move their residue to the venue (dust), so the
     venue's books are conserved to the last unit through ADL too."""
@@ -280,8 +277,6 @@ def test_INV_022_adl_rounding_residue_is_booked_strict():
 
 
 @pytest.mark.rules("INV-022")
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason=KNOWN_DEFECTS["book-without-mark"] + " -- remove this marker after the fix")
 def test_INV_022_book_event_before_any_mark_strict():
     """A book event for an instrument that has had no mark yet is processed (no KeyError), and
     every check holds after it."""
@@ -294,7 +289,6 @@ _I, _FUND = "BTC-USDT-SWAP", "perpetual_futures/BTC-USDT/USDT"
 
 
 @pytest.mark.rules("ADL-003", "ADL-002")
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["trigger-a-state"] + " -- remove this marker after the fix")
 def test_ADL_003_trigger_a_enters_the_adl_state_example():
     """ADL-003 by hand.  A long 100 BTC-USDT-SWAP (1 BTC) isolated at 30,000 with 3,000 USDT margin:
     bankruptcy price 30,000 - 3,000 / 1 = 27,000.  B short 100 at 30,000.  Empty book, empty fund.
@@ -313,7 +307,6 @@ def test_ADL_003_trigger_a_enters_the_adl_state_example():
 
 
 @pytest.mark.rules("INV-019", "INV-022", "ADL-008")
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS["adl-residue"] + " -- remove this marker after the fix")
 def test_INV_019_adl_residue_goes_to_the_venue_example():
     """INV-019 by hand.  A long 3 BTC-USDT-SWAP (0.03 BTC) isolated at 30,000 with 90,000,007 units
     of margin: BP = 30,000 - 90.000007 / 0.03 = 809,999,993 / 30,000.  B short 1 and E short 2 at
@@ -337,8 +330,6 @@ def test_INV_019_adl_residue_goes_to_the_venue_example():
 
 
 @pytest.mark.rules("INV-022")
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason=KNOWN_DEFECTS["book-without-mark"] + " -- remove this marker after the fix")
 def test_INV_022_book_event_before_any_mark_example():
     """A book event for BTC-USD-SWAP, which has no mark yet and no position, changes only the book."""
     s0 = S.initial_state(P, [Account("A", (("BTC", 10**8),), ())], {}, {}, {}, 0)
