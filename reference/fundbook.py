@@ -26,7 +26,7 @@ Public API (all functions are pure; they return a new :class:`FundState`)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from backstop.reference import fund as F
