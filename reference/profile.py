@@ -24,7 +24,7 @@ from backstop.reference.types import (
 )
 
 __all__ = [
-    "PriceBasis", "TriggerRule", "PartialRule", "FeeReceiver", "AdlPrice", "AdlRanking",
+    "PriceBasis", "TriggerRule", "PartialRule", "FeeReceiver", "FundShare", "AdlPrice", "AdlRanking",
     "BalanceView", "MarginRules", "LiquidationRules", "FundRules", "AdlRules", "Profile",
     "load_profile", "load_profile_text", "profile_names", "DEFAULT_PROFILE",
 ]
@@ -65,6 +65,12 @@ class AdlRanking(enum.Enum):
     PNL_TIMES_MARGIN_RATIO = "pnl_times_margin_ratio"  # Binance
 
 
+class FundShare(enum.Enum):
+    """ENG-004: how much of a close's surplus the fund keeps."""
+    ALL = "all"                                # seeds 000/003: the whole surplus (default)
+    CAPPED_BY_FEE_RATE = "capped_by_fee_rate"  # dYdX v4: min(surplus, rate x fill notional); the rest to the user
+
+
 class BalanceView(enum.Enum):
     SETTLED = "settled"
     SETTLED_PLUS_PENDING = "settled_plus_pending"
@@ -82,6 +88,8 @@ class LiquidationRules:
     partial: PartialRule
     liquidation_fee_rate: Fraction
     fee_receiver: FeeReceiver
+    fund_share: FundShare = FundShare.ALL
+    fund_share_rate: Fraction = Fraction(0)  # the cap's rate under CAPPED_BY_FEE_RATE (0 <= x < 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +286,17 @@ def _load(data: dict[str, Any], source: str) -> Profile:
                          m.rate("close_fee_rate"))
     m.done()
     lq = top.sub("liquidation")
+    share = lq.enum("fund_share", FundShare, FundShare.ALL)
+    share_rate = lq.rate("fund_share_rate", None) if "fund_share_rate" in lq.data else None
+    if share is FundShare.CAPPED_BY_FEE_RATE and share_rate is None:
+        raise ProfileError("liquidation.fund_share_rate", None,
+                           'is required when liquidation.fund_share = "capped_by_fee_rate"', "ENG-004")
+    if share is FundShare.ALL and share_rate is not None:
+        raise ProfileError("liquidation.fund_share_rate", lq.data["fund_share_rate"],
+                           'applies only when liquidation.fund_share = "capped_by_fee_rate"', "ENG-004")
     liquidation = LiquidationRules(lq.enum("partial", PartialRule), lq.rate("liquidation_fee_rate"),
-                                   lq.enum("fee_receiver", FeeReceiver))
+                                   lq.enum("fee_receiver", FeeReceiver), share,
+                                   Fraction(0) if share_rate is None else share_rate)
     lq.done()
     fd = top.sub("fund")
     fund = FundRules(_clock("fund.settlement_time", fd.str("settlement_time")),

@@ -326,6 +326,7 @@ def query_engine(profile: Profile, inst: Instrument, sign: int, size: Any, takeo
         _q("fee_receiver", lrules.fee_receiver.value, "receiver", "ENG-004"),
         _q("fund_units", res.fund_units, money, "ENG-004"),
         _q("venue_units", res.venue_units, money, "ENG-004"),
+        _q("user_units", res.user_units, money + " (surplus back to the user; 0 unless liquidation.fund_share caps it)", "ENG-004"),
         _q("dust", res.dust, money + " (exact, in [0, 1))", "ENG-005"),
         _q("counterparty_pnl", cp, money + " (exact)", "ENG-005"),
     )}
