@@ -81,6 +81,7 @@ class MarginRules:
     mm_price_basis: PriceBasis
     trigger: TriggerRule
     close_fee_rate: Fraction
+    bankruptcy_includes_close_fee: bool = False  # LIQ-002: Bybit's bankruptcy price leaves the fee to close
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,8 +284,16 @@ def _load(data: dict[str, Any], source: str) -> Profile:
 
     m = top.sub("margin")
     margin = MarginRules(m.enum("mm_price_basis", PriceBasis), m.enum("trigger", TriggerRule),
-                         m.rate("close_fee_rate"))
+                         m.rate("close_fee_rate"), m.bool("bankruptcy_includes_close_fee", False))
     m.done()
+    if margin.bankruptcy_includes_close_fee:
+        # LIQ-002's option is computed and proved (OBL-LIQ-002), but LIQ-007's takeover does not yet
+        # book the fee to close that such a bankruptcy price leaves: the money would not balance
+        # (OBL-INV-022 fails with it), so the option is refused until LIQ-007 books it.
+        raise ProfileError("margin.bankruptcy_includes_close_fee", True,
+                           "not yet supported: the full takeover (LIQ-007) does not book the fee to close left at "
+                           "such a bankruptcy price, so a liquidation would not balance (INV-022); see spec LIQ-002",
+                           "LIQ-002")
     lq = top.sub("liquidation")
     share = lq.enum("fund_share", FundShare, FundShare.ALL)
     share_rate = lq.rate("fund_share_rate", None) if "fund_share_rate" in lq.data else None

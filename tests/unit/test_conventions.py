@@ -10,6 +10,7 @@ there is one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from fractions import Fraction as F
 
@@ -18,11 +19,12 @@ import pytest
 from backstop.cli import evaluate_request
 from backstop.jsonio import loads
 from backstop.reference import engine as E
+from backstop.reference import margin as M
 from backstop.reference import step as S
 from backstop.reference.engine import Level
 from backstop.reference.errors import ProfileError
 from backstop.reference.profile import FundShare, load_profile, load_profile_text
-from backstop.reference.types import Account, Position
+from backstop.reference.types import Account, Position, PositionTerms
 
 U6 = 10**6
 
@@ -167,3 +169,57 @@ def test_ENG_004_eval_engine_reports_the_users_share():
             "takeover_price": "51000", "fill_price": "56100"})
     qs = e["quantities"]
     assert (qs["fund_units"]["value"], qs["user_units"]["value"]) == ("28050000", "481950000")
+
+
+# ================================================================ 2. LIQ-002 bankruptcy price with the fee to close
+
+BYBIT = load_profile("bybit")
+BTCUSD = BYBIT.instruments["BTCUSD"]  # inverse, 1 USD per contract, settled in BTC (8 decimals)
+U8 = 10**8
+
+
+def _with_fee(rules, on=True, rate="0.00075"):
+    return dataclasses.replace(rules, close_fee_rate=F(rate), bankruptcy_includes_close_fee=on)
+
+
+@pytest.mark.rules("LIQ-002")
+def test_LIQ_002_bankruptcy_price_with_the_fee_to_close_matches_the_published_inverse_form():
+    # help.mcs.io 360040683032 (Bybit-style): long BP = 1.00075 x Qty / (Qty/Entry + balance),
+    # short BP = 0.99925 x Qty / (Qty/Entry - balance).  Qty 1,000 USD, entry 8,000, margin 0.0025 BTC:
+    # long 1,000.75 / (0.125 + 0.0025) = 1,000.75 / 0.1275 = 400,300/51; short 999.25 / 0.1225 = 399,700/49.
+    rules = _with_fee(BYBIT.margin)
+    long_ = PositionTerms(1, F(1_000), F(8_000), 250_000)
+    short = PositionTerms(-1, F(1_000), F(8_000), 250_000)
+    assert M.compute_bankruptcy_price(BTCUSD, rules, long_).get() == F(400_300, 51)
+    assert M.compute_bankruptcy_price(BTCUSD, rules, short).get() == F(399_700, 49)
+    # without the fee: 1,000 / 0.1275 = 400,000/51 and 1,000 / 0.1225 = 400,000/49 (Bybit's classic form)
+    off = _with_fee(BYBIT.margin, on=False)
+    assert M.compute_bankruptcy_price(BTCUSD, off, long_).get() == F(400_000, 51)
+    assert M.compute_bankruptcy_price(BTCUSD, off, short).get() == F(400_000, 49)
+
+
+@pytest.mark.rules("LIQ-002")
+def test_LIQ_002_equity_at_the_fee_bankruptcy_price_is_the_fee_to_close_there():
+    # linear (okx BTC-USDT-SWAP, 0.01 BTC per contract, USDT 6 decimals, close fee 0.05%): a long of 100
+    # contracts (1 BTC) at 30,000 with 3,000 USDT: m + k (p - e) = r k p with k = 10^6 units per USDT
+    # -> p = (k e - m) / (k (1 - r)) = (30,000 - 3,000) / 0.9995 = 27,000 / 0.9995 = 54,000,000/1,999.
+    okx = load_profile("okx")
+    inst = okx.instruments["BTC-USDT-SWAP"]
+    rules = dataclasses.replace(okx.margin, bankruptcy_includes_close_fee=True)
+    pos = PositionTerms(1, F(100), F(30_000), 3_000 * U6)
+    bp = M.compute_bankruptcy_price(inst, rules, pos).get()
+    assert bp == F(54_000_000, 1_999)
+    fee_at_bp = M.compute_position_value(inst, pos.size, bp) * F(5, 10_000)
+    assert M.compute_equity(inst, pos, bp) == fee_at_bp > 0   # 1 BTC x 27,013.5068... x 0.05% = 13.5068... USDT
+
+
+@pytest.mark.rules("LIQ-002")
+def test_LIQ_002_option_is_off_on_the_shipped_profiles_and_refused_on_load_for_now():
+    for name in ("okx", "binance", "bybit"):
+        assert load_profile(name).margin.bankruptcy_includes_close_fee is False
+    with pytest.raises(ProfileError) as e:
+        load_profile_text(_overlay("bybit", "[margin]\nbankruptcy_includes_close_fee = true\n"))
+    assert e.value.field == "margin.bankruptcy_includes_close_fee"
+    with pytest.raises(ProfileError) as e:
+        load_profile_text(_overlay("bybit", '[margin]\nbankruptcy_includes_close_fee = "yes"\n'))
+    assert e.value.field == "margin.bankruptcy_includes_close_fee"
