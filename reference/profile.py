@@ -24,7 +24,7 @@ from backstop.reference.types import (
 )
 
 __all__ = [
-    "PriceBasis", "TriggerRule", "PartialRule", "FeeReceiver", "FundShare", "AdlPrice", "AdlRanking",
+    "PriceBasis", "TriggerRule", "PartialRule", "FeeReceiver", "FundShare", "DrawdownReference", "AdlPrice", "AdlRanking",
     "BalanceView", "MarginRules", "LiquidationRules", "FundRules", "AdlRules", "Profile",
     "load_profile", "load_profile_text", "profile_names", "DEFAULT_PROFILE",
 ]
@@ -71,6 +71,12 @@ class FundShare(enum.Enum):
     CAPPED_BY_FEE_RATE = "capped_by_fee_rate"  # dYdX v4: min(surplus, rate x fill notional); the rest to the user
 
 
+class DrawdownReference(enum.Enum):
+    """ADL-001: what the drawdown trigger compares the balance with."""
+    PEAK = "peak"        # seed 003: "a straight-line decrease of 30% from the peak value" (default)
+    AVERAGE = "average"  # the time-weighted average balance of the window (issue 10: a later OKX reading)
+
+
 class BalanceView(enum.Enum):
     SETTLED = "settled"
     SETTLED_PLUS_PENDING = "settled_plus_pending"
@@ -107,6 +113,7 @@ class AdlRules:
     execution_price: AdlPrice
     ranking: AdlRanking
     balance_view: BalanceView
+    drawdown_reference: DrawdownReference = DrawdownReference.PEAK
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +325,8 @@ def _load(data: dict[str, Any], source: str) -> Profile:
     adl = AdlRules(drawdown,
                    ad.int("drawdown_window_seconds", lo=1, hi=30 * 86400),
                    ad.enum("execution_price", AdlPrice), ad.enum("ranking", AdlRanking),
-                   ad.enum("balance_view", BalanceView))
+                   ad.enum("balance_view", BalanceView),
+                   ad.enum("drawdown_reference", DrawdownReference, DrawdownReference.PEAK))
     ad.done()
     top.done()
 

@@ -344,13 +344,17 @@ def query_fund_drawdown(profile: Profile, history: tuple[BalancePoint, ...], now
     rules = profile.adl
     has_now, current = A.compute_balance_at(history, now_ms)
     has_peak, peak = A.compute_window_peak(rules, history, now_ms)
+    has_avg, avg = A.compute_window_average(rules, history, now_ms)
+    has_ref, ref = A.compute_drawdown_reference(rules, history, now_ms)
     trig_b = A.is_drawdown_trigger(rules, history, now_ms)
     trig_a = A.is_fund_insufficient(uncovered, unplaced)
     return {"quantities": _d(
         _q("window_start_ms", A.compute_window_start(rules, now_ms), "ms since the epoch (UTC)", "ADL-001"),
         _q("balance_at_now", present(has_now, current), money, "ADL-001"),
         _q("window_peak", present(has_peak, peak), money, "ADL-001"),
-        _q("drawdown_threshold", present(has_peak, A.compute_drawdown_threshold(rules, peak)), money + " (exact)",
+        _q("window_average", present(has_avg, avg), money + " (time-weighted, exact)", "ADL-001"),
+        _q("drawdown_reference", rules.drawdown_reference.value, "peak or average", "ADL-001"),
+        _q("drawdown_threshold", present(has_ref, A.compute_drawdown_threshold(rules, ref)), money + " (exact)",
            "ADL-001"),
         _q("drawdown_trigger", trig_b, BOOL, "ADL-001"),
         _q("fund_insufficient", trig_a, BOOL, "ADL-002"),

@@ -9,6 +9,10 @@ shipped profiles themselves (option off): every instance must be ``proved`` (an 
    0.05%) and bybit (close fee set to 0.075%) with the option on.  The loader refuses the option
    for now (LIQ-007 does not book the fee), so the variants are built with dataclasses.replace.
    The closed form is checked against its sympy derivation.
+3. ADL-001 ``adl.drawdown_reference = "average"``: OBL-ADL-001 (peak profiles only: it states the
+   peak reading), OBL-ADL-001b (the average's laws and the average trigger, on every profile),
+   OBL-INV-015, on okx+average and bybit+average (drawdown fraction 0.5, so that the trigger is
+   live) and the shipped profiles.
 """
 
 from __future__ import annotations
@@ -46,10 +50,16 @@ def _cases():
             out += [pytest.param(i, id=f"{prof.name}:{i.key}") for i in instances(prof, only=ENG)]
     for prof in (load_profile("okx"), load_profile("bybit"), _bp_fee_variant("okx"), _bp_fee_variant("bybit", "0.00075")):
         out += [pytest.param(i, id=f"{prof.name}:{i.key}") for i in instances(prof, only=["OBL-LIQ-002"])]
+    avg = '[adl]\ndrawdown_reference = "average"\n'
+    for prof in (load_profile("okx"), load_profile("binance"), load_profile("bybit"),
+                 load_profile_text(f'extends = "okx"\nname = "okx+average"\n{avg}'),
+                 load_profile_text(f'extends = "bybit"\nname = "bybit+average"\n{avg}drawdown_fraction = "0.5"\n')):
+        out += [pytest.param(i, id=f"{prof.name}:{i.key}")
+                for i in instances(prof, only=["OBL-ADL-001", "OBL-ADL-001b", "OBL-INV-015"])]
     return out
 
 
-@pytest.mark.rules("ENG-004", "ENG-003", "INV-022", "LIQ-002")
+@pytest.mark.rules("ENG-004", "ENG-003", "INV-022", "LIQ-002", "ADL-001", "INV-015")
 @pytest.mark.parametrize("inst", _cases())
 def test_convention_obligation_is_proved(inst):
     r = prove(inst)

@@ -19,11 +19,13 @@ import pytest
 from backstop.cli import evaluate_request
 from backstop.jsonio import loads
 from backstop.reference import engine as E
+from backstop.reference import adl as A
 from backstop.reference import margin as M
 from backstop.reference import step as S
 from backstop.reference.engine import Level
 from backstop.reference.errors import ProfileError
-from backstop.reference.profile import FundShare, load_profile, load_profile_text
+from backstop.reference.events import BalancePoint
+from backstop.reference.profile import DrawdownReference, FundShare, load_profile, load_profile_text
 from backstop.reference.types import Account, Position, PositionTerms
 
 U6 = 10**6
@@ -223,3 +225,77 @@ def test_LIQ_002_option_is_off_on_the_shipped_profiles_and_refused_on_load_for_n
     with pytest.raises(ProfileError) as e:
         load_profile_text(_overlay("bybit", '[margin]\nbankruptcy_includes_close_fee = "yes"\n'))
     assert e.value.field == "margin.bankruptcy_includes_close_fee"
+
+
+# ================================================================ 3. ADL-001 drawdown from the window's average
+
+H = 3_600_000  # ms per hour
+OKX_AVG = load_profile_text(_overlay("okx", '[adl]\ndrawdown_reference = "average"\n'))
+
+
+def _example_d(last=1_040):
+    # spec/40-adl.md worked example D (okx, f = 0.30, W = 8 h), balances in USDT (6 decimals)
+    return (BalancePoint(0, 1_000 * U6), BalancePoint(1 * H, 1_500 * U6), BalancePoint(5 * H, 1_200 * U6),
+            BalancePoint(9 * H, last * U6))
+
+
+@pytest.mark.rules("ADL-001")
+def test_ADL_001_window_average_worked_example_d():
+    rules = OKX_AVG.adl
+    hist = _example_d()
+    # 09:00, start 01:00: 1,500 for 4 h, 1,200 for 4 h, 1,040 for 0 h -> (6,000 + 4,800)/8 = 1,350 USDT
+    assert A.compute_window_average(rules, hist, 9 * H) == (True, 1_350 * U6)
+    # 10:00, start 02:00: 1,500 x 3 + 1,200 x 4 + 1,040 x 1 = 10,340 / 8 = 1,292.5 USDT
+    assert A.compute_window_average(rules, hist, 10 * H) == (True, F(2_585, 2) * U6)
+    # 08:00, start 00:00: 1,000 x 1 + 1,500 x 4 + 1,200 x 3 = 10,600 / 8 = 1,325 USDT
+    assert A.compute_window_average(rules, hist, 8 * H) == (True, 1_325 * U6)
+    # the peak reading triggers at 09:00 (1,040 <= 0.7 x 1,500 = 1,050); the average one does not
+    # (1,040 > 0.7 x 1,350 = 945), nor at 10:00 (1,040 > 904.75)
+    assert A.is_drawdown_trigger(load_profile("okx").adl, hist, 9 * H) is True
+    assert A.is_drawdown_trigger(rules, hist, 9 * H) is False
+    assert A.is_drawdown_trigger(rules, hist, 10 * H) is False
+    # with 900 at 09:00: 900 <= 945 -> triggers
+    assert A.is_drawdown_trigger(rules, _example_d(900), 9 * H) is True
+    # exactly at the threshold: 945 <= 945 -> triggers (at or below)
+    assert A.is_drawdown_trigger(rules, _example_d(945), 9 * H) is True
+
+
+@pytest.mark.rules("ADL-001")
+def test_ADL_001_window_average_edge_cases():
+    rules = OKX_AVG.adl
+    # history starting inside the window: 1,000 from 06:00, 400 from 07:00, now 08:00 -> covered 2 h,
+    # (1,000 + 400)/2 = 700; 400 <= 0.7 x 700 = 490 -> trigger
+    h = (BalancePoint(6 * H, 1_000 * U6), BalancePoint(7 * H, 400 * U6))
+    assert A.compute_window_average(rules, h, 8 * H) == (True, 700 * U6)
+    assert A.is_drawdown_trigger(rules, h, 8 * H) is True
+    # the only point at now: no time covered, the average is the balance at now; never a trigger
+    one = (BalancePoint(8 * H, 500 * U6),)
+    assert A.compute_window_average(rules, one, 8 * H) == (True, 500 * U6)
+    assert A.is_drawdown_trigger(rules, one, 8 * H) is False
+    # no balance in force at now (history after now); an empty history
+    assert A.compute_window_average(rules, one, 8 * H - 1)[0] is False
+    assert A.is_drawdown_trigger(rules, (), 8 * H) is False
+    # two points at the same instant: the later one is in force, the earlier counts for 0 h
+    same = (BalancePoint(0, 2_000 * U6), BalancePoint(0, 1_000 * U6))
+    assert A.compute_window_average(rules, same, 8 * H) == (True, 1_000 * U6)
+
+
+@pytest.mark.rules("ADL-001")
+def test_ADL_001_drawdown_reference_default_and_refusal():
+    for name in ("okx", "binance", "bybit"):
+        assert load_profile(name).adl.drawdown_reference is DrawdownReference.PEAK
+    with pytest.raises(ProfileError) as e:
+        load_profile_text(_overlay("okx", '[adl]\ndrawdown_reference = "mean"\n'))
+    assert e.value.field == "adl.drawdown_reference"
+
+
+@pytest.mark.rules("ADL-001")
+def test_ADL_001_eval_fund_drawdown_reports_the_average():
+    hist = [{"time_ms": p.time_ms, "balance": str(p.balance)} for p in _example_d()]
+    toml = _overlay("okx", '[adl]\ndrawdown_reference = "average"\n')
+    r = ev({"operation": "fund_drawdown", "profile": {"toml": toml}, "history": hist, "now_ms": 9 * H})["quantities"]
+    assert r["window_average"]["value"] == str(1_350 * U6) and r["window_peak"]["value"] == str(1_500 * U6)
+    assert r["drawdown_reference"]["value"] == "average"
+    assert r["drawdown_threshold"]["value"] == str(945 * U6) and r["drawdown_trigger"]["value"] is False
+    p = ev({"operation": "fund_drawdown", "history": hist, "now_ms": 9 * H})["quantities"]   # okx: the peak
+    assert p["drawdown_threshold"]["value"] == str(1_050 * U6) and p["drawdown_trigger"]["value"] is True
