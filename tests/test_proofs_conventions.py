@@ -3,8 +3,10 @@ switched on (as tests/test_proofs_partial_variants.py does for partial liquidati
 shipped profiles themselves (option off): every instance must be ``proved`` (an unknown fails).
 
 1. ENG-004 ``liquidation.fund_share = "capped_by_fee_rate"`` (dYdX v4), rate 0.005: OBL-ENG-003,
-   OBL-ENG-004b, OBL-ENG-004c, OBL-INV-022, OBL-INV-022b (the whole-loop OBL-INV-024 on
-   okx+capped was run by hand: proved, see the branch's report).
+   OBL-ENG-004b, OBL-ENG-004c, OBL-INV-022, OBL-INV-022b.  Known limit: the whole-loop OBL-INV-024
+   on okx+capped answers unknown (path exploration of price path 7 times out: the credit of the
+   user's share is a new branch of the plumbing per close); OBL-INV-025a-d on okx+capped are
+   proved (run by hand, about 2 s each).
 2. LIQ-002 ``margin.bankruptcy_includes_close_fee`` (Bybit inverse): OBL-LIQ-002 on okx (close fee
    0.05%) and bybit (close fee set to 0.075%) with the option on.  The loader refuses the option
    for now (LIQ-007 does not book the fee), so the variants are built with dataclasses.replace.
@@ -12,7 +14,8 @@ shipped profiles themselves (option off): every instance must be ``proved`` (an 
 3. ADL-001 ``adl.drawdown_reference = "average"``: OBL-ADL-001 (peak profiles only: it states the
    peak reading), OBL-ADL-001b (the average's laws and the average trigger, on every profile),
    OBL-INV-015, on okx+average and bybit+average (drawdown fraction 0.5, so that the trigger is
-   live) and the shipped profiles.
+   live) and the shipped profiles.  Known limit: OBL-INV-024 on okx+average answers unknown (path
+   exploration of price path 7 times out); OBL-INV-025a-d on okx+average are proved (by hand).
 """
 
 from __future__ import annotations
