@@ -16,7 +16,9 @@ from backstop.reference import adl as A
 from backstop.reference import margin as M
 from backstop.reference import num
 from backstop.reference.events import BalancePoint
-from backstop.reference.profile import AdlPrice, AdlRanking
+import dataclasses
+
+from backstop.reference.profile import AdlPrice, AdlRanking, DrawdownReference
 from backstop.reference.types import PositionTerms
 from backstop.proofs.registry import Context, Scope, obligation
 
@@ -54,6 +56,11 @@ def _reading(ctx: Context, history: tuple[BalancePoint, ...], now: Any) -> Any:
         currents.append((num.and_(p.time_ms <= now, last_by_now), p.balance))
         members.append(num.and_(p.time_ms <= now, num.or_(p.time_ms > start, last_by_start)))
     claims = []
+    if ctx.profile.adl.drawdown_reference is DrawdownReference.AVERAGE:
+        # the reference is the window's time-weighted average (its own laws: OBL-ADL-001b)
+        has_avg, avg = A.compute_window_average(ctx.profile.adl, history, now)
+        claims = [num.and_(ci, has_avg, avg > 0, cb <= (1 - f) * avg) for ci, cb in currents]
+        return num.and_(f < 1, num.any_(claims))
     for ci, cb in currents:
         for mj, p in zip(members, history):
             claims.append(num.and_(ci, mj, p.balance > 0, cb <= (1 - f) * p.balance))
@@ -77,7 +84,10 @@ def _history(ctx: Context, n: int, prefix: str = "") -> tuple[BalancePoint, ...]
                       "at now is <= (1 - f) * some positive balance of the window [now - W, now] (points inside "
                       "(now - W, now], plus the last point at or before now - W); the peak is the largest window balance",
             premises="up to 4 balance points, times (ms) in non-decreasing order, balances >= 0; now any whole ms",
-            scope=Scope.BOUNDED, per_instrument=False, limit_seconds=30)
+            scope=Scope.BOUNDED, per_instrument=False, limit_seconds=30,
+            applies=lambda p, i: p.adl.drawdown_reference is DrawdownReference.PEAK,
+            applies_note='profiles that measure the drawdown from the peak (adl.drawdown_reference = "peak"); '
+                         "the average reading is OBL-ADL-001b's (proved on every profile)")
 def _drawdown(ctx: Context) -> Any:
     rules = ctx.profile.adl
     hist = _history(ctx, HISTORY_BOUND)
@@ -96,6 +106,44 @@ def _drawdown(ctx: Context) -> Any:
         later = hist[i + 1] if i + 1 < len(hist) else None
         member = num.and_(p.time_ms <= now, num.or_(p.time_ms > start, True if later is None else later.time_ms > start))
         claims.append(num.implies(member, num.and_(has_peak, p.balance <= peak)))
+    return num.all_(claims)
+
+
+AVERAGE_BOUND = 3   # balance points in the bounded model of the window average
+
+
+@obligation("OBL-ADL-001b", "the window's time-weighted average lies between its lowest and highest balance; the average trigger compares with it",
+            rules=["ADL-001"],
+            statement="avg = the time-weighted average of the balance in force over [now - W, now]; a balance in force at now => "
+                      "some window balance <= avg and some window balance >= avg (window balances as in OBL-ADL-001); "
+                      'with drawdown_reference = "average": drawdown(now) <=> f < 1, a balance in force at now, avg > 0 and '
+                      "balance(now) <= (1 - f) * avg; a history whose window balances are all b has avg = b",
+            premises="up to 3 balance points, times (ms) in non-decreasing order, balances >= 0; now any whole ms",
+            scope=Scope.BOUNDED, per_instrument=False, limit_seconds=60)
+def _average(ctx: Context) -> Any:
+    rules = dataclasses.replace(ctx.profile.adl, drawdown_reference=DrawdownReference.AVERAGE)
+    hist = _history(ctx, AVERAGE_BOUND)
+    now = ctx.integer("now")
+    start = now - rules.drawdown_window_seconds * 1000
+    claims = []
+    for n in range(1, AVERAGE_BOUND + 1):
+        h = hist[:n]
+        has, avg = A.compute_window_average(rules, h, now)
+        members = []
+        for i, p in enumerate(h):
+            later = h[i + 1] if i + 1 < n else None
+            members.append(num.and_(p.time_ms <= now, num.or_(p.time_ms > start, True if later is None else later.time_ms > start)))
+        below = num.any_([num.and_(m, p.balance <= avg) for m, p in zip(members, h)])
+        above = num.any_([num.and_(m, p.balance >= avg) for m, p in zip(members, h)])
+        b0 = h[0].balance
+        flat = num.all_([num.implies(m, p.balance == b0) for m, p in zip(members, h)])
+        _, current = A.compute_balance_at(h, now)
+        f = rules.drawdown_fraction
+        want = num.and_(f < 1, has, avg > 0, current <= (1 - f) * avg)
+        claims.append(num.and_(num.implies(has, num.and_(below, above)),
+                               num.implies(num.and_(has, flat), avg == b0),
+                               A.is_drawdown_trigger(rules, h, now) == want))
+    ctx.observe("average (3 points)", A.compute_window_average(rules, hist, now)[1])
     return num.all_(claims)
 
 

@@ -15,7 +15,7 @@ from backstop.reference import engine as E
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
-from backstop.reference.profile import FeeReceiver, PriceBasis
+from backstop.reference.profile import FeeReceiver, FundShare, PriceBasis
 from backstop.reference.types import PositionTerms, TierBasis
 from backstop.proofs.registry import Context, Scope, obligation
 
@@ -362,7 +362,7 @@ def _surplus_sign(ctx: Context) -> Any:
 @obligation("OBL-ENG-003", "the liquidation fee is paid only out of a surplus, and the close's money is split without loss",
             rules=["ENG-003", "ENG-004", "NUM-002"],
             statement="fee = the filled value x rate rounded up (by less than one unit), capped by max(result, 0); "
-                      "fund + venue = result; dust = pnl - result in [0, 1); fee to the venue iff the profile says so",
+                      "fund + venue + user = result, user >= 0; dust = pnl - result in [0, 1); fee to the venue iff the profile says so",
             premises=f"a position taken over at a price > 0; {LEVELS} book levels", scope=Scope.BOUNDED)
 def _fee(ctx: Context) -> Any:
     inst, lrules = ctx.instrument, ctx.profile.liquidation
@@ -377,12 +377,41 @@ def _fee(ctx: Context) -> Any:
     venue_ok = (c.venue_units == 0) if lrules.fee_receiver is FeeReceiver.FUND else (c.venue_units == c.fee_units)
     return num.and_(c.fee_units >= 0, c.fee_units <= num.max_(c.result_units, 0),
                     c.fee_units >= num.min_(exact_fee, num.max_(c.result_units, 0)), c.fee_units < exact_fee + 1,
-                    c.fund_units + c.venue_units == c.result_units, c.dust >= 0, c.dust < 1, venue_ok)
+                    c.fund_units + c.venue_units + c.user_units == c.result_units, c.user_units >= 0,
+                    c.dust >= 0, c.dust < 1, venue_ok)
+
+
+@obligation("OBL-ENG-004c", "the fund keeps the share the profile allows; the rest of a surplus goes back to the user, never a deficit",
+            rules=["ENG-004", "NUM-002"],
+            statement='share = result - fee; kept = fund - fee to the fund; "all": kept = share, user = 0; '
+                      '"capped_by_fee_rate": share > 0 => 0 <= kept <= min(share, filled value x rate) and '
+                      '(kept = share or kept > filled value x rate - 1); share <= 0 => kept = share, user = 0',
+            premises=f"a position taken over at a price > 0; {LEVELS} book levels", scope=Scope.BOUNDED)
+def _fund_share(ctx: Context) -> Any:
+    inst, lrules = ctx.instrument, ctx.profile.liquidation
+    sign, p0 = ctx.sign(), ctx.price("takeover")
+    lots = ctx.integer("lots")
+    ctx.assume(lots >= 1)
+    c = E.close_position(inst, lrules, sign, lots * inst.lot_size, p0, _levels(ctx))
+    share = ctx.observe("share", c.result_units - c.fee_units)
+    kept = ctx.observe("kept", c.fund_units - (c.fee_units - c.venue_units))
+    ctx.observe("user", c.user_units)
+    cap = E.compute_filled_value(inst, c.fills) * lrules.fund_share_rate  # exact; the kept part is at most this
+    capped = lrules.fund_share is FundShare.CAPPED_BY_FEE_RATE
+    # the fund keeps no more than the exact cap nor the share, and either the whole share or the cap
+    # less under one unit (the rounding is down, NUM-002)
+    surplus_ok = num.ite(capped, num.and_(kept <= cap, kept <= share, kept >= 0,
+                                          num.or_(kept == share, kept > cap - 1)),
+                         kept == share)
+    return num.and_(c.user_units >= 0, c.user_units == share - kept,
+                    num.implies(share > 0, surplus_ok),
+                    num.implies(share <= 0, num.and_(kept == share, c.user_units == 0)),
+                    num.implies(num.not_(capped), c.user_units == 0))
 
 
 @obligation("OBL-INV-022", "a full liquidation creates and loses no money: user + counterparties + fund + venue + dust + open remainder = 0",
             rules=["INV-022", "ENG-004", "ENG-005", "LIQ-007"],
-            statement="-margin (user) + counterparties' PnL + fund + venue + dust - upl(remainder from entry to takeover) = 0, "
+            statement="-margin + surplus returned (user) + counterparties' PnL + fund + venue + dust - upl(remainder from entry to takeover) = 0, "
                       "exactly, rounding included",
             premises=f"a position on the lot grid within the tier table whose decision is FULL; {LEVELS} book levels",
             scope=Scope.BOUNDED)
@@ -395,12 +424,12 @@ def _conservation(ctx: Context) -> Any:
     cp = ctx.observe("counterparties", E.compute_counterparty_pnl(inst, pos.sign, pos.entry, c.fills))
     ctx.observe("fund", c.fund_units)
     carried = M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, c.remainder, pos.entry, 0), t.price)
-    return user + cp + c.fund_units + c.venue_units + c.dust - carried + t.cash == 0
+    return user + c.user_units + cp + c.fund_units + c.venue_units + c.dust - carried + t.cash == 0
 
 
 @obligation("OBL-INV-022b", "a partial step creates and loses no money",
             rules=["INV-022", "LIQ-005", "ENG-004", "ENG-005"],
-            statement="user (realized - fee) + fee + counterparties + fund + venue + dust + user dust "
+            statement="user (realized - fee + surplus returned) + fee + counterparties + fund + venue + dust + user dust "
                       "- upl(remainder from entry to mark) = 0 exactly",
             premises=f"a position on the lot grid within the tier table whose decision is PARTIAL; {LEVELS} book levels",
             scope=Scope.BOUNDED,
@@ -415,7 +444,7 @@ def _partial_conservation(ctx: Context) -> Any:
     cp = E.compute_counterparty_pnl(inst, pos.sign, pos.entry, c.fills)
     carried = M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, c.remainder, pos.entry, 0), mark)
     user = s.position.margin - pos.margin  # what the user's isolated margin gained (negative: lost)
-    return num.and_(user + s.fee_units + cp + c.fund_units + c.venue_units + c.dust + user_dust - carried == 0,
+    return num.and_(user + c.user_units + s.fee_units + cp + c.fund_units + c.venue_units + c.dust + user_dust - carried == 0,
                     user_dust >= 0, user_dust < 1)
 
 

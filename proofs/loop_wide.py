@@ -214,7 +214,9 @@ class WideScenario:
                                                        tuple(val(marks[q.instrument]) for q in group)) == L.NONE)
                 isolated_only = all(q.margin_mode is MarginMode.ISOLATED for q in before[acct.id].positions)
                 if isolated_only and acct.id not in touched:                            # LIQ-007: the loss stays in the margin
-                    parts.append(val(acct.balance(code)) == val(before[acct.id].balance(code)))
+                    returned = sum((val(r.get("to_user")) for r in recs                 # ENG-004: a capped fund share
+                                    if r.kind == "surplus to user" and r.account == acct.id), 0)
+                    parts.append(val(acct.balance(code)) == val(before[acct.id].balance(code)) + returned)
             d = {a.id: a for a in state.accounts}["D"]                                  # ADL-008: no socialized loss
             parts.append(val(d.balance(code)) == val(before0["D"].balance(code)))
             # ENG-001: fills at a level of the closing side, never beyond it
@@ -270,8 +272,9 @@ _PREMISES = ("H long {h} on P (isolated, tier 3: one lot above the tier-2 cap; m
              "16:00 HKT; rows {rows} of WideScenario.GRID (6 price rows x 4 fund balances x 4 cash balances of X)")
 _STATEMENT = ("after each event: every fund's settled and available balances >= 0; every account's balance >= 0 (a cross "
               "loss never beyond the balance); an isolated-only account that ADL did not touch keeps its balance (its "
-              "loss stays within the margin); positions only reduced (same side, size > 0, <= before, margin >= 0); no "
-              "isolated position on P and no cross account left liquidatable at the marks (the re-check after ADL included); the flat account keeps its balance (no socialized "
+              "loss stays within the margin), plus the surplus an engine close returned to it (ENG-004, 0 unless capped); "
+              "positions only reduced (same side, size > 0, <= before, margin >= 0); no isolated position on P and no cross "
+              "account left liquidatable at the marks (the re-check after ADL included); the flat account keeps its balance (no socialized "
               "loss); every engine fill at a level of the closing side, never beyond it; no engine fill while the fund "
               "is in the ADL state; the ADL state after the event = (the fund could not cover a remainder) or (the "
               "drawdown trigger) or (it was in the state and a remainder is open); and the venue's books valued at the "

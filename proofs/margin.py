@@ -194,17 +194,21 @@ def _seed_ratio(ctx: Context) -> Any:
     return req == M.compute_tier_mmr(inst, pos.size, mark) + rules.close_fee_rate
 
 
-@obligation("OBL-LIQ-002", "the bankruptcy price is where equity is zero; without one, equity never reaches zero",
+@obligation("OBL-LIQ-002", "the bankruptcy price is where equity is zero (or the fee to close there); without one, equity never reaches it",
             rules=["LIQ-002"],
-            statement="bp defined => equity(bp) = 0 and bp > 0; bp undefined => equity(p) > 0 at every price p",
+            statement="fee(p) = value(size, p) x close_fee_rate when margin.bankruptcy_includes_close_fee, else 0; "
+                      "bp defined => equity(bp) = fee(bp) and bp > 0; bp undefined => equity(p) > fee(p) at every price p",
             premises="a position; a price p > 0")
 def _bankruptcy(ctx: Context) -> Any:
     inst, rules, pos, mark = _setup(ctx)
     bp = M.compute_bankruptcy_price(inst, rules, pos)
     ctx.observe("bankruptcy price", bp)
-    eq_at = M.compute_equity(inst, pos, num.ite(bp.defined, bp.value, mark))
-    return num.and_(num.implies(bp.defined, num.and_(bp.value > 0, eq_at == 0)),
-                    num.implies(num.not_(bp.defined), M.compute_equity(inst, pos, mark) > 0))
+    at = num.ite(bp.defined, bp.value, mark)
+    rate = num.ite(rules.bankruptcy_includes_close_fee, rules.close_fee_rate, 0)
+    eq_at = M.compute_equity(inst, pos, at)
+    fee_at = ctx.observe("fee to close at bp", M.compute_position_value(inst, pos.size, at) * rate)
+    return num.and_(num.implies(bp.defined, num.and_(bp.value > 0, eq_at == fee_at)),
+                    num.implies(num.not_(bp.defined), eq_at > fee_at))
 
 
 @obligation("OBL-INV-001", "a position that is not liquidatable has its mark strictly on the safe side of its bankruptcy price",

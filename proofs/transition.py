@@ -117,7 +117,8 @@ def _adl_state(ctx: Context) -> Any:
 @obligation("OBL-ENG-004b", "what an engine close posts to the fund is ENG-004's split: the fund's share, never more",
             rules=["ENG-004", "TRN-001"],
             statement="result posting + the fee posted to the fund (fee - venue share) = the fund's share of ENG-004; "
-                      "result posting = result - fee for either fee receiver; the venue's share is 0 or the whole fee",
+                      "result posting = result - fee - the user's share (ENG-004: 0 unless capped) for either fee receiver; "
+                      "the venue's share is 0 or the whole fee; fund + venue + user = result",
             premises=f"a position taken over at a price > 0; {LEVELS} book levels", scope=Scope.BOUNDED)
 def _posting(ctx: Context) -> Any:
     inst, lrules = ctx.instrument, ctx.profile.liquidation
@@ -127,9 +128,9 @@ def _posting(ctx: Context) -> Any:
     c = E.close_position(inst, lrules, sign, lots * inst.lot_size, p0, _levels(ctx))
     posting = ctx.observe("posting", T.compute_fund_posting(c.fund_units, c.fee_units, c.venue_units))
     return num.and_(posting + (c.fee_units - c.venue_units) == c.fund_units,
-                    posting == c.result_units - c.fee_units,
+                    posting == c.result_units - c.fee_units - c.user_units,
                     num.or_(c.venue_units == 0, c.venue_units == c.fee_units),
-                    c.fund_units + c.venue_units == c.result_units)
+                    c.fund_units + c.venue_units + c.user_units == c.result_units)
 
 
 @obligation("OBL-ENG-005b", "the residue of a partial step's realized PnL is in [0, 1) unit and goes to the venue",

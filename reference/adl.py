@@ -27,12 +27,13 @@ from typing import Any
 from backstop.reference import margin as M
 from backstop.reference import num
 from backstop.reference.events import BalancePoint, Record
-from backstop.reference.profile import AdlPrice, AdlRanking, AdlRules, MarginRules
+from backstop.reference.profile import AdlPrice, AdlRanking, AdlRules, DrawdownReference, MarginRules
 from backstop.reference.types import Instrument, PositionTerms
 
 __all__ = [
     "MS_PER_SECOND", "BUCKETS", "ADL_RECORD_TYPE",
-    "compute_window_start", "compute_balance_at", "compute_window_peak", "compute_drawdown_threshold",
+    "compute_window_start", "compute_balance_at", "compute_window_peak", "compute_window_average",
+    "compute_drawdown_reference", "compute_drawdown_threshold",
     "is_drawdown_trigger", "is_fund_insufficient", "compute_remainder_uncovered", "adl_fires", "adl_state_continues",
     "compute_pnl_fraction", "compute_effective_leverage", "compute_adl_score", "is_ranked_before",
     "compute_adl_bucket", "is_adl_candidate", "compute_adl_reduction", "allocate_adl", "compute_adl_prefixes",
@@ -85,6 +86,39 @@ def compute_window_peak(rules: AdlRules, history: tuple[BalancePoint, ...], now_
     return exists, peak
 
 
+def compute_window_average(rules: AdlRules, history: tuple[BalancePoint, ...], now_ms: Number) -> tuple[Any, Number]:
+    """ADL-001 (``adl.drawdown_reference = "average"``): the time-weighted average, over the window
+    ``[now - window, now]``, of the balance in force (exact rational, not rounded).
+
+    Each point's balance counts for the time it is in force inside the window: from
+    ``max(its time, start)`` to ``min(the next point's time, now)`` (zero when that is empty: a point
+    after ``now``, one replaced before ``start``, or one replaced at the same instant).  The average
+    is over the part of the window in which a balance is in force (from the first point when the
+    history starts inside the window).  Returns ``(exists, average)``; ``exists`` is false when no
+    balance is in force at ``now``; when the window holds no time with a balance in force (the
+    first point is at ``now``) the average is the balance at ``now``.
+    """
+    start = compute_window_start(rules, now_ms)
+    ends = tuple(q.time_ms for q in history[1:]) + (now_ms,)
+    weighted: Number = 0
+    covered: Number = 0
+    for p, end in zip(history, ends):
+        length = num.max_(0, num.min_(end, now_ms) - num.max_(p.time_ms, start))
+        weighted = weighted + p.balance * length
+        covered = covered + length
+    exists, current = compute_balance_at(history, now_ms)
+    return exists, num.div_or(weighted, covered, current)
+
+
+_DRAWDOWN_REFERENCES = {DrawdownReference.PEAK: compute_window_peak, DrawdownReference.AVERAGE: compute_window_average}
+
+
+def compute_drawdown_reference(rules: AdlRules, history: tuple[BalancePoint, ...], now_ms: Number) -> tuple[Any, Number]:
+    """ADL-001: the balance the drawdown is measured from: the window's peak (default) or its
+    time-weighted average (``adl.drawdown_reference``).  Returns ``(exists, value)``."""
+    return _DRAWDOWN_REFERENCES[rules.drawdown_reference](rules, history, now_ms)
+
+
 def compute_drawdown_threshold(rules: AdlRules, peak: Number) -> Number:
     """ADL-001: the balance at or below which the drawdown trigger holds: ``(1 - f) * peak`` (exact)."""
     return (1 - rules.drawdown_fraction) * peak
@@ -92,13 +126,14 @@ def compute_drawdown_threshold(rules: AdlRules, peak: Number) -> Number:
 
 def is_drawdown_trigger(rules: AdlRules, history: tuple[BalancePoint, ...], now_ms: Number) -> Any:
     """ADL-001: trigger (b): the fund's balance at ``now`` is at or below ``(1 - f)`` times the
-    highest balance of the window ``[now - window, now]``, that peak being positive.
+    highest balance of the window ``[now - window, now]``, that peak being positive (or, with
+    ``adl.drawdown_reference = "average"``, its time-weighted average balance).
 
     It never holds on an empty history (no balance at ``now``), on a zero peak, or when the
     profile's ``drawdown_fraction`` is 1 (the trigger is disabled).  Exact comparison.
     """
     has_now, current = compute_balance_at(history, now_ms)
-    has_peak, peak = compute_window_peak(rules, history, now_ms)
+    has_peak, peak = compute_drawdown_reference(rules, history, now_ms)
     return num.and_(rules.drawdown_fraction < 1, has_now, has_peak, peak > 0,
                     current <= compute_drawdown_threshold(rules, peak))
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from backstop.reference import margin as M
 from backstop.reference import num
-from backstop.reference.profile import FeeReceiver, LiquidationRules
+from backstop.reference.profile import FeeReceiver, FundShare, LiquidationRules
 from backstop.reference.types import Instrument, PositionTerms
 
 Number = Any
@@ -98,10 +98,25 @@ def compute_liquidation_fee_units(inst: Instrument, lrules: LiquidationRules, fi
     return num.min_(fee, num.max_(0, result_units))
 
 
+def compute_fund_share_units(inst: Instrument, lrules: LiquidationRules, fills: tuple[Fill, ...],
+                             share_units: Number) -> Number:
+    """ENG-004, NUM-002: the part of the fund's share of a close that the fund keeps.  Under
+    ``fund_share = "all"`` the whole share; under ``"capped_by_fee_rate"`` (dYdX v4,
+    ``GetLiquidationInsuranceFundDelta``) a surplus is capped at the filled value times
+    ``fund_share_rate``, rounded DOWN (dYdX's ``BigIntMulPpm`` truncates: the fund never keeps more
+    than the cap; the unit that rounding removes stays with the user, so nothing is created); a
+    deficit (share <= 0) is never capped."""
+    cap = num.floor(compute_filled_value(inst, fills) * lrules.fund_share_rate)
+    capped = lrules.fund_share is FundShare.CAPPED_BY_FEE_RATE
+    return num.ite(capped, num.ite(share_units > 0, num.min_(share_units, cap), share_units), share_units)
+
+
 @dataclass(frozen=True, slots=True)
 class CloseResult:
     """The money of one engine close: ``fund_units`` (signed: + surplus, - deficit) goes to the fund's
-    pending ledger; ``fee_units`` to the fee receiver; ``dust`` (exact, in [0, 1)) to the venue."""
+    pending ledger; ``fee_units`` to the fee receiver; ``user_units`` (>= 0; 0 unless the profile caps
+    the fund's share, ENG-004) back to the liquidated user's account; ``dust`` (exact, in [0, 1)) to
+    the venue.  ``fund_units + venue_units + user_units = result_units``."""
 
     fills: tuple[Fill, ...]
     remainder: Number
@@ -112,20 +127,25 @@ class CloseResult:
     fund_units: Number
     venue_units: Number
     dust: Number
+    user_units: Number = 0
 
 
 def settle_close(inst: Instrument, lrules: LiquidationRules, sign: Number, takeover_price: Number,
                  fills: tuple[Fill, ...], remainder: Number) -> CloseResult:
     """ENG-004: the money of one close: the result (ENG-002) and the fee (ENG-003); the fund receives
     the result less the fee when the venue receives fees, or the whole result when the fund does
-    (the "clawback" of seed 004)."""
+    (the "clawback" of seed 004).  Of the result less the fee, the fund keeps the share that
+    :func:`compute_fund_share_units` allows (all of it by default); the rest goes back to the user
+    (``user_units``, dYdX v4).  The fee itself is never capped."""
     pnl = compute_close_pnl(inst, sign, takeover_price, fills)
     result = num.floor(pnl)
     fee = compute_liquidation_fee_units(inst, lrules, fills, result)
     to_fund = lrules.fee_receiver is FeeReceiver.FUND
-    fund = num.ite(to_fund, result, result - fee)
+    kept = compute_fund_share_units(inst, lrules, fills, result - fee)
+    user = result - fee - kept
+    fund = num.ite(to_fund, kept + fee, kept)
     venue = num.ite(to_fund, 0, fee)
-    return CloseResult(fills, remainder, pnl, result, fee, to_fund, fund, venue, pnl - result)
+    return CloseResult(fills, remainder, pnl, result, fee, to_fund, fund, venue, pnl - result, user)
 
 
 def close_position(inst: Instrument, lrules: LiquidationRules, sign: Number, size: Number,

@@ -218,9 +218,16 @@ def compute_bankruptcy_price(inst: Instrument, rules: MarginRules, pos: Position
 
     It does not exist for a linear long whose margin covers its whole value, nor for an inverse
     short whose margin covers ``size * contract_value / entry``: such positions cannot go bankrupt.
+
+    With ``margin.bankruptcy_includes_close_fee`` (Bybit) it is instead the price at which the
+    equity equals the fee to close valued at that same price, ``value(bp) * close_fee_rate``: a
+    fixed point, solved in closed form (proofs/derivations/bankruptcy_fee.py) as the mark-basis
+    price of ``E(p) = value(p) * r`` with ``r = close_fee_rate``, no deduction:
+    linear ``(m - s k e) / (k (r - s))``, inverse ``k (r + s) / (m + s k / e)``.
     """
     zero_rules = MarginRules(PriceBasis.MARK, rules.trigger, rules.close_fee_rate)
-    return _solve_price(inst, zero_rules, pos, 0, 0)
+    rate = num.ite(rules.bankruptcy_includes_close_fee, rules.close_fee_rate, 0)
+    return _solve_price(inst, zero_rules, pos, rate, 0)
 
 
 def compute_liquidation_price(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:

@@ -24,7 +24,7 @@ from backstop.reference.types import (
 )
 
 __all__ = [
-    "PriceBasis", "TriggerRule", "PartialRule", "FeeReceiver", "AdlPrice", "AdlRanking",
+    "PriceBasis", "TriggerRule", "PartialRule", "FeeReceiver", "FundShare", "DrawdownReference", "AdlPrice", "AdlRanking",
     "BalanceView", "MarginRules", "LiquidationRules", "FundRules", "AdlRules", "Profile",
     "load_profile", "load_profile_text", "profile_names", "DEFAULT_PROFILE",
 ]
@@ -65,6 +65,18 @@ class AdlRanking(enum.Enum):
     PNL_TIMES_MARGIN_RATIO = "pnl_times_margin_ratio"  # Binance
 
 
+class FundShare(enum.Enum):
+    """ENG-004: how much of a close's surplus the fund keeps."""
+    ALL = "all"                                # seeds 000/003: the whole surplus (default)
+    CAPPED_BY_FEE_RATE = "capped_by_fee_rate"  # dYdX v4: min(surplus, rate x fill notional); the rest to the user
+
+
+class DrawdownReference(enum.Enum):
+    """ADL-001: what the drawdown trigger compares the balance with."""
+    PEAK = "peak"        # seed 003: "a straight-line decrease of 30% from the peak value" (default)
+    AVERAGE = "average"  # the time-weighted average balance of the window (issue 10: a later OKX reading)
+
+
 class BalanceView(enum.Enum):
     SETTLED = "settled"
     SETTLED_PLUS_PENDING = "settled_plus_pending"
@@ -75,6 +87,7 @@ class MarginRules:
     mm_price_basis: PriceBasis
     trigger: TriggerRule
     close_fee_rate: Fraction
+    bankruptcy_includes_close_fee: bool = False  # LIQ-002: Bybit's bankruptcy price leaves the fee to close
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,8 @@ class LiquidationRules:
     partial: PartialRule
     liquidation_fee_rate: Fraction
     fee_receiver: FeeReceiver
+    fund_share: FundShare = FundShare.ALL
+    fund_share_rate: Fraction = Fraction(0)  # the cap's rate under CAPPED_BY_FEE_RATE (0 <= x < 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +113,7 @@ class AdlRules:
     execution_price: AdlPrice
     ranking: AdlRanking
     balance_view: BalanceView
+    drawdown_reference: DrawdownReference = DrawdownReference.PEAK
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,11 +291,28 @@ def _load(data: dict[str, Any], source: str) -> Profile:
 
     m = top.sub("margin")
     margin = MarginRules(m.enum("mm_price_basis", PriceBasis), m.enum("trigger", TriggerRule),
-                         m.rate("close_fee_rate"))
+                         m.rate("close_fee_rate"), m.bool("bankruptcy_includes_close_fee", False))
     m.done()
+    if margin.bankruptcy_includes_close_fee:
+        # LIQ-002's option is computed and proved (OBL-LIQ-002), but LIQ-007's takeover does not yet
+        # book the fee to close that such a bankruptcy price leaves: the money would not balance
+        # (OBL-INV-022 fails with it), so the option is refused until LIQ-007 books it.
+        raise ProfileError("margin.bankruptcy_includes_close_fee", True,
+                           "not yet supported: the full takeover (LIQ-007) does not book the fee to close left at "
+                           "such a bankruptcy price, so a liquidation would not balance (INV-022); see spec LIQ-002",
+                           "LIQ-002")
     lq = top.sub("liquidation")
+    share = lq.enum("fund_share", FundShare, FundShare.ALL)
+    share_rate = lq.rate("fund_share_rate", None) if "fund_share_rate" in lq.data else None
+    if share is FundShare.CAPPED_BY_FEE_RATE and share_rate is None:
+        raise ProfileError("liquidation.fund_share_rate", None,
+                           'is required when liquidation.fund_share = "capped_by_fee_rate"', "ENG-004")
+    if share is FundShare.ALL and share_rate is not None:
+        raise ProfileError("liquidation.fund_share_rate", lq.data["fund_share_rate"],
+                           'applies only when liquidation.fund_share = "capped_by_fee_rate"', "ENG-004")
     liquidation = LiquidationRules(lq.enum("partial", PartialRule), lq.rate("liquidation_fee_rate"),
-                                   lq.enum("fee_receiver", FeeReceiver))
+                                   lq.enum("fee_receiver", FeeReceiver), share,
+                                   Fraction(0) if share_rate is None else share_rate)
     lq.done()
     fd = top.sub("fund")
     fund = FundRules(_clock("fund.settlement_time", fd.str("settlement_time")),
@@ -292,7 +325,8 @@ def _load(data: dict[str, Any], source: str) -> Profile:
     adl = AdlRules(drawdown,
                    ad.int("drawdown_window_seconds", lo=1, hi=30 * 86400),
                    ad.enum("execution_price", AdlPrice), ad.enum("ranking", AdlRanking),
-                   ad.enum("balance_view", BalanceView))
+                   ad.enum("balance_view", BalanceView),
+                   ad.enum("drawdown_reference", DrawdownReference, DrawdownReference.PEAK))
     ad.done()
     top.done()
 

@@ -326,6 +326,7 @@ def query_engine(profile: Profile, inst: Instrument, sign: int, size: Any, takeo
         _q("fee_receiver", lrules.fee_receiver.value, "receiver", "ENG-004"),
         _q("fund_units", res.fund_units, money, "ENG-004"),
         _q("venue_units", res.venue_units, money, "ENG-004"),
+        _q("user_units", res.user_units, money + " (surplus back to the user; 0 unless liquidation.fund_share caps it)", "ENG-004"),
         _q("dust", res.dust, money + " (exact, in [0, 1))", "ENG-005"),
         _q("counterparty_pnl", cp, money + " (exact)", "ENG-005"),
     )}
@@ -343,13 +344,17 @@ def query_fund_drawdown(profile: Profile, history: tuple[BalancePoint, ...], now
     rules = profile.adl
     has_now, current = A.compute_balance_at(history, now_ms)
     has_peak, peak = A.compute_window_peak(rules, history, now_ms)
+    has_avg, avg = A.compute_window_average(rules, history, now_ms)
+    has_ref, ref = A.compute_drawdown_reference(rules, history, now_ms)
     trig_b = A.is_drawdown_trigger(rules, history, now_ms)
     trig_a = A.is_fund_insufficient(uncovered, unplaced)
     return {"quantities": _d(
         _q("window_start_ms", A.compute_window_start(rules, now_ms), "ms since the epoch (UTC)", "ADL-001"),
         _q("balance_at_now", present(has_now, current), money, "ADL-001"),
         _q("window_peak", present(has_peak, peak), money, "ADL-001"),
-        _q("drawdown_threshold", present(has_peak, A.compute_drawdown_threshold(rules, peak)), money + " (exact)",
+        _q("window_average", present(has_avg, avg), money + " (time-weighted, exact)", "ADL-001"),
+        _q("drawdown_reference", rules.drawdown_reference.value, "peak or average", "ADL-001"),
+        _q("drawdown_threshold", present(has_ref, A.compute_drawdown_threshold(rules, ref)), money + " (exact)",
            "ADL-001"),
         _q("drawdown_trigger", trig_b, BOOL, "ADL-001"),
         _q("fund_insufficient", trig_a, BOOL, "ADL-002"),

@@ -418,6 +418,13 @@ def _engine_walk(state: SimState, t: int, inst: Instrument, account: str, sign: 
             funds, r2 = FB.apply_fee(state.funds, fund, c.fee_units, t, instrument=inst.id, R=R)
             state = dataclasses.replace(state, funds=funds)
             recs += list(r2)
+        if c.user_units > 0:  # ENG-004: the part of the surplus the fund does not keep
+            acct = state.account(account)
+            code = inst.settle_currency.code
+            state = _with_account(state, _set_balance(acct, code, R.T.compute_balance_after_surplus_return(
+                acct.balance(code), c.user_units)))
+            recs.append(Record("surplus to user", t, ("ENG-004",), account, inst.id, fund.id,
+                               (("to_user", c.user_units),)))
         if uncovered > 0:  # cannot happen within the ENG-006 budget; recorded if it ever does
             recs.append(Record("uncovered deficit", t, ("INS-004", "ADL-002"), account, inst.id, fund.id,
                                (("uncovered", uncovered),)))

@@ -174,3 +174,14 @@ def compute_adl_dust(inst: Instrument, liquidated_sign: Number, mark_quantity: N
     cps = num.sum_(A.compute_adl_counterparty_pnl(inst, r.new_position.sign, r.new_position.entry, r.reduction, r.at_mark,
                                                   mark, bankruptcy_price) - r.realized_units for r in results)
     return cps + A.compute_adl_gap(inst, liquidated_sign, mark_quantity, bankruptcy_price, mark) - fund_result_units
+
+
+# ---------------------------------------------------------------- ENG-004 the user's share of a surplus
+
+def compute_balance_after_surplus_return(balance: Number, user_units: Number) -> Number:
+    """ENG-004: the liquidated user's balance after an engine close returns ``user_units`` (>= 0) of
+    its surplus to the user (``liquidation.fund_share = "capped_by_fee_rate"``; 0 otherwise)."""
+    return balance + user_units
+
+
+__all__ += ["compute_balance_after_surplus_return"]
