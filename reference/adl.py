@@ -99,7 +99,7 @@ def compute_window_average(rules: AdlRules, history: tuple[BalancePoint, ...], n
     first point is at ``now``) the average is the balance at ``now``.
     """
     start = compute_window_start(rules, now_ms)
-    ends = tuple(q.time_ms for q in history[1:]) + (now_ms,)
+    ends = (*(q.time_ms for q in history[1:]), now_ms)  # each point is in force until the next one, the last until now
     weighted: Number = 0
     covered: Number = 0
     for p, end in zip(history, ends):
