@@ -81,11 +81,6 @@ HOLES: dict[str, str] = {
         "OBL-LIQ-002 finds the model (bp defined with value 0) but its replay raises ZeroDivisionError: "
         "it evaluates compute_equity at bp.value = 0 and compute_unrealized_pnl computes div(1, mark) "
         "for linear instruments too; so the counterexample is never confirmed",
-    "num.floor:+5 round `math.floor` -> `math.ceil`":
-        "the concrete branch of num.floor is invisible to Z3: the obligations run on the symbolic branch "
-        "(z3.ToInt), and a replay runs only after a symbolic counterexample.  The equivalence check finds the "
-        "mutated node never evaluated on Z3 terms, evaluates the calls at a model of their premises and finds "
-        "floor(-5/2) = -3 against the mutant's -2 (OBL-MRG-006); test_num.py checks floor against math.floor",
 }
 
 # Survivors the solver could not decide (never counted as equivalent): strict xfails expecting
