@@ -53,8 +53,8 @@ def _cross_candidates(ctx: Context) -> Any:
             rules=["TRN-004", "LIQ-008", "LIQ-009"],
             statement="round action = PARTIAL <=> decision = PARTIAL and funded and not the last round; NONE and FULL "
                       "decisions stand; a PARTIAL decision otherwise becomes FULL; the balance after applying the round's "
-                      "steps one by one (balance + realized - fee each) is LIQ-009's round balance, and it is >= 0 when the "
-                      "round is funded; the round bound is 1 + max floor(tiers / 2) over the profile's instruments",
+                      "steps one by one (balance + realized - fee each) is LIQ-009's round balance, and the round is funded "
+                      "exactly when that balance is >= 0 (one that ends at 0 is taken); the round bound is 1 + max floor(tiers / 2) over the profile's instruments",
             premises="a decision NONE, PARTIAL or FULL; a balance >= 0; two steps with any whole realized PnL and fees >= 0",
             per_instrument=False)
 def _cross_round(ctx: Context) -> Any:
@@ -79,7 +79,7 @@ def _cross_round(ctx: Context) -> Any:
     return num.and_((out == L.PARTIAL) == num.and_(action == L.PARTIAL, f, num.not_(z)),
                     num.implies(action != L.PARTIAL, out == action),
                     num.implies(action == L.PARTIAL, num.or_(out == L.PARTIAL, out == L.FULL)),
-                    b == round_balance, num.implies(funded_rule, b >= 0), bound_ok)
+                    b == round_balance, funded_rule == (b >= 0), bound_ok)  # LIQ-008: a round that ends at 0 is taken
 
 
 @obligation("OBL-TRN-005", "no market order for a fund in the ADL state; a remainder is retried only when the market is open and (b) does not hold",
@@ -145,3 +145,19 @@ def _partial_dust(ctx: Context) -> Any:
     s = L.compute_partial_step(inst, rules, lrules, pos, mark)
     d = ctx.observe("dust", T.compute_partial_dust(inst, pos.sign, s.reduced, pos.entry, mark, s.realized_units))
     return num.and_(d >= 0, d < 1)
+
+
+@obligation("OBL-LIQ-009c", "a full cross liquidation hands every position to the engine on its own side and size",
+            rules=["LIQ-009", "LIQ-007"],
+            statement="for every cross position of the currency: the takeover's sign and size are the position's; the "
+                      "user's loss on it is its LIQ-009 share",
+            premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid and "
+                     "within their tables; a balance >= 0; marks > 0",
+            scope=Scope.MODULAR, applies=_once_per_currency, applies_note="once per settlement currency (on its first instrument)")
+def _cross_takeover_sides(ctx: Context) -> Any:
+    rules = ctx.profile.margin
+    ips, balance, marks = _cross_setup(ctx)
+    takeovers = L.compute_cross_takeovers(ips, rules, balance, marks)
+    shares = L.compute_cross_shares(ips, balance, marks)
+    return num.and_(*[num.and_(tk.sign == p.sign, tk.size == p.size, tk.user_loss_units == share)
+                      for (_, p), tk, share in zip(ips, takeovers, shares)])
