@@ -58,6 +58,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import sys
 import textwrap
 import time
 import traceback
@@ -140,10 +141,19 @@ class Mutant:
     after: str
     site: int        # index of the node in ast.walk order of the function
     variant: int = 0  # which mutation of that node (cmp chains, swap pairs)
+    stmt_line: int = 0  # first line of the statement that holds the node (the node runs only if it runs)
+
+    occurrence: int = 1  # among the function's mutants with the same op and texts (for :attr:`stable`)
 
     @property
     def key(self) -> str:
         return f"{self.module}.{self.function}:{self.line} {self.op} `{self.before}` -> `{self.after}`"
+
+    @property
+    def stable(self) -> str:
+        """The key without the line number (which moves with every edit of the module)."""
+        n = f" #{self.occurrence}" if self.occurrence > 1 else ""
+        return f"{self.module}.{self.function} {self.op} `{self.before}` -> `{self.after}`{n}"
 
 
 def _source(module: str, function: str) -> tuple[ast.FunctionDef, int]:
@@ -229,7 +239,19 @@ def _bound_before(fdef: ast.FunctionDef, stmt: ast.stmt) -> set[str]:
     return names
 
 
+_VALIDATORS = {"_int", "_check_scope", "check_entry", "_accept", "_fund", "_check_event"}
+
+
+def _validation_only(st: ast.stmt) -> bool:
+    """A statement that only checks (a call of a validation helper, or ``event = _check_event(...)``)."""
+    value = st.value if isinstance(st, (ast.Expr, ast.Assign)) else None
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in _VALIDATORS
+            and (isinstance(st, ast.Expr) or value.func.id == "_check_event"))
+
+
 def _droppable(fdef: ast.FunctionDef, st: ast.stmt, top: bool, last: bool) -> tuple[bool, str]:
+    if _validation_only(st):
+        return False, "validation-only statement (refused inputs are the unit tests')"
     if isinstance(st, ast.Expr):
         if isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
             return False, "docstring"
@@ -319,15 +341,23 @@ def generate(modules: tuple[str, ...] = ("step", "fundbook")) -> list[Mutant]:
         for fname in TARGETS[mod]:
             fdef, offset = _source(mod, fname)
             seen: set[str] = set()
+            holder: dict[int, int] = {}  # node -> first line of its innermost statement
+            for st in ast.walk(fdef):  # breadth first: an inner statement comes after its outer ones
+                if isinstance(st, ast.stmt) and st is not fdef:
+                    for x in ast.walk(st):
+                        holder[id(x)] = st.lineno
             for site, variant, op, node, transform in _mutations(fdef):
                 before = _text(node)
                 new = transform(copy.deepcopy(node))
                 after = "pass" if isinstance(new, ast.Pass) else _text(new)
-                m = Mutant(mod, fname, node.lineno + offset, op, before, after, site, variant)
+                m = Mutant(mod, fname, node.lineno + offset, op, before, after, site, variant,
+                           holder.get(id(node), node.lineno) + offset)
                 if m.key in seen:  # the same text twice on one line: number it
                     m = dataclasses.replace(m, after=f"{after} #{variant}{site}")
                 seen.add(m.key)
-                out.append(m)
+                same = sum(1 for x in out if (x.module, x.function, x.op, x.before, x.after)
+                           == (m.module, m.function, m.op, m.before, m.after))
+                out.append(dataclasses.replace(m, occurrence=same + 1))
     return out
 
 
@@ -441,6 +471,15 @@ def planted(m: Mutant | None, counter: list[int] | None = None) -> Iterator[None
 # ---------------------------------------------------------------- the scenarios of the obligations
 
 OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c")
+_APPLICABLE: dict[str, tuple[str, ...]] = {}
+
+
+def obligations(profile: Profile) -> tuple[str, ...]:
+    """The whole-loop obligations that apply on ``profile`` (OBL-INV-025 needs partial liquidation
+    and the drawdown trigger: okx only among the shipped profiles)."""
+    if profile.name not in _APPLICABLE:
+        _APPLICABLE[profile.name] = tuple(ob for ob in OBLIGATIONS if instances(profile, [ob]))
+    return _APPLICABLE[profile.name]
 
 
 def scenario(profile: Profile, ob_id: str) -> tuple[Any, tuple[int, ...]]:
@@ -456,11 +495,12 @@ def _declare(sc: Any, ctx: Context, ob_id: str, rows: tuple[int, ...]) -> dict[s
 
 
 def _fixed_inputs(sc: Any, rows: tuple[int, ...]) -> list[dict[str, Any]]:
-    """A few hand-picked inputs per row: nothing, a rich fund, a poor fund with some cash, rich cash."""
+    """Two hand-picked inputs per row: no cash and a rich fund, some cash and a poor fund (the wide
+    scenario's fund is a row constant: only its cash balances vary)."""
     big, mid = 10**12, 10**8
     out = []
     for g in rows:
-        for cash, fund in ((0, 0), (0, big), (mid, 1), (big, mid)):
+        for cash, fund in ((0, big), (mid, 1)):
             v = {n: (fund if n == "fund" else cash) for n in sc.NAMES}
             v["price path"] = g
             out.append(v)
@@ -487,7 +527,7 @@ def path_witnesses(profile: Profile, log: Callable[[str], None] = print) -> dict
         return json.loads(cache.read_text())
     out: dict[str, list[dict[str, Any]]] = {}
     with planted(None):
-        for ob_id in OBLIGATIONS:
+        for ob_id in obligations(profile):
             t0 = time.perf_counter()
             sc, rows = scenario(profile, ob_id)
             ctx = Context(profile, None)
@@ -517,7 +557,7 @@ class Outcome:
     verdict: str                    # killed | survived | equivalent | unreached | error
     killed_by: str = ""
     seconds: float = 0.0
-    screen: str = ""                # breaks-claim | differs | same | crash | unreached
+    screen: str = ""                # breaks-claim | differs | records-only | same | crash | unreached
     screen_row: dict[str, int] = field(default_factory=dict)
     detail: str = ""
     attempts: list[tuple[str, str, float]] = field(default_factory=list)
@@ -527,12 +567,31 @@ class Outcome:
 
 
 _BASELINE: dict[tuple[str, str], list[Any]] = {}
+_COVERED: dict[str, set[tuple[str, int]]] = {}   # profile -> (module, line) run by the original on some input
+_FILES = {inspect.getsourcefile(S): "step", inspect.getsourcefile(FB): "fundbook"}
+
+
+@contextmanager
+def _coverage(lines: set[tuple[str, int]]) -> Iterator[None]:
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        mod = _FILES.get(frame.f_code.co_filename)
+        if mod is None:
+            return None
+        if event == "line" or event == "call":
+            lines.add((mod, frame.f_lineno))
+        return tracer
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        yield
+    finally:
+        sys.settrace(old)
 
 
 def _inputs(profile: Profile) -> dict[str, list[dict[str, Any]]]:
     ws = path_witnesses(profile)
     out = {}
-    for ob_id in OBLIGATIONS:
+    for ob_id in obligations(profile):
         sc, rows = scenario(profile, ob_id)
         out[ob_id] = ws[ob_id] + _fixed_inputs(sc, rows)
     return out
@@ -541,26 +600,36 @@ def _inputs(profile: Profile) -> dict[str, list[dict[str, Any]]]:
 def _baseline(profile: Profile) -> dict[str, list[Any]]:
     res = {}
     inputs = _inputs(profile)
-    for ob_id in OBLIGATIONS:
+    for ob_id in obligations(profile):
         if (profile.name, ob_id) not in _BASELINE:
             sc, _ = scenario(profile, ob_id)
-            with planted(None):
+            covered = _COVERED.setdefault(profile.name, set())
+            with planted(None), _coverage(covered):
                 _BASELINE[(profile.name, ob_id)] = [sc.run(v) for v in inputs[ob_id]]
         res[ob_id] = _BASELINE[(profile.name, ob_id)]
     return res
 
 
+BROKEN: dict[tuple[str, str, str], dict[str, Any]] = {}  # (mutant, profile, obligation) -> the input that broke the claim
+DIFFERS: dict[tuple[str, str, str], list[dict[str, Any]]] = {}  # ... -> up to 3 inputs (other rows) with other states
+
+
 def screen(m: Mutant, profile: Profile) -> tuple[str, dict[str, int], str]:
     """Run the mutant concretely on every screening input: ``breaks-claim`` (with the first row
-    per obligation where the claim fails), ``differs`` (another outcome, the claim holds),
-    ``same``, ``crash`` (with the exception) or ``unreached`` (the function is never called)."""
+    per obligation where the claim fails), ``differs`` (other states, the claims hold),
+    ``records-only`` (the same states, other records), ``same``, ``crash`` (with the exception) or
+    ``unreached`` (the statement is never run by the original on any path of any domain)."""
     inputs, base = _inputs(profile), _baseline(profile)
+    if (m.module, m.stmt_line) not in _COVERED[profile.name]:
+        # the original never runs this statement on any path of any domain (the witnesses cover
+        # every path): the mutant runs exactly as the original there
+        return "unreached", {}, ""
     calls = [0]
     rows: dict[str, int] = {}
-    differs = False
+    differs = states_differ = False
     crash = ""
     with planted(m, calls):
-        for ob_id in OBLIGATIONS:
+        for ob_id in obligations(profile):
             sc, _ = scenario(profile, ob_id)
             for v, b in zip(inputs[ob_id], base[ob_id]):
                 try:
@@ -571,50 +640,116 @@ def screen(m: Mutant, profile: Profile) -> tuple[str, dict[str, int], str]:
                     break
                 if ok is not True:
                     rows.setdefault(ob_id, v["price path"])
-                    break  # the first row per obligation is all the prover needs
+                    BROKEN[(m.key, profile.name, ob_id)] = v
+                    break  # the first input per obligation is all the prover needs
                 if out != b:
                     differs = True
+                    states_differ = states_differ or out["states"] != b["states"]
+                    seen = DIFFERS.setdefault((m.key, profile.name, ob_id), [])
+                    if len(seen) < 3 and all(x["price path"] != v["price path"] for x in seen):
+                        seen.append(v)
     if rows:
         return "breaks-claim", rows, crash
     if crash:
         return "crash", rows, crash
     if calls[0] == 0:
         return "unreached", rows, ""
-    return ("differs" if differs else "same"), rows, ""
+    return ("differs" if states_differ else "records-only" if differs else "same"), rows, ""
 
 
-def _instance(profile: Profile, ob_id: str, first: int | None) -> Instance:
+FAST_SECONDS = 60.0  # a first, shorter limit per obligation: a kill takes seconds, a mutant can slow the paths down
+
+
+def _instance(profile: Profile, ob_id: str, first: int | None, limit: float | None = None) -> Instance:
+    """The obligation as registered -- its scenario, domain and claim -- with the row the screen
+    broke explored first, and optionally a shorter time limit."""
     (inst,) = instances(profile, [ob_id])
     rows = scenario(profile, ob_id)[1]
     order = ((first,) + tuple(r for r in rows if r != first)) if first in rows else rows
 
     def body(ctx: Context) -> Any:
         sc, _ = scenario(ctx.profile, ob_id)
+        if limit is not None:
+            sc.LIMIT = limit
         if ob_id != "OBL-INV-024":
             sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
         return PL.prove_by_paths(ctx, sc, order)
 
-    return Instance(dataclasses.replace(inst.obligation, body=body), profile, None)
+    ob = dataclasses.replace(inst.obligation, body=body)
+    if limit is not None:
+        ob = dataclasses.replace(ob, limit_seconds=limit)
+    return Instance(ob, profile, None)
 
 
-def prove_mutant(m: Mutant, profile: Profile, rows: dict[str, int], chain: tuple[str, ...] = OBLIGATIONS,
-                 ) -> tuple[str, str, list[tuple[str, str, float]], str]:
-    """(verdict, killed_by, attempts, detail): the obligations of ``chain`` in order (those where the
-    screen broke the claim first), until a confirmed counterexample."""
+def _path_instance(profile: Profile, ob_id: str, v: dict[str, Any]) -> Instance:
+    """The obligation restricted to the path of one input ``v``: its premises, and its claim on the
+    terms of the path ``v`` drives -- the very formula the obligation's body returns when a path's
+    witness breaks its claim (prove_by_paths' early exit), with ``v`` as the witness.  The replay
+    is the obligation's own: ``run`` + ``claim`` on the model's values through the mutant."""
+    (inst,) = instances(profile, [ob_id])
+    rows = scenario(profile, ob_id)[1]
+
+    def body(ctx: Context) -> Any:
+        sc, _ = scenario(ctx.profile, ob_id)
+        variables = _declare(sc, ctx, ob_id, rows)
+        if not ctx.symbolic:
+            return sc.claim(sc.run(variables), symbolic=False)
+        with concolic() as pc:
+            out = sc.run(v, variables)
+            cond = z3.And(*pc) if pc else z3.BoolVal(True)
+        return z3.Implies(z3.And(variables["price path"] == v["price path"], cond), sc.claim(out, symbolic=True))
+
+    return Instance(dataclasses.replace(inst.obligation, body=body, limit_seconds=FAST_SECONDS), profile, None)
+
+
+def prove_mutant(m: Mutant, profile: Profile, rows: dict[str, int], chain: tuple[str, ...] = (),
+                 full: bool = True) -> tuple[str, str, list[tuple[str, str, float]], str]:
+    """(verdict, killed_by, attempts, detail): the obligations of ``chain`` (default: every one that
+    applies) in order (those where the screen broke the claim first), until a confirmed
+    counterexample."""
+    chain = chain or obligations(profile)
     order = sorted(chain, key=lambda o: (o not in rows, chain.index(o)))
     attempts: list[tuple[str, str, float]] = []
     errors = []
+    final: dict[str, str] = {}
     with planted(m):
+        # first: the path of the input that broke the claim in the screen (seconds)
         for ob_id in order:
-            r: Result = prove(_instance(profile, ob_id, rows.get(ob_id)))
-            attempts.append((f"{ob_id}[{profile.name}]", f"{r.verdict}/{r.replay}" if r.replay else r.verdict, round(r.seconds, 1)))
+            v = BROKEN.get((m.key, profile.name, ob_id))
+            if v is None:
+                continue
+            r = prove(_path_instance(profile, ob_id, v))
+            attempts.append((f"{ob_id}[{profile.name}] on the path of {v}", f"{r.verdict}/{r.replay}" if r.replay
+                             else r.verdict, round(r.seconds, 1)))
             if r.verdict == "counterexample" and r.replay == "confirmed":
-                return "killed", f"{ob_id}[{profile.name}]", attempts, _cex(r)
-            if r.verdict == "error":
-                errors.append(f"{ob_id}: {r.detail.splitlines()[0] if r.detail else ''}")
-    if errors and not any(a[1] == "proved" for a in attempts):
+                return "killed", f"{ob_id}[{profile.name}] (path)", attempts, _cex(r)
+        # then: the paths of inputs where the mutant's states differ from the original's, the
+        # claim held on the input itself, but the solver ranges over the whole path
+        for ob_id in order:
+            for v in DIFFERS.get((m.key, profile.name, ob_id), []):
+                r = prove(_path_instance(profile, ob_id, v))
+                attempts.append((f"{ob_id}[{profile.name}] on the path of {v}", f"{r.verdict}/{r.replay}" if r.replay
+                                 else r.verdict, round(r.seconds, 1)))
+                if r.verdict == "counterexample" and r.replay == "confirmed":
+                    return "killed", f"{ob_id}[{profile.name}] (path)", attempts, _cex(r)
+        if not full:
+            return "survived-paths", "", attempts, "no counterexample on the paths tried; the whole obligations not run"
+        for limit, obs in ((FAST_SECONDS, order), (None, "unknown")):
+            if obs == "unknown":
+                obs = [o for o in order if final.get(o) == "unknown"]
+            for ob_id in obs:
+                r: Result = prove(_instance(profile, ob_id, rows.get(ob_id), limit))
+                lim = f" (limit {limit:.0f}s)" if limit else ""
+                attempts.append((f"{ob_id}[{profile.name}]{lim}", f"{r.verdict}/{r.replay}" if r.replay else r.verdict,
+                                 round(r.seconds, 1)))
+                final[ob_id] = r.verdict
+                if r.verdict == "counterexample" and r.replay == "confirmed":
+                    return "killed", f"{ob_id}[{profile.name}]", attempts, _cex(r)
+                if r.verdict == "error":
+                    errors.append(f"{ob_id}: {r.detail.splitlines()[0] if r.detail else ''}")
+    if errors and not any(v == "proved" for v in final.values()):
         return "error", "", attempts, "; ".join(errors)
-    if any(a[1] != "proved" for a in attempts):
+    if any(v != "proved" for v in final.values()):
         return "unknown", "", attempts, "; ".join(errors) or "not every obligation proved or refuted"
     return "survived", "", attempts, ""
 
@@ -642,7 +777,7 @@ def equivalent(m: Mutant, profile: Profile, seconds: float = 400.0) -> tuple[boo
     fn = compile_mutant(m)
     module = MODULES[m.module]
     original = getattr(module, m.function)
-    for ob_id in OBLIGATIONS:
+    for ob_id in obligations(profile):
         sc, rows = scenario(profile, ob_id)
         ctx = Context(profile, None)
         variables = _declare(sc, ctx, ob_id, rows)
@@ -681,7 +816,8 @@ def equivalent(m: Mutant, profile: Profile, seconds: float = 400.0) -> tuple[boo
                     if r != z3.unsat:
                         return None, f"{ob_id} row {g}: solver {r}"
                 npaths += len(paths)
-    return True, f"same states on all {npaths} paths of the product exploration (OBL-INV-024, -025a/b/c domains)"
+    return True, (f"same states on all {npaths} paths of the product exploration "
+                  f"({', '.join(obligations(profile))} domains on {profile.name})")
 
 
 def _zterm(x: Any) -> Any:
@@ -715,13 +851,25 @@ def judge(m: Mutant, profile_name: str = "okx", prove_same: bool = True, check_e
         o.verdict, o.seconds = "survived", time.perf_counter() - t0
         o.detail = "no screening input distinguishes it (not proved: --no-prove-same)"
         return o
-    verdict, by, attempts, detail = prove_mutant(m, profile, rows)
-    o.verdict, o.killed_by, o.attempts = verdict, by, attempts
-    o.detail = detail or o.detail
-    if verdict == "survived" and check_equivalence:
-        eq, why = equivalent(m, profile)
-        if eq is True:
-            o.verdict = "equivalent"
-        o.detail = why
+    _decide(o, m, profile, kind, rows, check_equivalence)
     o.seconds = round(time.perf_counter() - t0, 1)
     return o
+
+
+def _decide(o: Outcome, m: Mutant, profile: Profile, kind: str, rows: dict[str, int], check_equivalence: bool,
+            full: bool = True) -> None:
+    """Prove, then check a survivor for equivalence; a mutant the screen could not tell from the
+    original (same states everywhere) is checked for equivalence first, which spares its proofs."""
+    if check_equivalence and kind in ("same", "records-only"):
+        eq, why = equivalent(m, profile)
+        if eq is True:
+            o.verdict, o.detail = "equivalent", why
+            return
+        o.detail = why
+    verdict, by, attempts, detail = prove_mutant(m, profile, rows, full=full)
+    o.verdict, o.killed_by, o.attempts = verdict, by, attempts
+    o.detail = detail or o.detail
+    if verdict == "survived" and check_equivalence and kind not in ("same", "records-only"):
+        eq, why = equivalent(m, profile)
+        o.verdict = "equivalent" if eq is True else "survived"
+        o.detail = why
