@@ -39,10 +39,16 @@ Judging a mutant (:func:`judge`):
 2. *unreached* -- a function the original never calls on any path of any obligation's domain is
    not exercised by the obligations at all: its mutants are reported as holes of the domain
    (no Z3 run can kill them), not as equivalents;
-3. *prove* -- OBL-INV-024, then OBL-INV-025a/b/c on okx (the row where the screen broke the
-   claim explored first -- the domain and the claim are the obligation's own), until a
-   ``counterexample`` whose replay through the concrete (mutated) reference is ``confirmed``:
-   *killed by* that obligation.  A run that raises is an *error* (reported apart, never a kill);
+3. *prove* -- first on the *path* of the input that broke a claim in the screen (and of up to
+   three inputs per obligation whose states differed): the obligation's premises and its claim on
+   the terms of that path, which is exactly the formula the obligation's body returns when a
+   path's witness breaks the claim (``prove_by_paths``' early exit) -- seconds, where the whole
+   obligation must first explore every path of the row under the mutant (minutes; some mutants
+   multiply the paths until the obligation's limit: ``unknown``).  Killed ``(path)``: a
+   counterexample of that formula inside the obligation's premises whose replay through the
+   concrete (mutated) reference is ``confirmed``.  Then (``full``) the whole obligations,
+   OBL-INV-024 then OBL-INV-025a/b/c, with the screen's row first, a 60 s limit and then their
+   own.  A mutant the screen sees crash is an *error* (reported apart, never a kill);
 4. *equivalence* -- a mutant that every obligation proves is checked against the original by a
    product exploration: both run on the same shadowed inputs, every path of the pair is explored,
    and the solver shows every number of every state after every event equal on each path
@@ -767,7 +773,8 @@ def _state_leaves(out: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(n, v) for n, v in leaves(out["states"], "states") if not any(s in n for s in _MONEY_STATE_SKIP)]
 
 
-def equivalent(m: Mutant, profile: Profile, seconds: float = 400.0) -> tuple[bool | None, str]:
+def equivalent(m: Mutant, profile: Profile, seconds: float = 400.0,
+               only: tuple[str, ...] = ()) -> tuple[bool | None, str]:
     """Run the original and the mutant on the same shadowed inputs, explore every path of the pair
     on every obligation's domain, and ask the solver whether every number of every state (after
     every event) is equal on each path.  True: equivalent on the domains; False: a path where they
@@ -777,7 +784,8 @@ def equivalent(m: Mutant, profile: Profile, seconds: float = 400.0) -> tuple[boo
     fn = compile_mutant(m)
     module = MODULES[m.module]
     original = getattr(module, m.function)
-    for ob_id in obligations(profile):
+    domains = tuple(o for o in obligations(profile) if not only or o in only)
+    for ob_id in domains:
         sc, rows = scenario(profile, ob_id)
         ctx = Context(profile, None)
         variables = _declare(sc, ctx, ob_id, rows)
@@ -817,7 +825,7 @@ def equivalent(m: Mutant, profile: Profile, seconds: float = 400.0) -> tuple[boo
                         return None, f"{ob_id} row {g}: solver {r}"
                 npaths += len(paths)
     return True, (f"same states on all {npaths} paths of the product exploration "
-                  f"({', '.join(obligations(profile))} domains on {profile.name})")
+                  f"({', '.join(domains)} domains on {profile.name})")
 
 
 def _zterm(x: Any) -> Any:
