@@ -1,0 +1,883 @@
+"""Planted bugs in the plumbing: AST mutants of ``reference/step.py`` and ``reference/fundbook.py``,
+screened concretely and then judged by the whole-loop Z3 obligations (OBL-INV-024, OBL-INV-025a/b/c).
+
+The rule modules have their own kill tables (tests/mutation.py); the code here mutates the code
+*between* the rules -- what is credited to whom, what is booked to the fund, what stays open, in
+which order -- which only an obligation that runs :func:`~backstop.reference.step.process_event`
+itself can see.
+
+Operators (one change per mutant):
+
+* ``cmp``   -- a comparison's strictness flipped (``<`` <-> ``<=``, ``>`` <-> ``>=``) or an
+  (in)equality / identity / membership negated (``==`` <-> ``!=``, ``is`` <-> ``is not``,
+  ``in`` <-> ``not in``);
+* ``arith`` -- ``+`` <-> ``-`` on numbers (a ``+`` that concatenates tuples or lists is not
+  mutated: it would raise TypeError, a crash, not a planted bug);
+* ``not``   -- a ``not`` dropped;
+* ``bool``  -- ``and`` <-> ``or``;
+* ``cond``  -- ``if x`` -> ``if not x`` (statements, conditional expressions and comprehension
+  filters; not when ``x`` is an (in)equality, whose negation is already a ``cmp`` mutant);
+* ``drop``  -- one simple statement of the body replaced by ``pass``: an assignment that rebinds a
+  name (or stores into a subscript), an augmented assignment, an expression statement,
+  ``continue``/``break``, a ``return`` nested in a branch or loop (an early exit).  The first
+  binding of a local is not dropped (the next use raises NameError: a crash, not a bug);
+* ``swap``  -- two adjacent positional arguments of one call exchanged, when their texts differ.
+
+Each mutant is compiled from the function's own source in its module's namespace and
+monkeypatched into the module for the duration of one run (as ``_planted`` was).  The oracle is
+kept pristine: the claims of proofs/loop.py and proofs/loop_wide.py read the fund through
+``fundbook`` views and revalue through ``step.process_mark``; while a mutant is planted those
+modules see untouched copies (taken at import), so a mutant of a view cannot change the claim that
+judges it.
+
+Judging a mutant (:func:`judge`):
+
+1. *screen* -- run every scenario's ``run`` + ``claim(symbolic=False)`` on a fixed set of concrete
+   inputs: one witness of every path of the *original* plumbing (from a full path exploration of
+   each obligation's domain, cached under /tmp) plus a few hand-picked inputs per row.  The screen
+   also counts the calls of the mutated function;
+2. *unreached* -- a function the original never calls on any path of any obligation's domain is
+   not exercised by the obligations at all: its mutants are reported as holes of the domain
+   (no Z3 run can kill them), not as equivalents;
+3. *prove* -- first on the *path* of the input that broke a claim in the screen (and of up to
+   three inputs per obligation whose states differed): the obligation's premises and its claim on
+   the terms of that path, which is exactly the formula the obligation's body returns when a
+   path's witness breaks the claim (``prove_by_paths``' early exit) -- seconds, where the whole
+   obligation must first explore every path of the row under the mutant (minutes; some mutants
+   multiply the paths until the obligation's limit: ``unknown``).  Killed ``(path)``: a
+   counterexample of that formula inside the obligation's premises whose replay through the
+   concrete (mutated) reference is ``confirmed``.  Then (``full``) the whole obligations,
+   OBL-INV-024 then OBL-INV-025a/b/c, with the screen's row first, a 60 s limit and then their
+   own.  A mutant the screen sees crash is an *error* (reported apart, never a kill);
+4. *equivalence* -- a mutant that every obligation proves is checked against the original by a
+   product exploration: both run on the same shadowed inputs, every path of the pair is explored,
+   and the solver shows every number of every state after every event equal on each path
+   (fund records excepted: records are not money).  Equivalent, or a *survivor* (a hole).
+"""
+
+from __future__ import annotations
+
+import __future__
+import ast
+import copy
+import dataclasses
+import hashlib
+import inspect
+import json
+import sys
+import textwrap
+import time
+import traceback
+import types
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import z3
+
+from backstop.proofs import loop as PL
+from backstop.proofs import loop_wide as PW
+from backstop.proofs.concolic import HarnessError, concolic, explore, leaves
+from backstop.proofs.kernel import SEED, Result, prove
+from backstop.proofs.registry import Context, Instance, instances
+from backstop.reference import fundbook as FB
+from backstop.reference import step as S
+from backstop.reference.profile import Profile, load_profile
+
+MODULES = {"step": S, "fundbook": FB}
+
+# ---------------------------------------------------------------- what is mutated, what is not (and why)
+
+TARGETS: dict[str, tuple[str, ...]] = {
+    "step": ("process_event", "process_mark_event", "process_book_event", "process_settlement", "process_mark",
+             "process_book", "_with_account", "_set_balance", "_replace_position", "_add_dust", "_available",
+             "_fund_result", "_consume", "_engine_close", "_engine_walk", "_pay_close_fee", "_hand_over_partial",
+             "_hand_over_full", "_liquidate_isolated", "process_isolated_positions", "_cross_group",
+             "_liquidate_cross", "process_cross_accounts", "_history", "_deleverage", "_work_remainder",
+             "process_remainders", "process_recheck"),
+    "fundbook": ("book_entry", "_value", "_fields", "_apply", "_point", "_settlement_record", "_result",
+                 "apply_liquidation_result", "apply_adl_result", "apply_fee", "_platform", "top_up", "withdraw",
+                 "settle", "settled_balance", "pending_balance", "available_balance", "withdrawable",
+                 "balance_history", "peak", "window_peak"),
+}
+
+VALIDATION = ("refused inputs are the unit tests' (tests/unit/test_step.py, test_fundbook): a Z3 obligation "
+              "ranges over valid inputs only and cannot see a check that is dropped or inverted")
+SKIPPED: dict[str, dict[str, str]] = {
+    "step": {
+        "check_book": VALIDATION, "check_account": VALIDATION, "_levels": VALIDATION, "_time": VALIDATION,
+        "_instrument": VALIDATION, "_check_event": VALIDATION,
+        "check_invariants": "a concrete checker used by tests and the soak, not part of the transition",
+        "state_json": "output formatting, not part of the transition",
+        "initial_state": "builds the obligations' own starting state: every claim measures changes from it, "
+                         "so a mutant there moves the premise, not the transition (its checks are TRN-007's unit tests)",
+        "_trigger_record": "builds the 'liquidation trigger' record only, a kind no claim reads (records are not money)",
+        "_partial_record": "builds the 'partial liquidation' record only, a kind no claim reads (records are not money)",
+        "_side": "the words 'long'/'short' of records only (records are not money)",
+        "SimState.*": "accessors of the frozen state (mark, book, account, is_adl_active, ...): the claims read "
+                      "the state through them, so a mutant there changes the oracle as well as the code",
+    },
+    "fundbook": {
+        "_int": VALIDATION, "check_entry": VALIDATION, "_fund": VALIDATION, "_check_scope": VALIDATION,
+        "_accept": VALIDATION,
+        "new_state": "builds the empty funds of the starting state (as step.initial_state)",
+        "FundState.*": "the book/rules properties: accessors the claims read as well",
+    },
+}
+
+# ---------------------------------------------------------------- mutants
+
+_CMP_FLIP: dict[type, type] = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
+                               ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+                               ast.In: ast.NotIn, ast.NotIn: ast.In}
+_NEGATING = (ast.Eq, ast.NotEq, ast.Is, ast.IsNot, ast.In, ast.NotIn)
+_SEQ_NAMES = {"recs", "r", "r2", "records", "out", "points"}
+_SEQ_ATTRS = {"records", "remainders", "entries", "fields", "steps"}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    module: str
+    function: str
+    line: int        # line of the mutated node in the module's source file
+    op: str
+    before: str
+    after: str
+    site: int        # index of the node in ast.walk order of the function
+    variant: int = 0  # which mutation of that node (cmp chains, swap pairs)
+    stmt_line: int = 0  # first line of the statement that holds the node (the node runs only if it runs)
+
+    occurrence: int = 1  # among the function's mutants with the same op and texts (for :attr:`stable`)
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}.{self.function}:{self.line} {self.op} `{self.before}` -> `{self.after}`"
+
+    @property
+    def stable(self) -> str:
+        """The key without the line number (which moves with every edit of the module)."""
+        n = f" #{self.occurrence}" if self.occurrence > 1 else ""
+        return f"{self.module}.{self.function} {self.op} `{self.before}` -> `{self.after}`{n}"
+
+
+def _source(module: str, function: str) -> tuple[ast.FunctionDef, int]:
+    fn = getattr(MODULES[module], function)
+    lines, start = inspect.getsourcelines(fn)
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    (fdef,) = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    return fdef, start - 1
+
+
+def _is_seq(n: ast.AST) -> bool:
+    if isinstance(n, (ast.Tuple, ast.List, ast.ListComp, ast.JoinedStr)):
+        return True
+    if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("tuple", "list"):
+        return True
+    if isinstance(n, ast.Name) and n.id in _SEQ_NAMES:
+        return True
+    if isinstance(n, ast.Attribute) and n.attr in _SEQ_ATTRS:
+        return True
+    if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id == "history":
+        return True
+    if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
+        return _is_seq(n.left) or _is_seq(n.right)
+    return False
+
+
+# calls whose arguments are not swapped: record and error constructors, validation and look-ups
+_NO_SWAP_CALLS = {"Record", "InvalidInput", "CurrencyMismatch", "_int", "_fund", "_check_scope", "isinstance", "getattr",
+                  "check_entry", "_check_event", "_trigger_record", "_partial_record", "_settlement_record", "zip"}
+_TAGS = {"state": "state", "acct": "state", "ledger": "state", "funds": "state", "t": "time", "time_ms": "time",
+         "now_ms": "time", "since_ms": "time", "inst": "instrument", "R": "rules", "p": "profile", "profile": "profile",
+         "fund": "fund", "key": "fund", "acct_id": "label", "account": "label", "code": "label", "why": "label",
+         "what": "label", "rule": "label", "kind": "label", "step_name": "label", "name": "label", "instrument": "label",
+         "currency": "label", "sign": "sign", "view": "view"}
+_ATTR_TAGS = {"funds": "state", "ledger": "state", "time_ms": "time", "margin": "profile", "liquidation": "profile",
+              "adl": "profile", "rules": "profile", "profile": "profile", "id": "label", "account": "label",
+              "instrument": "label", "sign": "sign", "balance_view": "view", "book": "state"}
+
+
+def _tag(n: ast.AST) -> str | None:
+    """A coarse type of an argument, read off its name (None: a number or unknown)."""
+    if isinstance(n, ast.Constant) and isinstance(n.value, str):
+        return "label"
+    if isinstance(n, ast.Name):
+        return _TAGS.get(n.id)
+    if isinstance(n, ast.Attribute):
+        return _ATTR_TAGS.get(n.attr)
+    return None
+
+
+def _swappable(call: ast.Call, a: ast.AST, b: ast.AST) -> tuple[bool, str]:
+    f = call.func
+    callee = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+    if callee in _NO_SWAP_CALLS:
+        return False, "record/validation call"
+    ta, tb = _tag(a), _tag(b)
+    if ta != tb and (ta or tb):
+        return False, "type-changing swap"
+    if ta in ("label", "state", "rules", "profile", "instrument", "time"):
+        return False, "type-changing swap" if ta != "label" else "label swap"
+    return True, ""
+
+
+def _stmt_lists(fdef: ast.FunctionDef) -> Iterator[tuple[list[ast.stmt], bool]]:
+    """Every statement list of the function with whether it is the function's top-level body."""
+    yield fdef.body, True
+    for n in ast.walk(fdef):
+        if n is fdef:
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            b = getattr(n, name, None)
+            if isinstance(b, list) and b and isinstance(b[0], ast.stmt):
+                yield b, False
+
+
+def _bound_before(fdef: ast.FunctionDef, stmt: ast.stmt) -> set[str]:
+    names = {a.arg for a in fdef.args.args + fdef.args.kwonlyargs + fdef.args.posonlyargs}
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.lineno < stmt.lineno:
+            names.add(n.id)
+        if isinstance(n, ast.For) and n.lineno < stmt.lineno:  # loop targets bound for the body
+            names |= {x.id for x in ast.walk(n.target) if isinstance(x, ast.Name)}
+    return names
+
+
+_VALIDATORS = {"_int", "_check_scope", "check_entry", "_accept", "_fund", "_check_event"}
+
+
+def _validation_only(st: ast.stmt) -> bool:
+    """A statement that only checks (a call of a validation helper, or ``event = _check_event(...)``)."""
+    value = st.value if isinstance(st, (ast.Expr, ast.Assign)) else None
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in _VALIDATORS
+            and (isinstance(st, ast.Expr) or value.func.id == "_check_event"))
+
+
+def _droppable(fdef: ast.FunctionDef, st: ast.stmt, top: bool, last: bool) -> tuple[bool, str]:
+    if _validation_only(st):
+        return False, "validation-only statement (refused inputs are the unit tests')"
+    if isinstance(st, ast.Expr):
+        if isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
+            return False, "docstring"
+        return True, ""
+    if isinstance(st, (ast.AugAssign, ast.Continue, ast.Break)):
+        return True, ""
+    if isinstance(st, ast.Return):
+        return (not (top and last), "the function's final return" if top and last else "")
+    if isinstance(st, (ast.Assign, ast.AnnAssign)):
+        targets = st.targets if isinstance(st, ast.Assign) else [st.target]
+        names = {x.id for t in targets for x in ast.walk(t) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store)}
+        new = names - _bound_before(fdef, st)
+        if new:
+            return False, f"first binding of {', '.join(sorted(new))}"
+        return True, ""
+    return False, "compound"
+
+
+def _mutations(fdef: ast.FunctionDef) -> list[tuple[int, int, str, ast.AST, Callable[[ast.AST], Any]]]:
+    """(site, variant, op, node, transform) for every mutation of the function; ``transform``
+    returns the replacement node (or ``ast.Pass()``)."""
+    nodes = list(ast.walk(fdef))
+    out: list[tuple[int, int, str, ast.AST, Callable[[ast.AST], Any]]] = []
+    stmt_info: dict[int, tuple[bool, bool]] = {}
+    for body, top in _stmt_lists(fdef):
+        for i, st in enumerate(body):
+            stmt_info[id(st)] = (top, i == len(body) - 1)
+    negated_tests: set[int] = set()
+    for n in nodes:
+        if isinstance(n, (ast.If, ast.IfExp, ast.While)):
+            negated_tests.add(id(n.test))
+        if isinstance(n, ast.comprehension):
+            negated_tests |= {id(x) for x in n.ifs}
+    for site, n in enumerate(nodes):
+        if isinstance(n, ast.Compare):
+            for k, o in enumerate(n.ops):
+                if type(o) in _CMP_FLIP:
+                    def flip(x: ast.AST, k: int = k) -> ast.AST:
+                        x.ops[k] = _CMP_FLIP[type(x.ops[k])]()
+                        return x
+                    out.append((site, k, "cmp", n, flip))
+        elif isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
+            if not (_is_seq(n.left) or _is_seq(n.right)):
+                def arith(x: ast.AST) -> ast.AST:
+                    x.op = ast.Sub() if isinstance(x.op, ast.Add) else ast.Add()
+                    return x
+                out.append((site, 0, "arith", n, arith))
+        elif isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
+            out.append((site, 0, "not", n, lambda x: x.operand))
+        elif isinstance(n, ast.BoolOp):
+            def boolop(x: ast.AST) -> ast.AST:
+                x.op = ast.Or() if isinstance(x.op, ast.And) else ast.And()
+                return x
+            out.append((site, 0, "bool", n, boolop))
+        elif isinstance(n, ast.Call):
+            args = n.args
+            for k in range(len(args) - 1):
+                a, b = args[k], args[k + 1]
+                if isinstance(a, ast.Starred) or isinstance(b, ast.Starred) or ast.dump(a) == ast.dump(b):
+                    continue
+                if not _swappable(n, a, b)[0]:
+                    continue
+                def swap(x: ast.AST, k: int = k) -> ast.AST:
+                    x.args[k], x.args[k + 1] = x.args[k + 1], x.args[k]
+                    return x
+                out.append((site, k, "swap", n, swap))
+        if id(n) in negated_tests and not (isinstance(n, ast.Compare) and len(n.ops) == 1
+                                           and isinstance(n.ops[0], _NEGATING)) \
+                and not (isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not)):
+            out.append((site, 1, "cond", n, lambda x: ast.UnaryOp(ast.Not(), x)))
+        if isinstance(n, ast.stmt) and id(n) in stmt_info and n is not fdef:
+            top, last = stmt_info[id(n)]
+            ok, _ = _droppable(fdef, n, top, last)
+            if ok:
+                out.append((site, 2, "drop", n, lambda x: ast.Pass()))
+    return out
+
+
+def _text(n: ast.AST) -> str:
+    s = ast.unparse(n).replace("\n", "; ")
+    return s if len(s) <= 90 else s[:87] + "..."
+
+
+def generate(modules: tuple[str, ...] = ("step", "fundbook")) -> list[Mutant]:
+    out: list[Mutant] = []
+    for mod in modules:
+        for fname in TARGETS[mod]:
+            fdef, offset = _source(mod, fname)
+            seen: set[str] = set()
+            holder: dict[int, int] = {}  # node -> first line of its innermost statement
+            for st in ast.walk(fdef):  # breadth first: an inner statement comes after its outer ones
+                if isinstance(st, ast.stmt) and st is not fdef:
+                    for x in ast.walk(st):
+                        holder[id(x)] = st.lineno
+            for site, variant, op, node, transform in _mutations(fdef):
+                before = _text(node)
+                new = transform(copy.deepcopy(node))
+                after = "pass" if isinstance(new, ast.Pass) else _text(new)
+                m = Mutant(mod, fname, node.lineno + offset, op, before, after, site, variant,
+                           holder.get(id(node), node.lineno) + offset)
+                if m.key in seen:  # the same text twice on one line: number it
+                    m = dataclasses.replace(m, after=f"{after} #{variant}{site}")
+                seen.add(m.key)
+                same = sum(1 for x in out if (x.module, x.function, x.op, x.before, x.after)
+                           == (m.module, m.function, m.op, m.before, m.after))
+                out.append(dataclasses.replace(m, occurrence=same + 1))
+    return out
+
+
+def skipped_statements(modules: tuple[str, ...] = ("step", "fundbook")) -> dict[str, int]:
+    """How many statements of the target functions are not dropped, by reason."""
+    counts: dict[str, int] = {}
+    for mod in modules:
+        for fname in TARGETS[mod]:
+            fdef, _ = _source(mod, fname)
+            for body, top in _stmt_lists(fdef):
+                for i, st in enumerate(body):
+                    ok, why = _droppable(fdef, st, top, i == len(body) - 1)
+                    if not ok and why != "compound":
+                        why = "first binding of a local" if why.startswith("first binding") else why
+                        counts[why] = counts.get(why, 0) + 1
+            for n in ast.walk(fdef):
+                if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add) and (_is_seq(n.left) or _is_seq(n.right)):
+                    counts["'+' on sequences"] = counts.get("'+' on sequences", 0) + 1
+                if isinstance(n, ast.Call):
+                    for k in range(len(n.args) - 1):
+                        a, b = n.args[k], n.args[k + 1]
+                        if isinstance(a, ast.Starred) or isinstance(b, ast.Starred) or ast.dump(a) == ast.dump(b):
+                            continue
+                        ok, why = _swappable(n, a, b)
+                        if not ok:
+                            counts[f"swap: {why}"] = counts.get(f"swap: {why}", 0) + 1
+    return counts
+
+
+def compile_mutant(m: Mutant) -> Callable[..., Any]:
+    fdef, offset = _source(m.module, m.function)
+    nodes = list(ast.walk(fdef))
+    target = nodes[m.site]
+    (transform,) = [t for s, v, op, _, t in _mutations(fdef) if s == m.site and v == m.variant and op == m.op]
+
+    class Replace(ast.NodeTransformer):
+        def visit(self, node: ast.AST) -> Any:
+            if node is target:
+                return transform(node)
+            return super().visit(node)
+
+    fdef = Replace().visit(fdef)
+    ast.fix_missing_locations(fdef)
+    ast.increment_lineno(fdef, offset)
+    code = compile(ast.Module([fdef], []), f"<mutant {m.key}>", "exec",
+                   flags=__future__.annotations.compiler_flag, dont_inherit=True)
+    module = MODULES[m.module]
+    namespace: dict[str, Any] = {}
+    exec(code, vars(module), namespace)
+    fn = namespace[m.function]
+    fn.__kwdefaults__ = getattr(module, m.function).__kwdefaults__
+    fn.__defaults__ = getattr(module, m.function).__defaults__
+    return fn
+
+
+# ---------------------------------------------------------------- a pristine oracle
+
+def _pristine(module: Any) -> types.SimpleNamespace:
+    """Copies of a module's functions bound to a snapshot of its namespace (taken now, before any
+    mutant is planted)."""
+    snap = dict(vars(module))
+    for name, f in list(snap.items()):
+        if inspect.isfunction(f) and f.__module__ == module.__name__:
+            g = types.FunctionType(f.__code__, snap, name, f.__defaults__, f.__closure__)
+            g.__kwdefaults__ = f.__kwdefaults__
+            snap[name] = g
+    return types.SimpleNamespace(**{k: v for k, v in snap.items() if not k.startswith("__")})
+
+
+_PRISTINE_FB = _pristine(FB)
+_PRISTINE_S = _pristine(S)
+
+
+class _OracleStep:
+    """What proofs/loop_wide.py sees as ``S``: the live step module (so ``run`` goes through the
+    planted mutant) except ``process_mark``, which its claim uses to revalue the state before."""
+
+    def __getattr__(self, name: str) -> Any:
+        return _PRISTINE_S.process_mark if name == "process_mark" else getattr(S, name)
+
+
+@contextmanager
+def planted(m: Mutant | None, counter: list[int] | None = None) -> Iterator[None]:
+    """Plant ``m`` (None: nothing) for the block; the oracles keep the pristine views."""
+    undo: list[Callable[[], None]] = []
+
+    def put(obj: Any, name: str, value: Any) -> None:
+        old = getattr(obj, name)
+        setattr(obj, name, value)
+        undo.append(lambda: setattr(obj, name, old))
+
+    try:
+        put(PL, "FB", _PRISTINE_FB)
+        put(PW, "FB", _PRISTINE_FB)
+        put(PW, "S", _OracleStep())
+        if m is not None:
+            fn = compile_mutant(m)
+            if counter is not None:
+                inner = fn
+
+                def fn(*a: Any, **k: Any) -> Any:  # noqa: F811 -- counts the calls, same behaviour
+                    counter[0] += 1
+                    return inner(*a, **k)
+            put(MODULES[m.module], m.function, fn)
+        yield
+    finally:
+        for u in reversed(undo):
+            u()
+
+
+# ---------------------------------------------------------------- the scenarios of the obligations
+
+OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c")
+_APPLICABLE: dict[str, tuple[str, ...]] = {}
+
+
+def obligations(profile: Profile) -> tuple[str, ...]:
+    """The whole-loop obligations that apply on ``profile`` (OBL-INV-025 needs partial liquidation
+    and the drawdown trigger: okx only among the shipped profiles)."""
+    if profile.name not in _APPLICABLE:
+        _APPLICABLE[profile.name] = tuple(ob for ob in OBLIGATIONS if instances(profile, [ob]))
+    return _APPLICABLE[profile.name]
+
+
+def scenario(profile: Profile, ob_id: str) -> tuple[Any, tuple[int, ...]]:
+    if ob_id == "OBL-INV-024":
+        sc = PL.LoopScenario(profile, PL.loop_instrument(profile))
+        return sc, tuple(range(len(sc.GRID)))
+    sc = PW.WideScenario(profile, PW.wide_instruments(profile))
+    return sc, PW.WideScenario.ROWS[ob_id[-1]]
+
+
+def _declare(sc: Any, ctx: Context, ob_id: str, rows: tuple[int, ...]) -> dict[str, Any]:
+    return sc.declare(ctx) if ob_id == "OBL-INV-024" else sc.declare(ctx, rows)
+
+
+def _fixed_inputs(sc: Any, rows: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Two hand-picked inputs per row: no cash and a rich fund, some cash and a poor fund (the wide
+    scenario's fund is a row constant: only its cash balances vary)."""
+    big, mid = 10**12, 10**8
+    out = []
+    for g in rows:
+        for cash, fund in ((0, big), (mid, 1)):
+            v = {n: (fund if n == "fund" else cash) for n in sc.NAMES}
+            v["price path"] = g
+            out.append(v)
+    return out
+
+
+def _cache_path(profile: Profile) -> Path:
+    h = hashlib.sha256()
+    for mod in (S, FB, PL, PW):
+        h.update(inspect.getsource(mod).encode())
+    return Path(f"/tmp/backstop-mutstep-witnesses-{profile.name}-{h.hexdigest()[:12]}.json")
+
+
+# the wide scenario's concolic runs are slow (minutes per row on a loaded machine): its witness
+# sets may stop early ("timeout"); they are then a sample of its paths, and say so
+ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75}
+
+
+def path_witnesses(profile: Profile, log: Callable[[str], None] = print) -> dict[str, list[dict[str, Any]]]:
+    """One input of every path of the original plumbing on each obligation's domain (a full path
+    exploration, as the obligation's own; cached under /tmp by the sources' hash)."""
+    cache = _cache_path(profile)
+    if cache.exists():
+        return json.loads(cache.read_text())
+    out: dict[str, list[dict[str, Any]]] = {}
+    with planted(None):
+        for ob_id in obligations(profile):
+            t0 = time.perf_counter()
+            sc, rows = scenario(profile, ob_id)
+            ctx = Context(profile, None)
+            variables = _declare(sc, ctx, ob_id, rows)
+            premises = [p for p in ctx.premises if isinstance(p, z3.ExprRef)]
+            ws: list[dict[str, Any]] = []
+            statuses = []
+            for g in rows:
+                paths, status = explore(variables, premises + [variables["price path"] == g],
+                                        lambda vals: sc.run(vals, variables), seed=SEED,
+                                        deadline=time.perf_counter() + ROW_SECONDS.get(ob_id, 300),
+                                        max_paths=sc.MAX_PATHS)
+                statuses.append(f"row {g}: {len(paths)} paths, {status}")
+                ws += [p.witness for p in paths]
+            out[ob_id] = ws
+            out[f"{ob_id} status"] = statuses  # type: ignore[assignment]
+            log(f"witnesses {ob_id}: {len(ws)} paths in {time.perf_counter() - t0:.0f}s ({'; '.join(statuses)})")
+    cache.write_text(json.dumps(out))
+    return out
+
+
+# ---------------------------------------------------------------- judging one mutant
+
+@dataclass
+class Outcome:
+    key: str
+    verdict: str                    # killed | survived | equivalent | unreached | error
+    killed_by: str = ""
+    seconds: float = 0.0
+    screen: str = ""                # breaks-claim | differs | records-only | same | crash | unreached
+    screen_row: dict[str, int] = field(default_factory=dict)
+    detail: str = ""
+    attempts: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_BASELINE: dict[tuple[str, str], list[Any]] = {}
+_COVERED: dict[str, set[tuple[str, int]]] = {}   # profile -> (module, line) run by the original on some input
+_FILES = {inspect.getsourcefile(S): "step", inspect.getsourcefile(FB): "fundbook"}
+
+
+@contextmanager
+def _coverage(lines: set[tuple[str, int]]) -> Iterator[None]:
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        mod = _FILES.get(frame.f_code.co_filename)
+        if mod is None:
+            return None
+        if event == "line" or event == "call":
+            lines.add((mod, frame.f_lineno))
+        return tracer
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        yield
+    finally:
+        sys.settrace(old)
+
+
+def _inputs(profile: Profile) -> dict[str, list[dict[str, Any]]]:
+    ws = path_witnesses(profile)
+    out = {}
+    for ob_id in obligations(profile):
+        sc, rows = scenario(profile, ob_id)
+        out[ob_id] = ws[ob_id] + _fixed_inputs(sc, rows)
+    return out
+
+
+def _baseline(profile: Profile) -> dict[str, list[Any]]:
+    res = {}
+    inputs = _inputs(profile)
+    for ob_id in obligations(profile):
+        if (profile.name, ob_id) not in _BASELINE:
+            sc, _ = scenario(profile, ob_id)
+            covered = _COVERED.setdefault(profile.name, set())
+            with planted(None), _coverage(covered):
+                _BASELINE[(profile.name, ob_id)] = [sc.run(v) for v in inputs[ob_id]]
+        res[ob_id] = _BASELINE[(profile.name, ob_id)]
+    return res
+
+
+BROKEN: dict[tuple[str, str, str], dict[str, Any]] = {}  # (mutant, profile, obligation) -> the input that broke the claim
+DIFFERS: dict[tuple[str, str, str], list[dict[str, Any]]] = {}  # ... -> up to 3 inputs (other rows) with other states
+
+
+def screen(m: Mutant, profile: Profile) -> tuple[str, dict[str, int], str]:
+    """Run the mutant concretely on every screening input: ``breaks-claim`` (with the first row
+    per obligation where the claim fails), ``differs`` (other states, the claims hold),
+    ``records-only`` (the same states, other records), ``same``, ``crash`` (with the exception) or
+    ``unreached`` (the statement is never run by the original on any path of any domain)."""
+    inputs, base = _inputs(profile), _baseline(profile)
+    if (m.module, m.stmt_line) not in _COVERED[profile.name]:
+        # the original never runs this statement on any path of any domain (the witnesses cover
+        # every path): the mutant runs exactly as the original there
+        return "unreached", {}, ""
+    calls = [0]
+    rows: dict[str, int] = {}
+    differs = states_differ = False
+    crash = ""
+    with planted(m, calls):
+        for ob_id in obligations(profile):
+            sc, _ = scenario(profile, ob_id)
+            for v, b in zip(inputs[ob_id], base[ob_id]):
+                try:
+                    out = sc.run(v)
+                    ok = sc.claim(out, symbolic=False)
+                except Exception as e:  # noqa: BLE001 -- a crash is its own verdict
+                    crash = crash or f"{ob_id} {v}: {type(e).__name__}: {e}"
+                    break
+                if ok is not True:
+                    rows.setdefault(ob_id, v["price path"])
+                    BROKEN[(m.key, profile.name, ob_id)] = v
+                    break  # the first input per obligation is all the prover needs
+                if out != b:
+                    differs = True
+                    states_differ = states_differ or out["states"] != b["states"]
+                    seen = DIFFERS.setdefault((m.key, profile.name, ob_id), [])
+                    if len(seen) < 3 and all(x["price path"] != v["price path"] for x in seen):
+                        seen.append(v)
+    if rows:
+        return "breaks-claim", rows, crash
+    if crash:
+        return "crash", rows, crash
+    if calls[0] == 0:
+        return "unreached", rows, ""
+    return ("differs" if states_differ else "records-only" if differs else "same"), rows, ""
+
+
+FAST_SECONDS = 60.0  # a first, shorter limit per obligation: a kill takes seconds, a mutant can slow the paths down
+
+
+def _instance(profile: Profile, ob_id: str, first: int | None, limit: float | None = None) -> Instance:
+    """The obligation as registered -- its scenario, domain and claim -- with the row the screen
+    broke explored first, and optionally a shorter time limit."""
+    (inst,) = instances(profile, [ob_id])
+    rows = scenario(profile, ob_id)[1]
+    order = ((first,) + tuple(r for r in rows if r != first)) if first in rows else rows
+
+    def body(ctx: Context) -> Any:
+        sc, _ = scenario(ctx.profile, ob_id)
+        if limit is not None:
+            sc.LIMIT = limit
+        if ob_id != "OBL-INV-024":
+            sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
+        return PL.prove_by_paths(ctx, sc, order)
+
+    ob = dataclasses.replace(inst.obligation, body=body)
+    if limit is not None:
+        ob = dataclasses.replace(ob, limit_seconds=limit)
+    return Instance(ob, profile, None)
+
+
+def _path_instance(profile: Profile, ob_id: str, v: dict[str, Any]) -> Instance:
+    """The obligation restricted to the path of one input ``v``: its premises, and its claim on the
+    terms of the path ``v`` drives -- the very formula the obligation's body returns when a path's
+    witness breaks its claim (prove_by_paths' early exit), with ``v`` as the witness.  The replay
+    is the obligation's own: ``run`` + ``claim`` on the model's values through the mutant."""
+    (inst,) = instances(profile, [ob_id])
+    rows = scenario(profile, ob_id)[1]
+
+    def body(ctx: Context) -> Any:
+        sc, _ = scenario(ctx.profile, ob_id)
+        variables = _declare(sc, ctx, ob_id, rows)
+        if not ctx.symbolic:
+            return sc.claim(sc.run(variables), symbolic=False)
+        with concolic() as pc:
+            out = sc.run(v, variables)
+            cond = z3.And(*pc) if pc else z3.BoolVal(True)
+        return z3.Implies(z3.And(variables["price path"] == v["price path"], cond), sc.claim(out, symbolic=True))
+
+    return Instance(dataclasses.replace(inst.obligation, body=body, limit_seconds=FAST_SECONDS), profile, None)
+
+
+def prove_mutant(m: Mutant, profile: Profile, rows: dict[str, int], chain: tuple[str, ...] = (),
+                 full: bool = True) -> tuple[str, str, list[tuple[str, str, float]], str]:
+    """(verdict, killed_by, attempts, detail): the obligations of ``chain`` (default: every one that
+    applies) in order (those where the screen broke the claim first), until a confirmed
+    counterexample."""
+    chain = chain or obligations(profile)
+    order = sorted(chain, key=lambda o: (o not in rows, chain.index(o)))
+    attempts: list[tuple[str, str, float]] = []
+    errors = []
+    final: dict[str, str] = {}
+    with planted(m):
+        # first: the path of the input that broke the claim in the screen (seconds)
+        for ob_id in order:
+            v = BROKEN.get((m.key, profile.name, ob_id))
+            if v is None:
+                continue
+            r = prove(_path_instance(profile, ob_id, v))
+            attempts.append((f"{ob_id}[{profile.name}] on the path of {v}", f"{r.verdict}/{r.replay}" if r.replay
+                             else r.verdict, round(r.seconds, 1)))
+            if r.verdict == "counterexample" and r.replay == "confirmed":
+                return "killed", f"{ob_id}[{profile.name}] (path)", attempts, _cex(r)
+        # then: the paths of inputs where the mutant's states differ from the original's, the
+        # claim held on the input itself, but the solver ranges over the whole path
+        for ob_id in order:
+            for v in DIFFERS.get((m.key, profile.name, ob_id), []):
+                r = prove(_path_instance(profile, ob_id, v))
+                attempts.append((f"{ob_id}[{profile.name}] on the path of {v}", f"{r.verdict}/{r.replay}" if r.replay
+                                 else r.verdict, round(r.seconds, 1)))
+                if r.verdict == "counterexample" and r.replay == "confirmed":
+                    return "killed", f"{ob_id}[{profile.name}] (path)", attempts, _cex(r)
+        if not full:
+            return "survived-paths", "", attempts, "no counterexample on the paths tried; the whole obligations not run"
+        for limit, obs in ((FAST_SECONDS, order), (None, "unknown")):
+            if obs == "unknown":
+                obs = [o for o in order if final.get(o) == "unknown"]
+            for ob_id in obs:
+                r: Result = prove(_instance(profile, ob_id, rows.get(ob_id), limit))
+                lim = f" (limit {limit:.0f}s)" if limit else ""
+                attempts.append((f"{ob_id}[{profile.name}]{lim}", f"{r.verdict}/{r.replay}" if r.replay else r.verdict,
+                                 round(r.seconds, 1)))
+                final[ob_id] = r.verdict
+                if r.verdict == "counterexample" and r.replay == "confirmed":
+                    return "killed", f"{ob_id}[{profile.name}]", attempts, _cex(r)
+                if r.verdict == "error":
+                    errors.append(f"{ob_id}: {r.detail.splitlines()[0] if r.detail else ''}")
+    if errors and not any(v == "proved" for v in final.values()):
+        return "error", "", attempts, "; ".join(errors)
+    if any(v != "proved" for v in final.values()):
+        return "unknown", "", attempts, "; ".join(errors) or "not every obligation proved or refuted"
+    return "survived", "", attempts, ""
+
+
+def _cex(r: Result) -> str:
+    return ", ".join(f"{k}={v}" for k, v in r.counterexample.items())
+
+
+# ---------------------------------------------------------------- equivalence by a product exploration
+
+_MONEY_STATE_SKIP = (".funds.records",)
+
+
+def _state_leaves(out: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(n, v) for n, v in leaves(out["states"], "states") if not any(s in n for s in _MONEY_STATE_SKIP)]
+
+
+def equivalent(m: Mutant, profile: Profile, seconds: float = 400.0,
+               only: tuple[str, ...] = ()) -> tuple[bool | None, str]:
+    """Run the original and the mutant on the same shadowed inputs, explore every path of the pair
+    on every obligation's domain, and ask the solver whether every number of every state (after
+    every event) is equal on each path.  True: equivalent on the domains; False: a path where they
+    differ (the mutant changes the state without breaking a claim); None: undecided."""
+    deadline = time.perf_counter() + seconds
+    npaths = 0
+    fn = compile_mutant(m)
+    module = MODULES[m.module]
+    original = getattr(module, m.function)
+    domains = tuple(o for o in obligations(profile) if not only or o in only)
+    for ob_id in domains:
+        sc, rows = scenario(profile, ob_id)
+        ctx = Context(profile, None)
+        variables = _declare(sc, ctx, ob_id, rows)
+        premises = [p for p in ctx.premises if isinstance(p, z3.ExprRef)]
+
+        def pair(vals: dict[str, Any]) -> Any:
+            a = sc.run(vals, variables)
+            setattr(module, m.function, fn)
+            try:
+                b = sc.run(vals, variables)
+            finally:
+                setattr(module, m.function, original)
+            return a, b
+
+        with planted(None):
+            for g in rows:
+                dom = premises + [variables["price path"] == g]
+                try:
+                    paths, status = explore(variables, dom, pair, seed=SEED, deadline=deadline, max_paths=4 * sc.MAX_PATHS)
+                except (HarnessError, Exception) as e:  # noqa: BLE001
+                    return None, f"{ob_id} row {g}: {type(e).__name__}: {e}"
+                if status != "complete":
+                    return None, f"{ob_id} row {g}: product exploration {status}"
+                for pt in paths:
+                    a, b = pt.result
+                    la, lb = _state_leaves(a), _state_leaves(b)
+                    if [n for n, _ in la] != [n for n, _ in lb]:
+                        return False, f"{ob_id} row {g}: the states differ in shape at input {pt.witness}"
+                    eqs = [_zterm(x) == _zterm(y) for (_, x), (_, y) in zip(la, lb)]
+                    s = z3.Solver()
+                    s.set("timeout", max(1, int((deadline - time.perf_counter()) * 1000)))
+                    s.add(*dom, pt.condition, z3.Not(z3.And(*eqs)) if eqs else z3.BoolVal(False))
+                    r = s.check()
+                    if r == z3.sat:
+                        return False, f"{ob_id} row {g}: a state differs on the path of input {pt.witness}"
+                    if r != z3.unsat:
+                        return None, f"{ob_id} row {g}: solver {r}"
+                npaths += len(paths)
+    return True, (f"same states on all {npaths} paths of the product exploration "
+                  f"({', '.join(domains)} domains on {profile.name})")
+
+
+def _zterm(x: Any) -> Any:
+    if hasattr(x, "z"):
+        return x.z
+    if isinstance(x, bool):
+        return z3.BoolVal(x)
+    return z3.RealVal(str(Fraction(x)))
+
+
+# ---------------------------------------------------------------- the whole judgement
+
+def judge(m: Mutant, profile_name: str = "okx", prove_same: bool = True, check_equivalence: bool = True,
+          log: Callable[[str], None] = print) -> Outcome:
+    profile = load_profile(profile_name)
+    t0 = time.perf_counter()
+    try:
+        kind, rows, crash = screen(m, profile)
+    except Exception as e:  # noqa: BLE001
+        return Outcome(m.key, "error", seconds=time.perf_counter() - t0, screen="harness",
+                       detail=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
+    o = Outcome(m.key, "", screen=kind, screen_row=rows, detail=crash)
+    if kind == "crash":  # the concolic run crashes the same way: an error, never a kill
+        o.verdict, o.seconds = "error", round(time.perf_counter() - t0, 1)
+        return o
+    if kind == "unreached":
+        o.verdict, o.seconds = "unreached", time.perf_counter() - t0
+        o.detail = "the original never calls this function on any path of any obligation's domain"
+        return o
+    if kind == "same" and not prove_same:
+        o.verdict, o.seconds = "survived", time.perf_counter() - t0
+        o.detail = "no screening input distinguishes it (not proved: --no-prove-same)"
+        return o
+    _decide(o, m, profile, kind, rows, check_equivalence)
+    o.seconds = round(time.perf_counter() - t0, 1)
+    return o
+
+
+def _decide(o: Outcome, m: Mutant, profile: Profile, kind: str, rows: dict[str, int], check_equivalence: bool,
+            full: bool = True) -> None:
+    """Prove, then check a survivor for equivalence; a mutant the screen could not tell from the
+    original (same states everywhere) is checked for equivalence first, which spares its proofs."""
+    if check_equivalence and kind in ("same", "records-only"):
+        eq, why = equivalent(m, profile)
+        if eq is True:
+            o.verdict, o.detail = "equivalent", why
+            return
+        o.detail = why
+    verdict, by, attempts, detail = prove_mutant(m, profile, rows, full=full)
+    o.verdict, o.killed_by, o.attempts = verdict, by, attempts
+    o.detail = detail or o.detail
+    if verdict == "survived" and check_equivalence and kind not in ("same", "records-only"):
+        eq, why = equivalent(m, profile)
+        o.verdict = "equivalent" if eq is True else "survived"
+        o.detail = why
