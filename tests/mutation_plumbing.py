@@ -1,5 +1,5 @@
 """Planted bugs in the plumbing: AST mutants of ``reference/step.py`` and ``reference/fundbook.py``,
-screened concretely and then judged by the whole-loop Z3 obligations (OBL-INV-024, OBL-INV-025a/b/c).
+screened concretely and then judged by the whole-loop Z3 obligations (OBL-INV-024, OBL-INV-025a-d).
 
 The rule modules have their own kill tables (tests/mutation.py); the code here mutates the code
 *between* the rules -- what is credited to whom, what is booked to the fund, what stays open, in
@@ -47,7 +47,7 @@ Judging a mutant (:func:`judge`):
    multiply the paths until the obligation's limit: ``unknown``).  Killed ``(path)``: a
    counterexample of that formula inside the obligation's premises whose replay through the
    concrete (mutated) reference is ``confirmed``.  Then (``full``) the whole obligations,
-   OBL-INV-024 then OBL-INV-025a/b/c, with the screen's row first, a 60 s limit and then their
+   OBL-INV-024 then OBL-INV-025a-d, with the screen's row first, a 60 s limit and then their
    own.  A mutant the screen sees crash is an *error* (reported apart, never a kill);
 4. *equivalence* -- a mutant that every obligation proves is checked against the original by a
    product exploration: both run on the same shadowed inputs, every path of the pair is explored,
@@ -476,7 +476,7 @@ def planted(m: Mutant | None, counter: list[int] | None = None) -> Iterator[None
 
 # ---------------------------------------------------------------- the scenarios of the obligations
 
-OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c")
+OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d")
 _APPLICABLE: dict[str, tuple[str, ...]] = {}
 
 
@@ -517,12 +517,13 @@ def _cache_path(profile: Profile) -> Path:
     h = hashlib.sha256()
     for mod in (S, FB, PL, PW):
         h.update(inspect.getsource(mod).encode())
+    h.update(repr(OBLIGATIONS).encode())  # the obligations the witnesses are drawn for
     return Path(f"/tmp/backstop-mutstep-witnesses-{profile.name}-{h.hexdigest()[:12]}.json")
 
 
 # the wide scenario's concolic runs are slow (minutes per row on a loaded machine): its witness
 # sets may stop early ("timeout"); they are then a sample of its paths, and say so
-ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75}
+ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75}
 
 
 def path_witnesses(profile: Profile, log: Callable[[str], None] = print) -> dict[str, list[dict[str, Any]]]:

@@ -62,22 +62,10 @@ UNDECIDED: dict[str, str] = {
         "on every OBL-LIQ-006 / OBL-LIQ-006b call (10 s each; the first two also at 60 s), as the claim that would catch it (NONE => not liquidatable "
         "on the outcome) makes OBL-LIQ-006 time out on BTC-USDT-SWAP, so it is not stated; the unit test "
         "test_LIQ_006_* and the state machine cover it concretely",
-    **{k: "no obligation calls this function: the cross partial round's balance check and the cross takeover's "
-          "side are stated by no Z3 obligation (only OBL-LIQ-008's decision and OBL-INV-023's shares are); "
-          "tests/unit/test_liquidation.py and the state machine check them concretely"
-       for k in (
-           "liquidation.compute_cross_takeovers:+8 sign `p.sign` -> `-p.sign`",
-           "liquidation.compute_cross_takeovers:+9 sign `t.sign` -> `-t.sign`",
-           "liquidation.is_cross_partial_funded:+4 cmp `compute_cross_partial_balance(balance, steps, active) >= 0` -> "
-           "`compute_cross_partial_balance(balance, steps, active) > 0`",
-           "liquidation.compute_cross_partial_balance:+3 arith `balance + num.sum_((num.ite(a, st.realized_units - "
-           "st.fee_units, 0) for st, a in zip(steps, active)))` -> `balance - num.sum_((num.ite(a, st.realized_units - "
-           "st.fee_units, 0) for st, a in zip(steps, active)))`",
-           "liquidation.compute_cross_partial_balance:+3 ite `num.ite(a, st.realized_units - st.fee_units, 0)` -> "
-           "`num.ite(a, 0, st.realized_units - st.fee_units)`",
-           "liquidation.compute_cross_partial_balance:+3 arith `st.realized_units - st.fee_units` -> "
-           "`st.realized_units + st.fee_units`",
-       )},
+    # The six cross-plumbing survivors listed here before (the cross round's balance check and the cross
+    # takeover's side) are killed now: by OBL-TRN-004 (funded <=> the round's balance >= 0, the balance
+    # the round's steps leave), OBL-LIQ-009c (each takeover on its position's side and size) and
+    # OBL-INV-025 (the whole loop through a cross account on two instruments).
 }
 
 
