@@ -25,8 +25,11 @@ test: $(STAMP)
 prove: $(STAMP)
 	$(BIN)/backstop prove --profile $(PROFILE)
 
+## SOAK_EVENTS=1000000 for the full seeded soak (hours on 2 cores); the default is a quick one.
+SOAK_EVENTS ?= 20000
 bench: $(STAMP)
-	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+	for f in bench/bench_margin.py bench/bench_simulate.py; do $(BIN)/python $$f || exit 1; done
+	$(BIN)/python bench/bench_soak.py --events $(SOAK_EVENTS)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
