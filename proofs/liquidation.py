@@ -59,6 +59,16 @@ def _levels(ctx: Context, n: int = LEVELS) -> tuple[E.Level, ...]:
     return tuple(out)
 
 
+def _engine_close(ctx: Context) -> tuple[Any, Any, Any]:
+    """A position of ``lots`` >= 1 lots on a free side, taken over at a free price > 0, closed by the
+    engine against free book levels (ENG-001): the set-up of the ENG-003/ENG-004 obligations."""
+    inst, lrules = ctx.instrument, ctx.profile.liquidation
+    sign, p0 = ctx.sign(), ctx.price("takeover")
+    lots = ctx.integer("lots")
+    ctx.assume(lots >= 1)
+    return inst, lrules, E.close_position(inst, lrules, sign, lots * inst.lot_size, p0, _levels(ctx))
+
+
 # ---------------------------------------------------------------- LIQ-004 .. LIQ-006
 
 @obligation("OBL-LIQ-004", "a healthy position is never liquidated, a liquidatable one always is, and partial only where allowed",
@@ -388,11 +398,7 @@ def _fee(ctx: Context) -> Any:
                       '(kept = share or kept > filled value x rate - 1); share <= 0 => kept = share, user = 0',
             premises=f"a position taken over at a price > 0; {LEVELS} book levels", scope=Scope.BOUNDED)
 def _fund_share(ctx: Context) -> Any:
-    inst, lrules = ctx.instrument, ctx.profile.liquidation
-    sign, p0 = ctx.sign(), ctx.price("takeover")
-    lots = ctx.integer("lots")
-    ctx.assume(lots >= 1)
-    c = E.close_position(inst, lrules, sign, lots * inst.lot_size, p0, _levels(ctx))
+    inst, lrules, c = _engine_close(ctx)
     share = ctx.observe("share", c.result_units - c.fee_units)
     kept = ctx.observe("kept", c.fund_units - (c.fee_units - c.venue_units))
     ctx.observe("user", c.user_units)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backstop.proofs.liquidation import LEVELS, PARTIAL_NOTE, _cross_setup, _levels, _partial_allowed, _setup
+from backstop.proofs.liquidation import LEVELS, PARTIAL_NOTE, _cross_setup, _engine_close, _partial_allowed, _setup
 from backstop.proofs.registry import Context, Scope, obligation
 from backstop.reference import adl as A
-from backstop.reference import engine as E
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
@@ -121,11 +120,7 @@ def _adl_state(ctx: Context) -> Any:
                       "the venue's share is 0 or the whole fee; fund + venue + user = result",
             premises=f"a position taken over at a price > 0; {LEVELS} book levels", scope=Scope.BOUNDED)
 def _posting(ctx: Context) -> Any:
-    inst, lrules = ctx.instrument, ctx.profile.liquidation
-    sign, p0 = ctx.sign(), ctx.price("takeover")
-    lots = ctx.integer("lots")
-    ctx.assume(lots >= 1)
-    c = E.close_position(inst, lrules, sign, lots * inst.lot_size, p0, _levels(ctx))
+    inst, lrules, c = _engine_close(ctx)
     posting = ctx.observe("posting", T.compute_fund_posting(c.fund_units, c.fee_units, c.venue_units))
     return num.and_(posting + (c.fee_units - c.venue_units) == c.fund_units,
                     posting == c.result_units - c.fee_units - c.user_units,
