@@ -12,6 +12,8 @@ runs; a refused file gets one error naming the file, the line and the field path
 (optionally checking every invariant after every event), and :func:`write_outputs` writes
 
 * ``events.jsonl`` -- every record, one JSON object per line (sorted keys, exact numbers as strings);
+* ``trace.jsonl`` -- the same records with the run's inputs between them (:func:`trace_lines`), the
+  log ``backstop check-trace`` replays;
 * ``final_state.json`` -- a summary plus the final state (:func:`step.state_json`);
 * ``fund_<id>.csv`` -- each fund's balance history (``backstop.history``), ``/`` in the id as ``_``;
 * ``chart.svg`` -- mark price paths, fund balances and liquidation / ADL markers, written by hand.
@@ -47,7 +49,7 @@ from backstop.reference.events import FundKey, Record, fund_key_of
 from backstop.reference.types import Account, MarginMode, Position, Side, exact, format_exact
 
 __all__ = ["SourceMap", "Scenario", "EventSpec", "load_scenario", "load_scenario_text", "load_scenario_data", "initial_state",
-           "step_event", "RunResult", "run_scenario", "write_outputs", "chart_svg", "register_cli",
+           "step_event", "RunResult", "run_scenario", "write_outputs", "trace_lines", "TRACE_FORMAT", "chart_svg", "register_cli",
            "cmd_simulate", "main", "EVENT_TYPES"]
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2  # as backstop.cli
@@ -769,7 +771,62 @@ def run_scenario(scn: Scenario, check: bool = False) -> RunResult:
 # ================================================================ outputs
 
 def _json_line(rec: Record) -> str:
-    return json.dumps(rec.to_json(), sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+    return _json_obj_line(rec.to_json())
+
+
+def _json_obj_line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+TRACE_FORMAT = "backstop-trace/1"
+
+
+def _trace_levels(levels: Any) -> list[list[str]]:
+    return [[format_exact(p), format_exact(q)] for p, q in levels]
+
+
+def _trace_input(ev: EventSpec) -> dict[str, Any]:
+    """One event of the timeline as a ``trace.jsonl`` input line (money in smallest units)."""
+    d: dict[str, Any] = {"kind": "input", "type": ev.type, "time_ms": ev.time_ms}
+    if ev.type == "mark":
+        d.update(instrument=ev.instrument, price=format_exact(ev.price))
+    elif ev.type == "book":
+        d.update(instrument=ev.instrument, bids=_trace_levels(ev.bids), asks=_trace_levels(ev.asks))
+    elif ev.type in ("top_up", "withdraw"):
+        d.update(fund=ev.fund, amount=str(ev.amount))
+    return d
+
+
+def trace_lines(res: RunResult) -> list[dict[str, Any]]:
+    """The run as a venue-neutral trace (``spec/schema/trace.schema.json``, read by
+    ``backstop check-trace``): a header (format, profile, currencies' decimals), the opening state
+    as an input, its records, then each event as an input followed by its records.  The record
+    lines are exactly those of ``events.jsonl``."""
+    scn = res.scenario
+    header: dict[str, Any] = {"kind": "log", "format": TRACE_FORMAT, "time_ms": scn.start_ms,
+                              "profile": scn.profile.name,
+                              "currencies": {c: cur.decimals for c, cur in sorted(scn.profile.currencies.items())}}
+    if scn.name:
+        header["scenario"] = scn.name
+    accounts = []
+    for a in scn.accounts:
+        accounts.append({"id": a.id, "balances": {c: str(u) for c, u in a.balances},
+                         "positions": [{"instrument": p.instrument, "side": p.side.value, "size": format_exact(p.size),
+                                        "entry_price": format_exact(p.entry_price), "margin_mode": p.margin_mode.value,
+                                        "margin": str(p.margin)} for p in a.positions]})
+    state = {"kind": "input", "type": "state", "time_ms": scn.start_ms, "accounts": accounts,
+             "marks": {i: format_exact(m) for i, m in sorted(scn.marks.items())},
+             "books": {i: {"bids": _trace_levels(b[0]), "asks": _trace_levels(b[1])} for i, b in sorted(scn.books.items())},
+             "funds": {f: str(u) for f, u in sorted(scn.fund_balances.items())}}
+    out = [header, state]
+    by_event: dict[int, list[Record]] = {}
+    for rec, ev in zip(res.records, res.record_event):
+        by_event.setdefault(ev, []).append(rec)
+    out.extend(r.to_json() for r in by_event.get(-1, []))
+    for ev in scn.events[:res.processed]:
+        out.append(_trace_input(ev))
+        out.extend(r.to_json() for r in by_event.get(ev.index, []))
+    return out
 
 
 def _kind_counts(records: Sequence[Record]) -> dict[str, int]:
@@ -855,6 +912,7 @@ def write_outputs(res: RunResult, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files: list[tuple[str, str]] = [
         ("events.jsonl", "".join(_json_line(r) + "\n" for r in res.records)),
+        ("trace.jsonl", "".join(_json_obj_line(d) + "\n" for d in trace_lines(res))),
         ("final_state.json", json.dumps(final_state_json(res), indent=2, ensure_ascii=False) + "\n"),
     ]
     for fid in _active_funds(res):
@@ -1043,7 +1101,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "simulate", help="run a scenario file end to end (event log, final state, fund history, chart)",
         description="Run a scenario (TOML; see examples/README.md) through the reference step function and "
-                    "write DIR/events.jsonl, DIR/final_state.json, DIR/fund_<id>.csv and DIR/chart.svg.")
+                    "write DIR/events.jsonl, DIR/trace.jsonl, DIR/final_state.json, DIR/fund_<id>.csv and DIR/chart.svg.")
     p.add_argument("file", metavar="FILE", help="scenario file (TOML)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--check", action="store_true",
