@@ -35,8 +35,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -46,7 +45,7 @@ from backstop.reference.types import Account, MarginMode, Position, Side, exact,
 __all__ = ["TRACE_FORMAT", "TraceError", "Difference", "CheckResult", "read_trace", "check_trace", "check_lines",
            "register_cli", "cmd_check_trace", "INPUT_TYPES"]
 
-TRACE_FORMAT = "backstop-trace/1"
+from backstop.simulate import TRACE_FORMAT  # noqa: E402  (the writer and the reader share one format name)
 EXIT_OK, EXIT_DIFFERS, EXIT_INPUT = 0, 1, 2
 INPUT_TYPES = ("state", "mark", "book", "top_up", "withdraw", "settle")
 
@@ -143,8 +142,7 @@ def _get(line: Line, key: str, kinds: type | tuple[type, ...] = str) -> Any:
         raise TraceError(line.number, f"{key}: is required for an input of type {line.obj.get('type')!r}")
     v = line.obj[key]
     if not isinstance(v, kinds) or isinstance(v, bool):
-        raise TraceError(line.number, f"{key}: must be {'a string' if kinds is str else 'an ' + getattr(kinds, '__name__', 'object')}"
-                                      f", got {v!r}")
+        raise TraceError(line.number, f"{key}: must be {'a string' if kinds is str else 'a string or an integer'}, got {v!r}")
     return v
 
 
@@ -363,7 +361,8 @@ def check_lines(lines: list[Line], profile_arg: str | None = None) -> CheckResul
                     raise TraceError(inp.number, "a second opening state")
                 state, records = S.process_event(state, _event(inp))
         except InvalidInput as e:
-            raise TraceError(inp.number, f"input {inp.obj.get('type')}: {e.field}: {e.reason} (got {e.value!r}): "
+            got = f" (got {e.value!r})" if e.value is not None else ""
+            raise TraceError(inp.number, f"input {inp.obj.get('type')}: {e.field}: {e.reason}{got}: "
                                          f"the reference refuses this input", e.rule) from None
         expected = [r.to_json() for r in records if kinds is None or r.kind in kinds]
         agreed, diff = _compare(inp, expected, outs, next_line)
