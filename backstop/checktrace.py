@@ -41,11 +41,11 @@ from typing import Any, Iterable, Sequence
 
 from backstop.reference.errors import BackstopError, InvalidInput
 from backstop.reference.types import Account, MarginMode, Position, Side, exact, money, parse_exact
+from backstop.simulate import TRACE_FORMAT  # the writer and the reader share one format name
 
 __all__ = ["TRACE_FORMAT", "TraceError", "Difference", "CheckResult", "read_trace", "check_trace", "check_lines",
            "register_cli", "cmd_check_trace", "INPUT_TYPES"]
 
-from backstop.simulate import TRACE_FORMAT  # noqa: E402  (the writer and the reader share one format name)
 EXIT_OK, EXIT_DIFFERS, EXIT_INPUT = 0, 1, 2
 INPUT_TYPES = ("state", "mark", "book", "top_up", "withdraw", "settle")
 
