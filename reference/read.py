@@ -142,16 +142,14 @@ def refuse_float(field: str, v: Any, rule: str = "") -> None:
 def _exact_text(field: str, v: str, rule: str) -> Fraction:
     if not v.isascii():
         raise InvalidInput(field, v, "not an exact decimal ('12.5') or ratio ('1/3'): digits are the ASCII 0-9", rule)
-    try:
-        if _DECIMAL.fullmatch(v):
+    decimal, ratio = _DECIMAL.fullmatch(v), _RATIO.fullmatch(v)
+    if ratio and not v.split("/")[1].strip("0"):  # all zeros (no int(): it may be too long)
+        raise InvalidInput(field, v, "a ratio with a zero denominator", rule)
+    if decimal or ratio:
+        try:
             return Fraction(v)
-        if _RATIO.fullmatch(v):
-            num, den = v.split("/")
-            if int(den) == 0:
-                raise InvalidInput(field, v, "a ratio with a zero denominator", rule)
-            return Fraction(int(num), int(den))
-    except ValueError:  # more digits than Python converts (sys.int_info.default_max_str_digits)
-        raise InvalidInput(field, v, "too many digits to read exactly", rule) from None
+        except ValueError:  # more digits than Python converts (sys.int_info.default_max_str_digits)
+            raise InvalidInput(field, v, "too many digits to read exactly", rule) from None
     raise InvalidInput(field, v, "not an exact decimal ('12.5') or ratio ('1/3')", rule)
 
 
