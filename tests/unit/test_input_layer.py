@@ -397,3 +397,28 @@ def test_one_copy_of_each_converter():
         for needle in ("fromisoformat", "parse_exact", "isinstance(v, float)", "TomlFloat)):", "reject_float(",
                        "import exact", " exact(", "_wrap(money"):
             assert needle not in text, f"{rel} still has {needle!r}"
+
+
+@pytest.mark.rules("MRG-003")
+def test_MRG_003_the_schema_describes_every_amount_form_eval_accepts():
+    from test_oracle_schema import valid  # the published schema and the suite's validator (same folder)
+
+    def request(margin):
+        return {"positions": [{"instrument": "BTC-USDT-SWAP", "side": "long", "size": "100", "entry_price": "30000",
+                               "margin": margin}], "mark_prices": {"BTC-USDT-SWAP": "29000"}}
+
+    forms = [1_500_000_000, "1500000000", "1500 USDT", {"amount": "1500", "currency": "USDT"},
+             {"units": 1_500_000_000, "currency": "USDT"}, {"units": "1500000000", "currency": "USDT"}]
+    answers = set()
+    for form in forms:
+        assert valid("request", request(form)) == [], form
+        r = evaluate_request(loads(json.dumps(request(form))))
+        answers.add(r["results"][0]["quantities"]["margin"]["value"])
+    assert answers == {"1500000000"}  # 1,500 USDT x 10^6, whichever form
+    for bad in ({"amount": "1500"}, {"amount": "1", "units": 1, "currency": "USDT"}, "1500  USDT"):
+        assert valid("request", request(bad)) != [], bad
+        with pytest.raises(InvalidInput):
+            evaluate_request(loads(json.dumps(request(bad))))
+    times = {"operation": "fund_drawdown", "history": [{"time_ms": "1970-01-01T00:00:00Z", "balance": "1 USDT"}],
+             "now_ms": "3600000"}
+    assert valid("request", times) == []
