@@ -105,8 +105,7 @@ def request_profile(v: Any) -> Profile:
 
 def _marks(profile: Profile, req: dict[str, Any]) -> dict[str, Fraction]:
     raw = req.get("mark_prices")
-    if not isinstance(raw, dict):
-        raise InvalidInput("mark_prices", raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
+    R.mapping("mark_prices", raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
     out: dict[str, Fraction] = {}
     for iid, v in raw.items():
         profile.instrument(iid, f"mark_prices.{iid}")

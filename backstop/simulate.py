@@ -465,24 +465,21 @@ class _Loader:
 
         funds: dict[str, int] = {}
         raw_funds = d.get("funds", {})
-        if not isinstance(raw_funds, dict):
-            self.fail(("funds",), raw_funds, "a table from fund id to opening balance (in coins)")
+        self.read(("funds",), R.mapping, raw_funds, "a table from fund id to opening balance (in coins)")
         for fid, amt in raw_funds.items():
             key = self.fund(("funds", fid), fid)
             funds[key] = self.money(("funds", fid), amt, FundKey.parse(key).currency, "INS-006")
 
         marks: dict[str, Fraction] = {}
         raw_marks = d.get("marks", {})
-        if not isinstance(raw_marks, dict):
-            self.fail(("marks",), raw_marks, "a table from instrument id to mark price")
+        self.read(("marks",), R.mapping, raw_marks, "a table from instrument id to mark price")
         for iid, v in raw_marks.items():
             self.instrument(("marks", iid), iid)
             marks[iid] = self.number(("marks", iid), v, "MRG-002", positive=True)
 
         books: dict[str, Any] = {}
         raw_books = d.get("books", {})
-        if not isinstance(raw_books, dict):
-            self.fail(("books",), raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
+        self.read(("books",), R.mapping, raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
         for iid, b in raw_books.items():
             inst = self.instrument(("books", iid), iid)
             self.table(("books", iid), b, _BOOK_KEYS)
@@ -501,8 +498,7 @@ class _Loader:
                 self.fail(ap + ("id",), aid, "account id given twice")
             seen.add(aid)
             bal_raw = a.get("balances", {})
-            if not isinstance(bal_raw, dict):
-                self.fail(ap + ("balances",), bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
+            self.read(ap + ("balances",), R.mapping, bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
             balances = []
             for code, amt in bal_raw.items():
                 if code not in self.profile.currencies:
@@ -560,8 +556,7 @@ class _Loader:
         last = start
         for n, ev in enumerate(raw_events):
             ep = ("events", n)
-            if not isinstance(ev, dict):
-                self.fail(ep, ev, "must be a table")
+            self.read(ep, R.mapping, ev, "a table")
             if "type" not in ev:
                 self.fail(ep + ("type",), None, f"is required (one of {', '.join(EVENT_TYPES)})")
             typ = self.string(ep + ("type",), ev["type"])

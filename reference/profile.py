@@ -244,7 +244,7 @@ def _load(data: dict[str, Any], source: str) -> Profile:
             r = _Reader(row, f"tier_tables.{tname}.tiers[{i}]")
             cap, mmr, imr = r.number("cap", None, positive=True), r.rate("mmr", positive=True), r.rate("imr", positive=True)
             max_leverage = r.number("max_leverage", positive=True)
-            deduction, code = r.read("mm_deduction", R.amount_in, (0, None), currencies)
+            deduction, code = r.read("mm_deduction", R.amount_in, (0, None), currencies, "MRG-005")
             if code is not None:  # an amount naming its currency: checked against the table's instruments
                 named[(tname, i)] = (code, row["mm_deduction"])
             tiers.append(_wrap(Tier, i + 1, cap, mmr, imr, max_leverage, deduction))
@@ -274,7 +274,7 @@ def _load(data: dict[str, Any], source: str) -> Profile:
         for (t_name, i), (code, given) in named.items():
             if t_name == tname and code != ccy:
                 raise ProfileCurrencyMismatch(f"tier_tables.{t_name}.tiers[{i}].mm_deduction", given,
-                                              f"this amount is in {ccy} (the settlement currency of {iid}), not {code}",
+                                              f"this amount is in {ccy}, not {code}",
                                               "MRG-005")
         instruments[iid] = inst
         in_r.used.add(iid)
