@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any, Callable
 
 from backstop.jsonio import JsonFloat, dump_number
-from backstop.reference import read as R
+from backstop.reference import read as RD
 from backstop.reference import queries as Q
 from backstop.reference.engine import Level
 from backstop.reference.errors import CurrencyMismatch, InvalidInput, OutOfTierRange, ProfileError
@@ -44,28 +44,28 @@ DEFAULT_OPERATION = "margin"
 # loader and the profile reader; these wrappers only fix eval's conventions: JSON words in the
 # reasons, and a bare money amount in smallest units.
 
-R.register_float_literal(JsonFloat, "JSON")
+RD.register_float_literal(JsonFloat, "JSON")
 
 
 def _obj(field: str, v: Any, what: str) -> dict[str, Any]:
-    return R.mapping(field, v, f"a JSON object ({what})")
+    return RD.mapping(field, v, f"a JSON object ({what})")
 
 
 def _keys(field: str, obj: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-    R.check_keys(field, obj, allowed, required)
+    RD.check_keys(field, obj, allowed, required)
 
 
 def _str(field: str, v: Any, what: str) -> str:
-    return R.string(field, v, what=what)
+    return RD.string(field, v, what=what)
 
 
 def _time(field: str, v: Any, rule: str = "") -> int:
     """A time in ms since the epoch: a JSON integer >= 0, a string of digits, or ISO-8601 with a zone."""
-    return R.time_ms(field, v, rule)
+    return RD.time_ms(field, v, rule)
 
 
 def parse_number(field: str, v: Any, rule: str = "", *, positive: bool = False, nonnegative: bool = False) -> Fraction:
-    return R.number(field, v, rule, positive=positive, nonnegative=nonnegative)
+    return RD.number(field, v, rule, positive=positive, nonnegative=nonnegative)
 
 
 def parse_amount(field: str, v: Any, inst_or_ccy: Any, profile: Profile, rule: str = "", *,
@@ -73,7 +73,7 @@ def parse_amount(field: str, v: Any, inst_or_ccy: Any, profile: Profile, rule: s
     """A money amount in smallest units of ``inst_or_ccy``'s currency, in any form of the input
     layer (:func:`backstop.reference.read.amount`); a bare number is smallest units."""
     ccy = inst_or_ccy.settle_currency if isinstance(inst_or_ccy, Instrument) else profile.currencies[inst_or_ccy]
-    return R.amount(field, v, ccy, rule, bare="units", nonnegative=nonnegative)
+    return RD.amount(field, v, ccy, rule, bare="units", nonnegative=nonnegative)
 
 
 def request_profile(v: Any) -> Profile:
@@ -105,7 +105,7 @@ def request_profile(v: Any) -> Profile:
 
 def _marks(profile: Profile, req: dict[str, Any]) -> dict[str, Fraction]:
     raw = req.get("mark_prices")
-    R.mapping("mark_prices", raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
+    RD.mapping("mark_prices", raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
     out: dict[str, Fraction] = {}
     for iid, v in raw.items():
         profile.instrument(iid, f"mark_prices.{iid}")
@@ -114,7 +114,7 @@ def _marks(profile: Profile, req: dict[str, Any]) -> dict[str, Fraction]:
 
 
 def _side(field: str, v: Any) -> Side:
-    return R.choice(field, v, Side)
+    return RD.choice(field, v, Side)
 
 
 # ---------------------------------------------------------------- positions (backstop or ccxt shape)
@@ -155,7 +155,7 @@ def _position(profile: Profile, marks: dict[str, Fraction] | None, f: str, p: An
     inst = profile.instrument(iid, f"{f}.instrument")
     side = _side(f"{f}.side", p["side"])
     mode_raw = p.get("margin_mode", "cross" if cross else "isolated")
-    mode = R.choice(f"{f}.margin_mode", mode_raw, MarginMode)
+    mode = RD.choice(f"{f}.margin_mode", mode_raw, MarginMode)
     want = MarginMode.CROSS if cross else MarginMode.ISOLATED
     if mode is not want:
         raise InvalidInput(f"{f}.margin_mode", mode_raw,
@@ -211,7 +211,7 @@ def _finish(profile: Profile, marks: dict[str, Fraction] | None, f: str, p: dict
         leverage = parse_number(f"{f}.{n_lev}", leverage_raw, "MRG-009", positive=True)
         margin = compute_margin_for_leverage(inst, size, entry, leverage)
     elif margin_raw is not None:
-        margin = R.amount(f"{f}.{n_margin}", margin_raw, inst.settle_currency, "MRG-003", bare=bare)
+        margin = RD.amount(f"{f}.{n_margin}", margin_raw, inst.settle_currency, "MRG-003", bare=bare)
     elif need_margin:
         raise InvalidInput(f"{f}.{n_margin}", None, f"is required (or {n_lev})")
     else:
@@ -372,7 +372,7 @@ def _op_fund_drawdown(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
     unc = parse_amount("uncovered", req.get("uncovered", 0), key.currency, profile, "ADL-002")
     unplaced = parse_number("unplaced", req.get("unplaced", 0), "ADL-002", nonnegative=True)
     rem = parse_number("remainder", req.get("remainder", 0), "ADL-003", nonnegative=True)
-    active = R.boolean("adl_active", req.get("adl_active", False))
+    active = RD.boolean("adl_active", req.get("adl_active", False))
     return {"fund": key.id, **Q.query_fund_drawdown(profile, hist, now, _money_unit(profile, key.currency),
                                                     unc, unplaced, rem, active)}
 

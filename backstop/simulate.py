@@ -43,7 +43,7 @@ from typing import Any, Sequence
 
 from backstop.reference.errors import BackstopError, CurrencyMismatch, InvalidInput, OutOfTierRange
 from backstop.reference.events import FundKey, Record, fund_key_of
-from backstop.reference import read as R
+from backstop.reference import read as RD
 from backstop.reference.types import Account, MarginMode, Position, Side, format_exact
 
 __all__ = ["SourceMap", "Scenario", "EventSpec", "load_scenario", "load_scenario_text", "load_scenario_data", "initial_state",
@@ -320,7 +320,7 @@ class _Loader:
             self.data = data
             return
         try:
-            self.data = tomllib.loads(text, parse_float=R.TomlFloat)
+            self.data = tomllib.loads(text, parse_float=RD.TomlFloat)
         except tomllib.TOMLDecodeError as e:
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
             where = f"{source}:{m.group(1)}" if m else source
@@ -358,24 +358,24 @@ class _Loader:
             raise type(e)(self.loc(where), e.value, e.reason, e.rule) from None
 
     def table(self, path: Path_, v: Any, allowed: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
-        self.read(path, R.mapping, v)
-        self.read(path, R.check_keys, v, allowed, required)
+        self.read(path, RD.mapping, v)
+        self.read(path, RD.check_keys, v, allowed, required)
         return v
 
     def string(self, path: Path_, v: Any) -> str:
-        return self.read(path, R.string, v)
+        return self.read(path, RD.string, v)
 
     def number(self, path: Path_, v: Any, rule: str = "", *, positive: bool = False, nonnegative: bool = False) -> Fraction:
-        return self.read(path, R.number, v, rule, positive=positive, nonnegative=nonnegative)
+        return self.read(path, RD.number, v, rule, positive=positive, nonnegative=nonnegative)
 
     def money(self, path: Path_, v: Any, currency: str, rule: str = "") -> int:
         """A non-negative amount of ``currency`` as smallest units: bare, in coins (``"1500.25"`` USDT),
         or in any form of the input layer (``"1500.25 USDT"``, ``{ units = 1500250000, currency = "USDT" }``)."""
-        return self.read(path, R.amount, v, self.profile.currencies[currency], rule, bare="coins")
+        return self.read(path, RD.amount, v, self.profile.currencies[currency], rule, bare="coins")
 
     def time(self, path: Path_, v: Any) -> int:
         """ms since the epoch (UTC): an integer, an ISO-8601 string with a zone, or a TOML datetime."""
-        return self.read(path, R.time_ms, v)
+        return self.read(path, RD.time_ms, v)
 
     def instrument(self, path: Path_, v: Any) -> Any:
         iid = self.string(path, v)
@@ -465,21 +465,21 @@ class _Loader:
 
         funds: dict[str, int] = {}
         raw_funds = d.get("funds", {})
-        self.read(("funds",), R.mapping, raw_funds, "a table from fund id to opening balance (in coins)")
+        self.read(("funds",), RD.mapping, raw_funds, "a table from fund id to opening balance (in coins)")
         for fid, amt in raw_funds.items():
             key = self.fund(("funds", fid), fid)
             funds[key] = self.money(("funds", fid), amt, FundKey.parse(key).currency, "INS-006")
 
         marks: dict[str, Fraction] = {}
         raw_marks = d.get("marks", {})
-        self.read(("marks",), R.mapping, raw_marks, "a table from instrument id to mark price")
+        self.read(("marks",), RD.mapping, raw_marks, "a table from instrument id to mark price")
         for iid, v in raw_marks.items():
             self.instrument(("marks", iid), iid)
             marks[iid] = self.number(("marks", iid), v, "MRG-002", positive=True)
 
         books: dict[str, Any] = {}
         raw_books = d.get("books", {})
-        self.read(("books",), R.mapping, raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
+        self.read(("books",), RD.mapping, raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
         for iid, b in raw_books.items():
             inst = self.instrument(("books", iid), iid)
             self.table(("books", iid), b, _BOOK_KEYS)
@@ -498,7 +498,7 @@ class _Loader:
                 self.fail(ap + ("id",), aid, "account id given twice")
             seen.add(aid)
             bal_raw = a.get("balances", {})
-            self.read(ap + ("balances",), R.mapping, bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
+            self.read(ap + ("balances",), RD.mapping, bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
             balances = []
             for code, amt in bal_raw.items():
                 if code not in self.profile.currencies:
@@ -515,8 +515,8 @@ class _Loader:
                 pp = ap + ("positions", m)
                 self.table(pp, p, _POSITION_KEYS, ("instrument", "side", "size", "entry_price"))
                 inst = self.instrument(pp + ("instrument",), p["instrument"])
-                side_s = self.read(pp + ("side",), R.choice, p["side"], Side).value
-                mode_s = self.read(pp + ("margin_mode",), R.choice, p.get("margin_mode", "isolated"), MarginMode).value
+                side_s = self.read(pp + ("side",), RD.choice, p["side"], Side).value
+                mode_s = self.read(pp + ("margin_mode",), RD.choice, p.get("margin_mode", "isolated"), MarginMode).value
                 size = self.number(pp + ("size",), p["size"], "MRG-001", positive=True)
                 if (size / inst.lot_size).denominator != 1:
                     self.fail(pp + ("size",), p["size"], f"must be a multiple of the lot size {format_exact(inst.lot_size)}", "MRG-001")
@@ -556,7 +556,7 @@ class _Loader:
         last = start
         for n, ev in enumerate(raw_events):
             ep = ("events", n)
-            self.read(ep, R.mapping, ev, "a table")
+            self.read(ep, RD.mapping, ev, "a table")
             if "type" not in ev:
                 self.fail(ep + ("type",), None, f"is required (one of {', '.join(EVENT_TYPES)})")
             typ = self.string(ep + ("type",), ev["type"])

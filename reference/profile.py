@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from backstop.reference import read as R
+from backstop.reference import read as RD
 from backstop.reference.errors import CurrencyMismatch, InvalidInput, ProfileError, UnknownInstrument
 from backstop.reference.types import (
     BusinessLine, ContractKind, Currency, Instrument, Tier, TierBasis, TierTable,
@@ -163,7 +163,7 @@ class _Reader:
         self.data, self.path, self.used = data, path, set()
 
     def _p(self, key: str) -> str:
-        return R.join(self.path, key)
+        return RD.join(self.path, key)
 
     def read(self, key: str, convert: Any, default: Any = ..., *args: Any, **kw: Any) -> Any:
         """``convert(path, value, *args, **kw)`` of ``key``; a missing key with a default gives the default."""
@@ -179,32 +179,32 @@ class _Reader:
                 raise ProfileError(self._p(key), None, "is required")
             return default
         v = self.data[key]
-        _wrap(R.refuse_float, self._p(key), v)
+        _wrap(RD.refuse_float, self._p(key), v)
         return v
 
     def str(self, key: str, default: Any = ...) -> str:
-        return self.read(key, R.string, default)
+        return self.read(key, RD.string, default)
 
     def int(self, key: str, default: Any = ..., lo: int | None = None, hi: int | None = None) -> int:
-        return self.read(key, R.integer, default, lo=lo, hi=hi)
+        return self.read(key, RD.integer, default, lo=lo, hi=hi)
 
     def bool(self, key: str, default: Any = ...) -> bool:
-        return self.read(key, R.boolean, default)
+        return self.read(key, RD.boolean, default)
 
     def number(self, key: str, default: Any = ..., *, positive: bool = False) -> Fraction:
-        return self.read(key, R.number, default, positive=positive)
+        return self.read(key, RD.number, default, positive=positive)
 
     def rate(self, key: str, default: Any = ..., *, positive: bool = False, below_one: bool = True) -> Fraction:
-        return self.read(key, R.rate, default, positive=positive, below_one=below_one)
+        return self.read(key, RD.rate, default, positive=positive, below_one=below_one)
 
     def enum(self, key: str, cls: type[enum.Enum], default: Any = ...) -> Any:
-        return self.read(key, R.choice, default, cls)
+        return self.read(key, RD.choice, default, cls)
 
     def sub(self, key: str, default: Any = ...) -> "_Reader":
         return _Reader(self.raw(key, default), self._p(key))
 
     def done(self) -> None:
-        _wrap(R.check_keys, self.path, self.data, sorted(self.used))
+        _wrap(RD.check_keys, self.path, self.data, sorted(self.used))
 
 
 def _wrap(fn: Any, *args: Any, **kw: Any) -> Any:
@@ -244,7 +244,7 @@ def _load(data: dict[str, Any], source: str) -> Profile:
             r = _Reader(row, f"tier_tables.{tname}.tiers[{i}]")
             cap, mmr, imr = r.number("cap", None, positive=True), r.rate("mmr", positive=True), r.rate("imr", positive=True)
             max_leverage = r.number("max_leverage", positive=True)
-            deduction, code = r.read("mm_deduction", R.amount_in, (0, None), currencies, "MRG-005")
+            deduction, code = r.read("mm_deduction", RD.amount_in, (0, None), currencies, "MRG-005")
             if code is not None:  # an amount naming its currency: checked against the table's instruments
                 named[(tname, i)] = (code, row["mm_deduction"])
             tiers.append(_wrap(Tier, i + 1, cap, mmr, imr, max_leverage, deduction))
@@ -305,7 +305,7 @@ def _load(data: dict[str, Any], source: str) -> Profile:
                                    Fraction(0) if share_rate is None else share_rate)
     lq.done()
     fd = top.sub("fund")
-    fund = FundRules(fd.read("settlement_time", R.clock),
+    fund = FundRules(fd.read("settlement_time", RD.clock),
                      fd.int("utc_offset_minutes", lo=-14 * 60, hi=14 * 60), fd.bool("realtime_view", True))
     fd.done()
     ad = top.sub("adl")
@@ -376,14 +376,14 @@ def _overlay(data: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]
     if base_name in seen:
         raise ProfileError("extends", base_name, "profiles extend each other in a cycle")
     text = _profiles_dir().joinpath(f"{base_name}.toml").read_text(encoding="utf-8")
-    base = _overlay(tomllib.loads(text, parse_float=R.TomlFloat), seen + (base_name,))
+    base = _overlay(tomllib.loads(text, parse_float=RD.TomlFloat), seen + (base_name,))
     rest = {k: v for k, v in data.items() if k != "extends"}
     return _merge(base, rest)
 
 
 def load_profile_text(text: str, source: str = "<string>") -> Profile:
     try:
-        data = tomllib.loads(text, parse_float=R.TomlFloat)
+        data = tomllib.loads(text, parse_float=RD.TomlFloat)
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(source, None, f"not valid TOML: {e}") from None
     return _load(_overlay(data), source)

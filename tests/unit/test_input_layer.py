@@ -21,7 +21,7 @@ import backstop.inputs  # noqa: F401  (eval's reader registers jsonio's JsonFloa
 from backstop import simulate as SIM
 from backstop.cli import evaluate_request
 from backstop.jsonio import JsonFloat, loads
-from backstop.reference import read as R
+from backstop.reference import read as RD
 from backstop.reference.errors import CurrencyMismatch, InvalidInput, ProfileError
 from backstop.reference.profile import load_profile_text
 from backstop.reference.types import Currency
@@ -47,19 +47,19 @@ def refusal(fn, *args, **kw) -> InvalidInput:
     ("0.005", F(1, 200)), ("1/3", F(1, 3)), ("-2", F(-2)), ("+5", F(5)), ("12", F(12)), ("66.66", F(6666, 100)),
 ])
 def test_number_reads_exact_decimals_and_ratios(text, want):
-    assert R.number("x", text) == want
+    assert RD.number("x", text) == want
 
 
 def test_number_keeps_integers_and_fractions():
-    assert R.number("x", 7) == 7 and R.number("x", F(2, 3)) == F(2, 3)
+    assert RD.number("x", 7) == 7 and RD.number("x", F(2, 3)) == F(2, 3)
 
 
 @pytest.mark.parametrize("value,why", [
     (0.5, "floats are not exact"),
     (float("nan"), "floats are not exact"),
     (float("inf"), "floats are not exact"),
-    (R.TomlFloat("0.005"), "TOML floats are not exact"),
-    (R.TomlFloat("nan"), "TOML floats are not exact"),
+    (RD.TomlFloat("0.005"), "TOML floats are not exact"),
+    (RD.TomlFloat("nan"), "TOML floats are not exact"),
     (JsonFloat("0.5"), "JSON floats are not exact"),
     (JsonFloat("Infinity"), "JSON floats are not exact"),
     (True, "a bool is not a number"),
@@ -78,7 +78,7 @@ def test_number_keeps_integers_and_fractions():
     ([1], "expected an exact number, not list"),
 ])
 def test_number_refuses_what_is_not_exact_naming_the_field(value, why):
-    e = refusal(R.number, "positions[0].size", value, "MRG-001")
+    e = refusal(RD.number, "positions[0].size", value, "MRG-001")
     assert e.field == "positions[0].size" and e.rule == "MRG-001" and why in e.reason, str(e)
 
 
@@ -88,26 +88,26 @@ def test_number_refuses_what_is_not_exact_naming_the_field(value, why):
     ({"below_one": True}, "1", "must be < 1"),
 ])
 def test_number_range_checks(kw, value, why):
-    assert refusal(R.number, "f", value, **kw).reason == why
+    assert refusal(RD.number, "f", value, **kw).reason == why
 
 
 def test_rate():
-    assert R.rate("r", "0.0005") == F(5, 10000)
-    assert refusal(R.rate, "r", "1").reason == "must be < 1"
-    assert refusal(R.rate, "r", "-0.1").reason == "must be >= 0"
-    assert R.rate("r", "1", below_one=False) == 1
-    assert refusal(R.rate, "r", "0", positive=True).reason == "must be > 0"
+    assert RD.rate("r", "0.0005") == F(5, 10000)
+    assert refusal(RD.rate, "r", "1").reason == "must be < 1"
+    assert refusal(RD.rate, "r", "-0.1").reason == "must be >= 0"
+    assert RD.rate("r", "1", below_one=False) == 1
+    assert refusal(RD.rate, "r", "0", positive=True).reason == "must be > 0"
 
 
 def test_integer():
-    assert R.integer("i", 8) == 8
-    assert R.integer("i", "1500000000", strings=True) == 1_500_000_000
-    assert refusal(R.integer, "i", "8").reason == "must be an integer"  # a profile's integer is a TOML integer
-    assert refusal(R.integer, "i", "1.5", strings=True).reason.startswith("must be a whole number")
-    assert refusal(R.integer, "i", True).reason == "must be an integer"
-    assert refusal(R.integer, "i", 19, lo=0, hi=18).reason == "must be between 0 and 18"
-    assert refusal(R.integer, "i", -1, lo=0).reason == "must be >= 0"
-    assert "floats are not exact" in refusal(R.integer, "i", R.TomlFloat("8.0")).reason
+    assert RD.integer("i", 8) == 8
+    assert RD.integer("i", "1500000000", strings=True) == 1_500_000_000
+    assert refusal(RD.integer, "i", "8").reason == "must be an integer"  # a profile's integer is a TOML integer
+    assert refusal(RD.integer, "i", "1.5", strings=True).reason.startswith("must be a whole number")
+    assert refusal(RD.integer, "i", True).reason == "must be an integer"
+    assert refusal(RD.integer, "i", 19, lo=0, hi=18).reason == "must be between 0 and 18"
+    assert refusal(RD.integer, "i", -1, lo=0).reason == "must be >= 0"
+    assert "floats are not exact" in refusal(RD.integer, "i", RD.TomlFloat("8.0")).reason
 
 
 def test_boolean_string_choice():
@@ -115,15 +115,15 @@ def test_boolean_string_choice():
         LONG = "long"
         SHORT = "short"
 
-    assert R.boolean("b", False) is False
-    assert refusal(R.boolean, "b", 1).reason == "must be true or false"
-    assert refusal(R.boolean, "b", "true").reason == "must be true or false"
-    assert R.string("s", "okx") == "okx"
-    assert refusal(R.string, "s", "").reason == "must be a non-empty string"
-    assert refusal(R.string, "s", 3, what="an account id").reason == "an account id"
-    assert R.choice("side", "short", Side) is Side.SHORT
-    assert refusal(R.choice, "side", "LONG", Side).reason == "must be 'long' or 'short'"
-    assert refusal(R.choice, "side", ["long"], Side).reason == "must be 'long' or 'short'"  # unhashable: no traceback
+    assert RD.boolean("b", False) is False
+    assert refusal(RD.boolean, "b", 1).reason == "must be true or false"
+    assert refusal(RD.boolean, "b", "true").reason == "must be true or false"
+    assert RD.string("s", "okx") == "okx"
+    assert refusal(RD.string, "s", "").reason == "must be a non-empty string"
+    assert refusal(RD.string, "s", 3, what="an account id").reason == "an account id"
+    assert RD.choice("side", "short", Side) is Side.SHORT
+    assert refusal(RD.choice, "side", "LONG", Side).reason == "must be 'long' or 'short'"
+    assert refusal(RD.choice, "side", ["long"], Side).reason == "must be 'long' or 'short'"  # unhashable: no traceback
 
 
 @pytest.mark.parametrize("value,want", [
@@ -137,7 +137,7 @@ def test_boolean_string_choice():
     (datetime(2026, 1, 5, 1, tzinfo=timezone(timedelta(hours=1))), T0),
 ])
 def test_time_forms_agree(value, want):
-    assert R.time_ms("start", value) == want
+    assert RD.time_ms("start", value) == want
 
 
 @pytest.mark.parametrize("value,why", [
@@ -148,28 +148,28 @@ def test_time_forms_agree(value, want):
     ("1969-12-31T23:59:59Z", "before 1970"),
     (-1, "must be >= 0"),
     (True, "a time"),
-    (R.TomlFloat("1.5"), "TOML floats are not exact"),
+    (RD.TomlFloat("1.5"), "TOML floats are not exact"),
 ])
 def test_time_refusals(value, why):
-    e = refusal(R.time_ms, "events[0].time", value, "INS-009")
+    e = refusal(RD.time_ms, "events[0].time", value, "INS-009")
     assert e.field == "events[0].time" and e.rule == "INS-009" and why in e.reason, str(e)
 
 
 def test_clock():
-    assert R.clock("fund.settlement_time", "16:00:00") == 57_600  # 16 x 3,600
-    assert R.clock("fund.settlement_time", "00:00:00") == 0
-    for bad in ("24:00:00", "12:60:00", "1:00:00", "١٦:00:00", "16:00", 57600, R.TomlFloat("1.0")):
-        assert refusal(R.clock, "fund.settlement_time", bad).field == "fund.settlement_time"
+    assert RD.clock("fund.settlement_time", "16:00:00") == 57_600  # 16 x 3,600
+    assert RD.clock("fund.settlement_time", "00:00:00") == 0
+    for bad in ("24:00:00", "12:60:00", "1:00:00", "١٦:00:00", "16:00", 57600, RD.TomlFloat("1.0")):
+        assert refusal(RD.clock, "fund.settlement_time", bad).field == "fund.settlement_time"
 
 
 def test_mapping_and_keys():
-    assert R.mapping("p", {"a": 1}) == {"a": 1}
-    assert refusal(R.mapping, "p", [1], "a position").reason == "must be a position"
-    e = refusal(R.check_keys, "positions[0]", {"size": "1", "sise": "1"}, ("size", "side"))
+    assert RD.mapping("p", {"a": 1}) == {"a": 1}
+    assert refusal(RD.mapping, "p", [1], "a position").reason == "must be a position"
+    e = refusal(RD.check_keys, "positions[0]", {"size": "1", "sise": "1"}, ("size", "side"))
     assert e.field == "positions[0].sise" and e.reason.startswith("unknown key (a typo?)")
-    e = refusal(R.check_keys, "positions[0]", {"size": "1"}, ("size", "side"), ("side",))
+    e = refusal(RD.check_keys, "positions[0]", {"size": "1"}, ("size", "side"), ("side",))
     assert e.field == "positions[0].side" and e.reason == "is required"
-    assert refusal(R.check_keys, "", {"x": 1}, ("y",)).field == "x"  # the top level
+    assert refusal(RD.check_keys, "", {"x": 1}, ("y",)).field == "x"  # the top level
 
 
 # ================================================================ money amounts
@@ -190,7 +190,7 @@ def test_mapping_and_keys():
     ("1/2", "coins", 500_000),                                               # half a USDT
 ])
 def test_MRG_003_amount_forms_convert_exactly(value, bare, want):
-    assert R.amount("margin", value, USDT6, "MRG-003", bare=bare) == want
+    assert RD.amount("margin", value, USDT6, "MRG-003", bare=bare) == want
 
 
 @pytest.mark.rules("MRG-003")
@@ -218,22 +218,22 @@ def test_MRG_003_amount_forms_convert_exactly(value, bare, want):
     ({"units": "1.5", "currency": "USDT"}, "margin.units", "must be a whole number", InvalidInput),
 ])
 def test_MRG_003_amount_refusals_name_the_field(value, field, why, cls):
-    e = refusal(R.amount, "margin", value, USDT6, "MRG-003")
+    e = refusal(RD.amount, "margin", value, USDT6, "MRG-003")
     assert type(e) is cls and e.field == field and e.rule == "MRG-003" and why in e.reason, str(e)
 
 
 def test_amount_signs():
-    assert R.amount("amount", "-3000.5 USDT", USDT6, nonnegative=False) == -3_000_500_000
-    assert refusal(R.amount, "amount", "0", USDT6, positive=True).reason == "must be > 0"
+    assert RD.amount("amount", "-3000.5 USDT", USDT6, nonnegative=False) == -3_000_500_000
+    assert refusal(RD.amount, "amount", "0", USDT6, positive=True).reason == "must be > 0"
 
 
 @pytest.mark.rules("MRG-005")
 def test_MRG_005_amount_in_a_currency_known_later():
     cur = {"USDT": USDT8, "BTC": BTC8}
-    assert R.amount_in("d", 5_000_000_000, cur, "MRG-005") == (5_000_000_000, None)
-    assert R.amount_in("d", "50 USDT", cur, "MRG-005") == (5_000_000_000, "USDT")  # 50 x 10^8
-    assert R.amount_in("d", {"amount": "0.5", "currency": "BTC"}, cur) == (50_000_000, "BTC")
-    e = refusal(R.amount_in, "d", "50 ETH", cur, "MRG-005")
+    assert RD.amount_in("d", 5_000_000_000, cur, "MRG-005") == (5_000_000_000, None)
+    assert RD.amount_in("d", "50 USDT", cur, "MRG-005") == (5_000_000_000, "USDT")  # 50 x 10^8
+    assert RD.amount_in("d", {"amount": "0.5", "currency": "BTC"}, cur) == (50_000_000, "BTC")
+    e = refusal(RD.amount_in, "d", "50 ETH", cur, "MRG-005")
     assert isinstance(e, CurrencyMismatch) and "currency ETH is not defined" in e.reason and e.rule == "MRG-005"
 
 
