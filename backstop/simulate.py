@@ -39,14 +39,14 @@ import time
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
 from backstop.reference.errors import BackstopError, CurrencyMismatch, InvalidInput, OutOfTierRange
 from backstop.reference.events import FundKey, Record, fund_key_of
-from backstop.reference.types import Account, MarginMode, Position, Side, exact, format_exact
+from backstop.reference import read as RD
+from backstop.reference.types import Account, MarginMode, Position, Side, format_exact
 
 __all__ = ["SourceMap", "Scenario", "EventSpec", "load_scenario", "load_scenario_text", "load_scenario_data", "initial_state",
            "step_event", "RunResult", "run_scenario", "write_outputs", "trace_lines", "TRACE_FORMAT", "chart_svg", "register_cli",
@@ -312,18 +312,6 @@ class Scenario:
         return f"{self.source}:{line}: {dotted(path)}" if line else f"{self.source}: {dotted(path)}"
 
 
-class TomlFloat:
-    """A TOML float literal, kept as text so that it can be refused by field."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
 class _Loader:
     def __init__(self, text: str, source: str, base_dir: Path | None, data: dict[str, Any] | None = None,
                  profile: Any = None) -> None:
@@ -334,7 +322,7 @@ class _Loader:
             self.data = data
             return
         try:
-            self.data = tomllib.loads(text, parse_float=TomlFloat)
+            self.data = tomllib.loads(text, parse_float=RD.TomlFloat)
         except tomllib.TOMLDecodeError as e:
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
             where = f"{source}:{m.group(1)}" if m else source
@@ -355,76 +343,41 @@ class _Loader:
         return type(e)(self.loc(path), e.value, e.reason, e.rule)
 
     # -------------------------------------------------- readers
+    #
+    # Every value is converted by the exact input layer (backstop.reference.read), shared with eval
+    # requests and profiles; :meth:`read` only puts the file and line in front of the field it names.
+    # The one convention of the scenario format: a bare money amount is in coins (``"600"`` USDT).
+
+    def read(self, path: Path_, convert: Any, v: Any, *args: Any, **kw: Any) -> Any:
+        """``convert(dotted(path), v, *args, **kw)``; a refusal is put at its field's line.  The
+        layer names the field it is given or one key below it (``margin.currency``)."""
+        base = dotted(path)
+        try:
+            return convert(base, v, *args, **kw)
+        except InvalidInput as e:
+            below = e.field[len(base):].removeprefix(".") if e.field.startswith(base) else ""
+            where = path + ((below,) if below else ())
+            raise type(e)(self.loc(where), e.value, e.reason, e.rule) from None
 
     def table(self, path: Path_, v: Any, allowed: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
-        if not isinstance(v, dict):
-            self.fail(path, v, "must be a table")
-        for k in v:
-            if k not in allowed:
-                self.fail(path + (k,), v[k], f"unknown key (a typo?); allowed: {', '.join(allowed)}")
-        for k in required:
-            if k not in v:
-                self.fail(path + (k,), None, "is required")
+        self.read(path, RD.mapping, v)
+        self.read(path, RD.check_keys, v, allowed, required)
         return v
-
-    def no_float(self, path: Path_, v: Any) -> None:
-        if isinstance(v, (TomlFloat, float)):
-            self.fail(path, v, "TOML floats are not exact; write the number as a string, such as \"0.005\"")
 
     def string(self, path: Path_, v: Any) -> str:
-        self.no_float(path, v)
-        if not isinstance(v, str) or not v:
-            self.fail(path, v, "must be a non-empty string")
-        return v
+        return self.read(path, RD.string, v)
 
     def number(self, path: Path_, v: Any, rule: str = "", *, positive: bool = False, nonnegative: bool = False) -> Fraction:
-        self.no_float(path, v)
-        try:
-            return exact(dotted(path), v, rule, positive=positive, nonnegative=nonnegative)
-        except InvalidInput as e:
-            raise self.relocate(path, e) from None
-        except ZeroDivisionError:
-            self.fail(path, v, "a ratio with a zero denominator", rule)
-            raise AssertionError  # unreachable
+        return self.read(path, RD.number, v, rule, positive=positive, nonnegative=nonnegative)
 
     def money(self, path: Path_, v: Any, currency: str, rule: str = "") -> int:
-        """A non-negative amount written in coins (``"1500.25"`` USDT), as smallest units."""
-        x = self.number(path, v, rule, nonnegative=True)
-        cur = self.profile.currencies[currency]
-        units = x * cur.scale
-        if units.denominator != 1:
-            self.fail(path, v, f"{currency} has {cur.decimals} decimals: not a whole number of its smallest unit", rule)
-        return int(units)
+        """A non-negative amount of ``currency`` as smallest units: bare, in coins (``"1500.25"`` USDT),
+        or in any form of the input layer (``"1500.25 USDT"``, ``{ units = 1500250000, currency = "USDT" }``)."""
+        return self.read(path, RD.amount, v, self.profile.currencies[currency], rule, bare="coins")
 
     def time(self, path: Path_, v: Any) -> int:
         """ms since the epoch (UTC): an integer, an ISO-8601 string with a zone, or a TOML datetime."""
-        self.no_float(path, v)
-        if isinstance(v, bool):
-            self.fail(path, v, "a time: ms since the epoch, or ISO-8601 with a zone ('2026-01-05T08:00:00Z')")
-        if isinstance(v, int):
-            if v < 0:
-                self.fail(path, v, "ms since the epoch must be >= 0")
-            return v
-        if isinstance(v, str):
-            try:
-                dt = datetime.fromisoformat(v)
-            except ValueError:
-                self.fail(path, v, "not an ISO-8601 time such as '2026-01-05T08:00:00Z'")
-                raise AssertionError
-        elif isinstance(v, datetime):
-            dt = v
-        else:
-            self.fail(path, v, "a time: ms since the epoch, or ISO-8601 with a zone ('2026-01-05T08:00:00Z')")
-            raise AssertionError
-        if dt.tzinfo is None or dt.utcoffset() is None:
-            self.fail(path, str(v), "a time needs a zone ('Z' or '+08:00'): local times are ambiguous")
-        if dt.microsecond % 1000:
-            self.fail(path, str(v), "times are whole milliseconds")
-        delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-        if ms < 0:
-            self.fail(path, str(v), "before 1970-01-01T00:00:00Z")
-        return ms
+        return self.read(path, RD.time_ms, v)
 
     def instrument(self, path: Path_, v: Any) -> Any:
         iid = self.string(path, v)
@@ -514,24 +467,21 @@ class _Loader:
 
         funds: dict[str, int] = {}
         raw_funds = d.get("funds", {})
-        if not isinstance(raw_funds, dict):
-            self.fail(("funds",), raw_funds, "a table from fund id to opening balance (in coins)")
+        self.read(("funds",), RD.mapping, raw_funds, "a table from fund id to opening balance (in coins)")
         for fid, amt in raw_funds.items():
             key = self.fund(("funds", fid), fid)
             funds[key] = self.money(("funds", fid), amt, FundKey.parse(key).currency, "INS-006")
 
         marks: dict[str, Fraction] = {}
         raw_marks = d.get("marks", {})
-        if not isinstance(raw_marks, dict):
-            self.fail(("marks",), raw_marks, "a table from instrument id to mark price")
+        self.read(("marks",), RD.mapping, raw_marks, "a table from instrument id to mark price")
         for iid, v in raw_marks.items():
             self.instrument(("marks", iid), iid)
             marks[iid] = self.number(("marks", iid), v, "MRG-002", positive=True)
 
         books: dict[str, Any] = {}
         raw_books = d.get("books", {})
-        if not isinstance(raw_books, dict):
-            self.fail(("books",), raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
+        self.read(("books",), RD.mapping, raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
         for iid, b in raw_books.items():
             inst = self.instrument(("books", iid), iid)
             self.table(("books", iid), b, _BOOK_KEYS)
@@ -550,8 +500,7 @@ class _Loader:
                 self.fail(ap + ("id",), aid, "account id given twice")
             seen.add(aid)
             bal_raw = a.get("balances", {})
-            if not isinstance(bal_raw, dict):
-                self.fail(ap + ("balances",), bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
+            self.read(ap + ("balances",), RD.mapping, bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
             balances = []
             for code, amt in bal_raw.items():
                 if code not in self.profile.currencies:
@@ -568,12 +517,8 @@ class _Loader:
                 pp = ap + ("positions", m)
                 self.table(pp, p, _POSITION_KEYS, ("instrument", "side", "size", "entry_price"))
                 inst = self.instrument(pp + ("instrument",), p["instrument"])
-                side_s = self.string(pp + ("side",), p["side"])
-                if side_s not in ("long", "short"):
-                    self.fail(pp + ("side",), side_s, "must be 'long' or 'short'")
-                mode_s = self.string(pp + ("margin_mode",), p.get("margin_mode", "isolated"))
-                if mode_s not in ("isolated", "cross"):
-                    self.fail(pp + ("margin_mode",), mode_s, "must be 'isolated' or 'cross'")
+                side_s = self.read(pp + ("side",), RD.choice, p["side"], Side).value
+                mode_s = self.read(pp + ("margin_mode",), RD.choice, p.get("margin_mode", "isolated"), MarginMode).value
                 size = self.number(pp + ("size",), p["size"], "MRG-001", positive=True)
                 if (size / inst.lot_size).denominator != 1:
                     self.fail(pp + ("size",), p["size"], f"must be a multiple of the lot size {format_exact(inst.lot_size)}", "MRG-001")
@@ -613,8 +558,7 @@ class _Loader:
         last = start
         for n, ev in enumerate(raw_events):
             ep = ("events", n)
-            if not isinstance(ev, dict):
-                self.fail(ep, ev, "must be a table")
+            self.read(ep, RD.mapping, ev, "a table")
             if "type" not in ev:
                 self.fail(ep + ("type",), None, f"is required (one of {', '.join(EVENT_TYPES)})")
             typ = self.string(ep + ("type",), ev["type"])
