@@ -21,7 +21,7 @@ import re
 from fractions import Fraction
 from typing import Any, Callable
 
-from backstop.jsonio import JsonFloat, dump_number
+from backstop.jsonio import dump_number
 from backstop.reference import read as RD
 from backstop.reference import queries as Q
 from backstop.reference.engine import Level
@@ -44,7 +44,6 @@ DEFAULT_OPERATION = "margin"
 # loader and the profile reader; these wrappers only fix eval's conventions: JSON words in the
 # reasons, and a bare money amount in smallest units.
 
-RD.register_float_literal(JsonFloat, "JSON")
 
 
 def _obj(field: str, v: Any, what: str) -> dict[str, Any]:

@@ -108,7 +108,7 @@ class TomlFloat(FloatLiteral):
     syntax = "TOML"
 
 
-_FLOAT_SYNTAX: dict[type, str] = {float: "", TomlFloat: "TOML"}
+_FLOAT_SYNTAX: dict[type, str] = {float: "", FloatLiteral: ""}  # a FloatLiteral names its own syntax
 
 
 def register_float_literal(cls: type, syntax: str) -> None:
