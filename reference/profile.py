@@ -247,7 +247,10 @@ def _load(data: dict[str, Any], source: str) -> Profile:
             deduction, code = r.read("mm_deduction", RD.amount_in, (0, None), currencies, "MRG-005")
             if code is not None:  # an amount naming its currency: checked against the table's instruments
                 named[(tname, i)] = (code, row["mm_deduction"])
-            tiers.append(_wrap(Tier, i + 1, cap, mmr, imr, max_leverage, deduction))
+            try:  # Tier checks itself (imr >= mmr) and names the field by its 1-based index: renamed
+                tiers.append(Tier(i + 1, cap, mmr, imr, max_leverage, deduction))  # to its TOML path
+            except InvalidInput as e:
+                raise ProfileError(e.field.replace(f"tier[{i + 1}]", f"tier_tables.{tname}.tiers[{i}]", 1), e.value, e.reason, e.rule) from None
             r.done()
         tables[tname] = _wrap(TierTable, tname, basis, tuple(tiers))
         t.done()

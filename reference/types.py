@@ -201,18 +201,18 @@ class TierTable:
             raise InvalidInput(f"{f}.tiers", self.tiers, "at least one tier", "MRG-004")
         for i, t in enumerate(self.tiers):
             if t.index != i + 1:
-                raise InvalidInput(f"{f}[{i}].index", t.index, f"tiers must be numbered 1, 2, ... in order (expected {i + 1})", "MRG-004")
+                raise InvalidInput(f"{f}.tiers[{i}].index", t.index, f"tiers must be numbered 1, 2, ... in order (expected {i + 1})", "MRG-004")
             if t.cap is None and i != len(self.tiers) - 1:
-                raise InvalidInput(f"{f}[{i}].cap", None, "only the last tier may be unbounded", "MRG-004")
+                raise InvalidInput(f"{f}.tiers[{i}].cap", None, "only the last tier may be unbounded", "MRG-004")
         for i, (a, b) in enumerate(zip(self.tiers, self.tiers[1:]), start=1):
             if b.cap is not None and a.cap is not None and b.cap <= a.cap:
-                raise InvalidInput(f"{f}[{i}].cap", b.cap, f"caps must increase (previous {a.cap})", "MRG-004")
+                raise InvalidInput(f"{f}.tiers[{i}].cap", b.cap, f"caps must increase (previous {a.cap})", "MRG-004")
             if b.mmr < a.mmr:
-                raise InvalidInput(f"{f}[{i}].mmr", b.mmr, f"must be >= the previous tier's mmr ({a.mmr})", "INV-004")
+                raise InvalidInput(f"{f}.tiers[{i}].mmr", b.mmr, f"must be >= the previous tier's mmr ({a.mmr})", "INV-004")
             if b.imr < a.imr:
-                raise InvalidInput(f"{f}[{i}].imr", b.imr, f"must be >= the previous tier's imr ({a.imr})", "INV-004")
+                raise InvalidInput(f"{f}.tiers[{i}].imr", b.imr, f"must be >= the previous tier's imr ({a.imr})", "INV-004")
             if b.mm_deduction < a.mm_deduction:
-                raise InvalidInput(f"{f}[{i}].mm_deduction", b.mm_deduction, "must not decrease", "INV-004")
+                raise InvalidInput(f"{f}.tiers[{i}].mm_deduction", b.mm_deduction, "must not decrease", "INV-004")
 
     def tier(self, index: int) -> Tier:
         return self.tiers[index - 1]
