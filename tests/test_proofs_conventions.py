@@ -23,13 +23,17 @@ shipped profiles themselves (option off): every instance must be ``proved`` (an 
 from __future__ import annotations
 
 import dataclasses
+import time
 from fractions import Fraction
 
 import pytest
+import z3
 
+from backstop.proofs.concolic import explore
 from backstop.proofs.derivations import bankruptcy_fee
-from backstop.proofs.kernel import prove
-from backstop.proofs.registry import instances
+from backstop.proofs.kernel import SEED, prove
+from backstop.proofs.loop import LoopScenario, loop_instrument
+from backstop.proofs.registry import Context, instances
 from backstop.reference.errors import ProfileError
 from backstop.reference.profile import Profile, load_profile, load_profile_text
 
@@ -99,6 +103,21 @@ def _loop_variants() -> list:
 def test_whole_loop_is_proved_on_the_option_variants(inst):
     r = prove(inst)
     assert r.verdict == "proved", f"{inst.profile.name}:{inst.key}: {r.verdict} {r.detail}"
+
+
+@pytest.mark.rules("INV-024", "ENG-004")
+def test_INV_024_path_search_of_price_path_7_on_okx_capped_completes():
+    """The question an incremental solver stalled on (okx+capped, price path 7, the fifth search:
+    no answer in 1,200 s): beyond the scenario's rlimit budget it goes to a new solver, and the
+    search covers the row (measured: 13 paths in about 6 s)."""
+    prof = load_profile_text(CAPPED.format(base="okx"))
+    sc = LoopScenario(prof, loop_instrument(prof))
+    ctx = Context(prof, None)
+    v = sc.declare(ctx)
+    domain = [p for p in ctx.premises if isinstance(p, z3.ExprRef)] + [v["price path"] == 7]
+    paths, status = explore(v, domain, lambda vals: sc.run(vals, v), seed=SEED, deadline=time.perf_counter() + 120,
+                            max_paths=sc.MAX_PATHS, fresh_after=sc.FRESH_AFTER)
+    assert status == "complete" and len(paths) > 5, (status, len(paths))
 
 
 @pytest.mark.rules("INV-024", "INV-025")
