@@ -382,6 +382,8 @@ def rule_rows(runs: Sequence[Run], trace: Trace, registry: Mapping[str, Obligati
             obs.append((oid, note, tuple((r.key, f"{_status(r)} {r.seconds:.2f}s", r.ok) for r in rs)))
         if rule.retired:
             verdict = "retired"
+        elif partial and obs and not any(insts for _, _, insts in obs):
+            verdict = "not run"
         elif not all_ok:
             verdict = "failed"
         elif rid in gap_ids:
@@ -677,7 +679,7 @@ dl.facts dd{margin:0;overflow-wrap:anywhere}
 nav.toc a{margin-right:1em}
 @page{size:A4;margin:12mm}
 @media print{body{max-width:none;margin:0;padding:0;font-size:9pt}nav.toc{display:none}
- table{font-size:8pt}tr,.chart,pre{break-inside:avoid}h2,h3{break-after:avoid}
+ table{font-size:8pt}.chart,pre{break-inside:avoid}h2,h3{break-after:avoid}
  .banner{border:1px solid #000}}
 """
 
@@ -687,7 +689,7 @@ def _e(s: str) -> str:
 
 
 def _cls(verdict: str) -> str:
-    return {"ok": "ok", "failed": "bad", "gap": "gap", "retired": "muted"}.get(verdict, "")
+    return {"ok": "ok", "failed": "bad", "gap": "gap", "retired": "muted", "not run": "muted"}.get(verdict, "")
 
 
 _MD: Any = None
@@ -703,6 +705,8 @@ def render_markdown(text: str, inline: bool = False) -> str:
     return _MD.renderInline(text) if inline else _MD.render(text)
 
 
+# A rule's fields (**Statement.**, **Source.**, ...) start their own paragraph in the report.
+_FIELD_BREAK_RE = re.compile(r"\n(?=[ \t]*(?:[-*][ \t]+)?\*\*(?:Statement|Source|Rounding|Status|Resolution)[.:]\*\*)")
 _PROLOG_RE = re.compile(r"\A\s*(?:<\?xml[^>]*\?>\s*|<!DOCTYPE[^>]*>\s*|<!--.*?-->\s*)*", re.S)
 
 
@@ -858,7 +862,7 @@ def audit_html(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[
                             for k, s, ok in ii)
             obs.append(f"<li><code>{_e(oid)}</code>" + (f' <span class="muted">{_e(note)}</span>' if note else "")
                        + (f'<ul class="plain">{items}</ul>' if items else "") + "</li>")
-        body = render_markdown(row.body) if row.body.strip() else ""
+        body = render_markdown(_FIELD_BREAK_RE.sub("\n\n", row.body)) if row.body.strip() else ""
         details = (f'<details><summary>{_e(row.title)}'
                    + (f' <span class="muted">({_e(row.status)})</span>' if row.status else "") + "</summary>"
                    f'<div class="body">{body}'
