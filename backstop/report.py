@@ -663,7 +663,7 @@ h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #
 table{border-collapse:collapse;width:100%;font-size:.85em;table-layout:fixed}
 th,td{border:1px solid #d0d7de;padding:.35em .5em;vertical-align:top;text-align:left;overflow-wrap:anywhere}
 th{background:#f6f8fa}
-td.num,th.num{text-align:right;white-space:nowrap}
+td.num,th.num{text-align:right;white-space:nowrap}td.id{white-space:nowrap;overflow-wrap:normal}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 pre{background:#f6f8fa;padding:.8em;border:1px solid #d0d7de;white-space:pre-wrap;overflow-wrap:anywhere}
 ul.plain{list-style:none;margin:0;padding:0}
@@ -677,8 +677,8 @@ dl.facts dd{margin:0;overflow-wrap:anywhere}
 .banner.ok{background:#dafbe1}.banner.bad{background:#ffebe9}
 .chart svg{max-width:100%;height:auto;display:block}
 nav.toc a{margin-right:1em}
-@page{size:A4;margin:12mm}
-@media print{body{max-width:none;margin:0;padding:0;font-size:9pt}nav.toc{display:none}
+@media print{@page{size:A4;margin:12mm}
+ body{max-width:none;margin:0;padding:0;font-size:9pt}nav.toc{display:none}
  table{font-size:8pt}.chart,pre{break-inside:avoid}h2,h3{break-after:avoid}
  .banner{border:1px solid #000}}
 """
@@ -744,9 +744,9 @@ def _scope_html(scope: Scope, runs: Sequence[Run]) -> list[str]:
              "<p>Rows of <code>spec/99-sources.md</code> that no rule implements, with the reason.</p>")
     if scope.out_of_scope:
         h.append("<details><summary>Show the sentences</summary><div class=\"body\"><table><colgroup>"
-                 "<col style=\"width:7%\"><col style=\"width:18%\"><col style=\"width:40%\"><col></colgroup>"
+                 "<col style=\"width:8%\"><col style=\"width:17%\"><col style=\"width:40%\"><col></colgroup>"
                  "<thead><tr><th>#</th><th>Where</th><th>Sentence</th><th>Why out of scope</th></tr></thead><tbody>"
-                 + "".join(f"<tr><td>{_e(i)}</td><td>{_e(w)}</td><td>{render_markdown(s, True)}</td>"
+                 + "".join(f'<tr><td class="id">{_e(i)}</td><td>{_e(w)}</td><td>{render_markdown(s, True)}</td>'
                            f"<td>{render_markdown(r, True)}</td></tr>" for i, w, s, r in scope.out_of_scope)
                  + "</tbody></table></div></details>")
     limits = proof_limits(runs)

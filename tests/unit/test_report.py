@@ -345,3 +345,22 @@ def test_the_junit_holds_proofs_traceability_and_scenarios(passed):
     assert rules[:-1] == list(build_trace().rules) and rules[-1] == "cited IDs are defined"
     assert [c.get("name") for c in suites["backstop.scenarios[okx]"].iter("testcase")] == ["calm"]
     assert not list(root.iter("failure")) and not list(root.iter("error"))
+
+
+def test_the_readme_audit_example(tmp_path, monkeypatch, capsys):
+    """README's audit block is this command's output, times aside (run in a copy of the checkout's
+    examples/, so that build/audit lands in a temporary folder)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("### `backstop audit"):]
+    cmd, shown = re.search(r"```\n\$ backstop (audit [^\n]*)\n(.*?)```", block, re.S).groups()
+    (tmp_path / "examples").mkdir()
+    for f in (ROOT / "examples").glob("*.toml"):
+        shutil.copy(f, tmp_path / "examples" / f.name)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(cmd.split()[0:]) == 0
+    got = capsys.readouterr().out
+
+    def times(s):
+        return re.sub(r"\d+\.\d\ds", "T", s)
+    assert times(got) == times(shown)
+    assert (tmp_path / "build" / "audit" / "audit.html").is_file()
