@@ -213,6 +213,10 @@ def _audit_inputs(args: argparse.Namespace, profile: Any) -> tuple[list[tuple[Pa
         val = getattr(args, opt, None)
         if val and Path(val).is_dir():
             raise InvalidInput(f"--{opt}", val, "a folder; give a file name")
+        if val:
+            above = next((a for a in Path(val).absolute().parents if a.exists()), None)
+            if above is not None and not above.is_dir():
+                raise InvalidInput(f"--{opt}", val, f"cannot be created: {above} is a file")
     if args.scenarios is None:      # the default: examples/ when there is one
         folder = Path("examples") if Path("examples").is_dir() else None
     elif args.scenarios == "":
@@ -228,6 +232,10 @@ def _audit_inputs(args: argparse.Namespace, profile: Any) -> tuple[list[tuple[Pa
             chosen.append((f, scn))
         else:
             skipped.append(f"{f.stem} (profile {scn.profile.name})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInput("--out", args.out, f"cannot create: {e.strerror or e}") from None
     return chosen, skipped
 
 
@@ -275,15 +283,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for name in skipped:
         print(f"scenario {name}: skipped (written for another profile)")
 
-    # 4. the reports, last
+    # 4. the reports, last.  A report that cannot be written is an error of the run: the others are
+    # (re)written with it, so no report on disk says PASSED for a run that exits 2.
     kw = dict(scenarios=outcomes, errors=errors, scope=scope)
-    written = []
-    for path, text in ((out / "audit.md", lambda: report.audit_markdown(meta, runs, trace, REGISTRY, **kw)),
-                       (out / "audit.html", lambda: report.audit_html(meta, runs, trace, REGISTRY, **kw)),
-                       (args.json, lambda: dumps(report.audit_json(meta, runs, trace, REGISTRY, **kw))),
-                       (args.junit, lambda: report.audit_junit(meta, runs, trace, scenarios=outcomes, errors=errors))):
-        if path:
-            written.append(str(_write(path, text())))
+    targets = [(out / "audit.md", lambda: report.audit_markdown(meta, runs, trace, REGISTRY, **kw)),
+               (out / "audit.html", lambda: report.audit_html(meta, runs, trace, REGISTRY, **kw)),
+               (args.json, lambda: dumps(report.audit_json(meta, runs, trace, REGISTRY, **kw))),
+               (args.junit, lambda: report.audit_junit(meta, runs, trace, scenarios=outcomes, errors=errors))]
+    unwritable: set[Any] = set()
+    for _ in range(2):
+        written, new_error = [], False
+        for path, text in targets:
+            if not path or path in unwritable:
+                continue
+            try:
+                written.append(str(_write(path, text())))
+            except InvalidInput as e:
+                errors.append(f"cannot write the report: {e}")
+                unwritable.add(path)
+                new_error = True
+        if not new_error:
+            break
     problems = report.audit_problems(runs, trace, outcomes, errors)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)

@@ -364,3 +364,27 @@ def test_the_readme_audit_example(tmp_path, monkeypatch, capsys):
         return re.sub(r"\d+\.\d\ds", "T", s)
     assert times(got) == times(shown)
     assert (tmp_path / "build" / "audit" / "audit.html").is_file()
+
+
+def test_an_output_path_that_cannot_be_made_is_refused_before_any_proof(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "run_proofs", lambda *a, **k: pytest.fail("a proof ran"))
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    rc = cli.main(["audit", "--only", ONLY, "--out", str(tmp_path / "out"), "--scenarios", "",
+                   "--json", str(tmp_path / "afile" / "audit.json")])
+    assert rc == 2 and "--json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_report_that_cannot_be_written_fails_the_others(tmp_path, monkeypatch):
+    real = cli._write
+
+    def write(path, text):
+        if str(path).endswith(".xml"):
+            raise InvalidInput(str(path), str(path), "cannot write: No space left on device")
+        return real(path, text)
+    monkeypatch.setattr(cli, "_write", write)
+    rc, out = _audit(tmp_path)
+    assert rc == 2
+    page = Page((out / "audit.html").read_text(encoding="utf-8"))
+    assert page.banner.startswith("FAILED") and "No space left" in page.section("Errors")
+    assert json.loads((out / "audit.json").read_text(encoding="utf-8"))["verdict"] == "FAILED"
