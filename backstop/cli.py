@@ -321,7 +321,7 @@ def _audit_scope(profile_arg: str, profile: Any) -> Any:
     from backstop import report
     files = [(lbl, b.decode("utf-8", "replace")) for lbl, b in _profile_files(profile_arg)]
     sources = resources.files("backstop.spec").joinpath("99-sources.md").read_text(encoding="utf-8")
-    return report.Scope(tuple(report.profile_assumptions(files)), tuple(report.out_of_scope_rows(sources)))
+    return report.AuditScope(tuple(report.profile_assumptions(files)), tuple(report.out_of_scope_rows(sources)))
 
 
 def _audit_scenarios(scenarios: Sequence[tuple[Path, Any]], out: Path, errors: list[str]) -> list[Any]:

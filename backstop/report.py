@@ -24,7 +24,7 @@ from backstop.trace import Trace
 __all__ = [
     "Meta", "Run", "Totals", "totals", "progress_line", "summary_table", "totals_line",
     "failure_text", "proof_records", "junit_xml", "rule_rows", "audit_failed", "audit_problems",
-    "ScenarioOutcome", "Scope", "profile_assumptions", "out_of_scope_rows", "proof_limits", "sha256_hex",
+    "ScenarioOutcome", "AuditScope", "profile_assumptions", "out_of_scope_rows", "proof_limits", "sha256_hex",
     "inline_svg", "render_markdown", "audit_json", "audit_junit", "audit_markdown", "audit_html",
 ]
 
@@ -227,7 +227,7 @@ class ScenarioOutcome:
 
 
 @dataclass(frozen=True)
-class Scope:
+class AuditScope:
     """What the audit takes as given: assumed profile values and source sentences out of scope."""
 
     assumptions: tuple[tuple[str, str, str], ...] = ()        # (file, value path, the comment)
@@ -482,11 +482,11 @@ def _scenario_json(s: ScenarioOutcome) -> dict[str, Any]:
 
 def audit_json(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[str, Obligation], *,
                scenarios: Sequence[ScenarioOutcome] = (), errors: Sequence[str] = (),
-               scope: Scope | None = None) -> dict[str, Any]:
+               scope: AuditScope | None = None) -> dict[str, Any]:
     """The whole audit as one JSON object: verdict, header, proof records, rules, gaps, scenarios,
     errors, assumptions and scope."""
     probs = audit_problems(runs, trace, scenarios, errors)
-    scope = scope or Scope()
+    scope = scope or AuditScope()
     return {
         "format": AUDIT_FORMAT,
         "verdict": _verdict_word(bool(probs)),
@@ -571,10 +571,10 @@ def _md(s: str) -> str:
 
 def audit_markdown(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[str, Obligation], *,
                    scenarios: Sequence[ScenarioOutcome] = (), errors: Sequence[str] = (),
-                   scope: Scope | None = None) -> str:
+                   scope: AuditScope | None = None) -> str:
     t = totals(r for _, r in runs)
     gaps = trace.gaps()
-    scope = scope or Scope()
+    scope = scope or AuditScope()
     out = [f"# backstop audit — profile `{meta.profile}`: {_verdict_line(runs, trace, scenarios, errors, meta)}", ""]
     for k, v in _header_facts(meta, t, trace, scenarios):
         out.append(f"- **{k}:** {_md(v)}")
@@ -639,7 +639,7 @@ def audit_markdown(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapp
     return "\n".join(out)
 
 
-def _scope_markdown(scope: Scope, runs: Sequence[Run]) -> list[str]:
+def _scope_markdown(scope: AuditScope, runs: Sequence[Run]) -> list[str]:
     out = ["## Assumptions and scope", "", "### Profile values marked as assumed", ""]
     out += [f"- `{_md(p)}` ({_md(f)}): {_md(n)}" for f, p, n in scope.assumptions] or ["None marked."]
     out += ["", "### Source sentences out of scope (spec/99-sources.md)", ""]
@@ -730,7 +730,7 @@ def _lst(xs: Sequence[str]) -> str:
     return '<ul class="plain">' + "".join(f"<li><code>{_e(x)}</code></li>" for x in xs) + "</ul>"
 
 
-def _scope_html(scope: Scope, runs: Sequence[Run]) -> list[str]:
+def _scope_html(scope: AuditScope, runs: Sequence[Run]) -> list[str]:
     h = ['<h2 id="assumptions">Assumptions and scope</h2>',
          f"<h3>Profile values marked as assumed ({len(scope.assumptions)})</h3>"]
     if scope.assumptions:
@@ -802,12 +802,12 @@ def _scenarios_html(scenarios: Sequence[ScenarioOutcome]) -> list[str]:
 
 def audit_html(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[str, Obligation], *,
                scenarios: Sequence[ScenarioOutcome] = (), errors: Sequence[str] = (),
-               scope: Scope | None = None) -> str:
+               scope: AuditScope | None = None) -> str:
     """One self-contained HTML page: inline CSS, charts as inline SVG, no external file."""
     t = totals(r for _, r in runs)
     failed = audit_failed(runs, trace, scenarios, errors)
     gaps = trace.gaps()
-    scope = scope or Scope()
+    scope = scope or AuditScope()
     title = f"backstop audit — profile {meta.profile}"
     h = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
          '<meta name="viewport" content="width=device-width, initial-scale=1">',
