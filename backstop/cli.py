@@ -285,7 +285,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     # 4. the reports, last.  A report that cannot be written is an error of the run: the others are
     # (re)written with it, so no report on disk says PASSED for a run that exits 2.
-    kw = dict(scenarios=outcomes, errors=errors, scope=scope)
+    kw = dict(scenarios=outcomes, errors=errors, scope=scope, skipped=skipped)
     targets = [(out / "audit.md", lambda: report.audit_markdown(meta, runs, trace, REGISTRY, **kw)),
                (out / "audit.html", lambda: report.audit_html(meta, runs, trace, REGISTRY, **kw)),
                (args.json, lambda: dumps(report.audit_json(meta, runs, trace, REGISTRY, **kw))),

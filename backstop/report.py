@@ -482,7 +482,7 @@ def _scenario_json(s: ScenarioOutcome) -> dict[str, Any]:
 
 def audit_json(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[str, Obligation], *,
                scenarios: Sequence[ScenarioOutcome] = (), errors: Sequence[str] = (),
-               scope: AuditScope | None = None) -> dict[str, Any]:
+               scope: AuditScope | None = None, skipped: Sequence[str] = ()) -> dict[str, Any]:
     """The whole audit as one JSON object: verdict, header, proof records, rules, gaps, scenarios,
     errors, assumptions and scope."""
     probs = audit_problems(runs, trace, scenarios, errors)
@@ -500,6 +500,7 @@ def audit_json(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[
                    "tests": list(r.tests)} for r in rule_rows(runs, trace, registry, bool(meta.only))],
         "gaps": trace.gaps(),
         "scenarios": [_scenario_json(s) for s in scenarios],
+        "scenarios_skipped": list(skipped),
         "errors": list(errors),
         "assumptions": [{"file": f, "path": p, "note": n} for f, p, n in scope.assumptions],
         "out_of_scope": [{"id": i, "where": w, "sentence": s, "reason": r} for i, w, s, r in scope.out_of_scope],
@@ -571,7 +572,7 @@ def _md(s: str) -> str:
 
 def audit_markdown(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[str, Obligation], *,
                    scenarios: Sequence[ScenarioOutcome] = (), errors: Sequence[str] = (),
-                   scope: AuditScope | None = None) -> str:
+                   scope: AuditScope | None = None, skipped: Sequence[str] = ()) -> str:
     t = totals(r for _, r in runs)
     gaps = trace.gaps()
     scope = scope or AuditScope()
@@ -626,7 +627,7 @@ def audit_markdown(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapp
                    f"{_md(inst.obligation.statement)} |")
     out.append("")
 
-    if scenarios:
+    if scenarios or skipped:
         out += ["## Scenarios", "",
                 "Every scenario run through the reference with every invariant checked after every event "
                 "(`backstop simulate --check`).", "",
@@ -636,6 +637,8 @@ def audit_markdown(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapp
             out.append(f"| {_md(s.name)} | {s.processed} of {s.events} | {s.liquidations} | {s.adl_fills} | "
                        f"{_md(s.verdict)} | {outs} |")
         out.append("")
+        if skipped:
+            out += [f"Skipped (written for another profile): {_md(', '.join(skipped))}.", ""]
     return "\n".join(out)
 
 
@@ -769,7 +772,7 @@ def _scope_html(scope: AuditScope, runs: Sequence[Run]) -> list[str]:
     return h
 
 
-def _scenarios_html(scenarios: Sequence[ScenarioOutcome]) -> list[str]:
+def _scenarios_html(scenarios: Sequence[ScenarioOutcome], skipped: Sequence[str] = ()) -> list[str]:
     h = ['<h2 id="scenarios">Scenarios</h2>',
          "<p>Every scenario run through the reference with every invariant checked after every event "
          "(<code>backstop simulate --check</code>). Charts are inline.</p>",
@@ -780,6 +783,8 @@ def _scenarios_html(scenarios: Sequence[ScenarioOutcome]) -> list[str]:
                  f'<td class="num">{s.processed} of {s.events}</td><td class="num">{s.liquidations}</td>'
                  f'<td class="num">{s.adl_fills}</td><td class="{"ok" if s.ok else "bad"}">{_e(s.verdict)}</td></tr>')
     h.append("</tbody></table>")
+    if skipped:
+        h.append(f'<p class="muted">Skipped (written for another profile): {_e(", ".join(skipped))}.</p>')
     for n, s in enumerate(scenarios):
         h.append(f'<h3 id="scenario-{_e(s.name)}">{_e(s.name)} <span class="muted">({_e(s.source)})</span></h3>'
                  f'<p>{s.processed} of {s.events} events, {s.liquidations} liquidations, {s.adl_fills} ADL fills; '
@@ -802,7 +807,7 @@ def _scenarios_html(scenarios: Sequence[ScenarioOutcome]) -> list[str]:
 
 def audit_html(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[str, Obligation], *,
                scenarios: Sequence[ScenarioOutcome] = (), errors: Sequence[str] = (),
-               scope: AuditScope | None = None) -> str:
+               scope: AuditScope | None = None, skipped: Sequence[str] = ()) -> str:
     """One self-contained HTML page: inline CSS, charts as inline SVG, no external file."""
     t = totals(r for _, r in runs)
     failed = audit_failed(runs, trace, scenarios, errors)
@@ -816,7 +821,7 @@ def audit_html(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[
          f'<p class="banner {"bad" if failed else "ok"}" id="verdict">{_e(_verdict_line(runs, trace, scenarios, errors, meta))}</p>',
          '<nav class="toc">' + "".join(f'<a href="#{a}">{_e(b)}</a>' for a, b in (
              ("gaps", "Gaps"), ("assumptions", "Assumptions and scope"), ("rules", "Rules"),
-             ("obligations", "Obligation instances")) + ((("scenarios", "Scenarios"),) if scenarios else ())) + "</nav>",
+             ("obligations", "Obligation instances")) + ((("scenarios", "Scenarios"),) if scenarios or skipped else ())) + "</nav>",
          '<dl class="facts">']
     for k, v in _header_facts(meta, t, trace, scenarios):
         h.append(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>")
@@ -891,7 +896,7 @@ def audit_html(meta: Meta, runs: Sequence[Run], trace: Trace, registry: Mapping[
                  f"<td><details><summary>claim and premises</summary><div class=\"body\"><p>{_e(ob.statement)}</p>"
                  f"<p><strong>Premises ({_e(ob.scope.value)}):</strong> {_e(ob.premises)}</p></div></details></td></tr>")
     h.append("</tbody></table>")
-    if scenarios:
-        h += _scenarios_html(scenarios)
+    if scenarios or skipped:
+        h += _scenarios_html(scenarios, skipped)
     h.append("</body></html>")
     return "\n".join(h) + "\n"
