@@ -26,6 +26,7 @@ $(VENV)/.pdf-installed: $(STAMP)
 	touch $@
 report-pdf: $(VENV)/.pdf-installed
 	@test -f $(OUT)/audit.html || { echo "no $(OUT)/audit.html: run 'make audit' first" >&2; exit 2; }
+	@$(BIN)/python -c "import weasyprint" 2>/dev/null || { echo "report-pdf: WeasyPrint cannot load the system's Pango (>= 1.44; Debian: libpango-1.0-0); print $(OUT)/audit.html from a browser instead" >&2; exit 2; }
 	$(BIN)/python -c "import sys, weasyprint; weasyprint.HTML(sys.argv[1]).write_pdf(sys.argv[2])" $(OUT)/audit.html $(OUT)/audit.pdf
 	@echo "wrote $(OUT)/audit.pdf"
 

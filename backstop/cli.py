@@ -258,13 +258,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     meta = _meta(profile, args.profile, args.only)
     scope = _audit_scope(args.profile, profile)
     out = Path(args.out)
-    for stale in ("audit.md", "audit.html"):  # a report on disk is always the report of a finished run
+    # a report on disk is always the report of a finished run
+    for opt, stale in (("--out", out / "audit.md"), ("--out", out / "audit.html"),
+                       ("--json", args.json), ("--junit", args.junit)):
         try:
-            (out / stale).unlink()
+            if stale:
+                Path(stale).unlink()
         except FileNotFoundError:
             pass
         except OSError as e:
-            raise InvalidInput("--out", args.out, f"cannot replace {stale}: {e.strerror or e}") from None
+            raise InvalidInput(opt, str(stale), f"cannot replace: {e.strerror or e}") from None
 
     # 2. proofs; 3. scenarios
     profile, runs = _run_and_print(args, sys.stdout, args.only)

@@ -388,3 +388,16 @@ def test_a_report_that_cannot_be_written_fails_the_others(tmp_path, monkeypatch)
     page = Page((out / "audit.html").read_text(encoding="utf-8"))
     assert page.banner.startswith("FAILED") and "No space left" in page.section("Errors")
     assert json.loads((out / "audit.json").read_text(encoding="utf-8"))["verdict"] == "FAILED"
+
+
+def test_a_report_of_an_earlier_run_is_removed_when_a_run_starts(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("audit.md", "audit.html", "audit.json", "audit.xml"):
+        (out / name).write_text("PASSED (an earlier run)", encoding="utf-8")
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "run_proofs", interrupted)
+    assert _audit(tmp_path)[0] == 130
+    assert sorted(p.name for p in out.iterdir()) == []
