@@ -122,7 +122,7 @@ def test_INV_024_path_search_of_price_path_7_on_okx_capped_completes():
 
 @pytest.mark.rules("INV-024", "INV-025")
 def test_the_whole_loop_cases_cover_every_variant():
-    # INV-024 on every variant; INV-025a-d where they apply (partial liquidation and the drawdown
+    # INV-024 on every variant; the four INV-025 obligations (a to d) where they apply (partial liquidation and the drawdown
     # trigger: the okx variants); a variant that loads gets every whole-loop obligation that applies
     ids = {p.id for p in _loop_variants()}
     for name in ("okx+capped", "binance+capped", "bybit+capped", "okx+average", "bybit+average"):
