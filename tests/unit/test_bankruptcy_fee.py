@@ -198,3 +198,33 @@ def test_LIQ_007_eval_liquidation_shows_the_fee_with_an_inline_overlay_profile()
               "mark_prices": {"BTCUSD": "7800"}})
     tk0 = r0["results"][0]["takeover"]
     assert tk0["price"]["value"] == "400000/51" and tk0["close_fee_units"]["value"] == "0"
+
+
+@pytest.mark.rules("INV-001", "INV-002", "LIQ-002", "LIQ-003")
+def test_INV_001_INV_002_with_an_entry_valued_requirement_need_the_fee_premise():
+    # spec LIQ-002 "the option with the requirement valued at the entry": bybit (MM at the entry, MMR 0.5%),
+    # r = 0.00075; long 1,000 BTCUSD at 8,000 with 1 BTC (10^8 units) of margin.
+    # BP_fee = 1,000 x 1.00075 / (1,000/8,000 + 1) = 1,000.75/1.125 = 8,006/9 = 889.55...; the requirement is fixed
+    # at 0.125 x (0.005 + 0.00075) = 0.00071875 BTC = 71,875 units, below the fee at BP_fee
+    # (1,000/(8,006/9) = 9,000/8,006 BTC) x 0.00075 = 6.75/8,006 BTC = 84,311.7... units, so
+    # LP = 1,000/(1.125 - 0.00071875) = 1,000/1.12428125 = 32,000,000/35,977 = 889.457... < BP_fee (INV-002's order
+    # fails), and at the mark 889.5 the equity 1.125 - 1,000/889.5 BTC = 77,290.61... units > 71,875:
+    # healthy, yet below BP_fee (INV-001's order fails).  Both premises (requirement >= the fee valued there)
+    # are false here, as the spec says.
+    inst = BYBIT_FEE.instruments["BTCUSD"]
+    rules = BYBIT_FEE.margin
+    pos = PositionTerms(1, F(1_000), F(8_000), 10**8)
+    bp = M.compute_bankruptcy_price(inst, rules, pos).get()
+    lp = M.compute_liquidation_price(inst, rules, pos).get()
+    assert bp == F(8_006, 9) and lp == F(32_000_000, 35_977) and lp < bp
+    mark = F(8_895, 10)
+    assert not M.is_liquidatable(inst, rules, pos, mark) and mark < bp
+    assert M.compute_liquidation_requirement(inst, rules, pos, mark) == 71_875
+    fee_at_mark = F(10**11) / mark * F(75, 100_000)   # value(889.5) x r = 112,422,709.4... x 0.00075 units
+    assert M.compute_liquidation_requirement(inst, rules, pos, mark) < fee_at_mark
+    # with the requirement valued at the mark (okx: requirement = MM + the fee at the mark) the order holds:
+    # the same position shape on okx's inverse BTC-USD-SWAP (100 USD per contract) has LP on the safe side
+    okx_inst = OKX_FEE.instruments["BTC-USD-SWAP"]
+    okx_pos = PositionTerms(1, F(10), F(8_000), 10**8)
+    assert M.compute_liquidation_price(okx_inst, OKX_FEE.margin, okx_pos).get() \
+        > M.compute_bankruptcy_price(okx_inst, OKX_FEE.margin, okx_pos).get()
