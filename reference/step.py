@@ -460,7 +460,8 @@ def _hand_over_full(state: SimState, t: int, acct_id: str, inst: Instrument, tk:
     if tk.cash != 0:
         state = _add_dust(state, inst.settle_currency.code, R.T.compute_takeover_dust(tk.cash, tk.cash_units), R)
         state, recs, _ = _fund_result(state, fund_key_of(inst), tk.cash_units, t, acct_id, inst.id, R)
-    state = _add_dust(state, inst.settle_currency.code, R.T.compute_takeover_fee_dust(tk.close_fee, tk.close_fee_units), R)
+    fee_dust = R.T.compute_takeover_fee_dust(tk.close_fee, tk.close_fee_units)
+    state = _add_dust(state, inst.settle_currency.code, fee_dust, R)
     state, r = _pay_close_fee(state, t, acct_id, inst, tk.close_fee_units, R)
     recs += r
     state, r = _engine_close(state, t, inst, acct_id, sign, size, tk.price, "full", R)

@@ -27,7 +27,8 @@ from backstop.reference.types import Instrument, PositionTerms
 
 __all__ = ["account_order_key", "is_market_open", "is_cross_partial_candidate", "decide_cross_round",
            "max_cross_rounds", "compute_balance_after_step", "compute_balance_after_adl",
-           "compute_partial_dust", "compute_takeover_dust", "compute_takeover_fee_dust", "compute_dust_total", "compute_fund_posting",
+           "compute_partial_dust", "compute_takeover_dust", "compute_takeover_fee_dust", "compute_dust_total",
+           "compute_fund_posting",
            "compute_filled", "compute_size_left", "compute_open_remainder", "compute_adl_state",
            "is_any", "is_retry_allowed", "compute_levels_after", "compute_adl_dust"]
 
