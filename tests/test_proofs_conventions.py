@@ -79,7 +79,7 @@ def test_LIQ_002_fee_bankruptcy_price_is_the_derived_fixed_point(kind):
 
 # ================================================================ bpfee: LIQ-002's option through LIQ-007 (issue 10)
 # With margin.bankruptcy_includes_close_fee on, the full takeover books the fee to close the bankruptcy
-# price leaves (LIQ-007), and the obligations restated for it (INV-001/002/003/021, LIQ-010, LIQ-009c)
+# price leaves (LIQ-007), and the obligations restated for it (INV-001/002/003/021, LIQ-010, and OBL-LIQ-009c for LIQ-009)
 # and the money balance (OBL-INV-022) are proved on okx+bpfee (close fee 0.05%) and bybit+bpfee
 # (0.075%, MM valued at the entry); the loader accepts the option now (not with trigger "zero_equity").
 # The shipped profiles (option off) are proved with the same restated claims.  Slow instances (over a
