@@ -15,6 +15,7 @@ from backstop.reference import engine as E
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
+from backstop.reference import transition as T
 from backstop.reference.profile import FeeReceiver, FundShare, PriceBasis
 from backstop.reference.types import PositionTerms, TierBasis
 from backstop.proofs.registry import Context, Scope, obligation
@@ -186,11 +187,19 @@ def _loop_turn(ctx: Context) -> Any:
 
 # ---------------------------------------------------------------- LIQ-007 user loss
 
+def _bp_fee(rules: Any) -> Any:
+    """The rate of the fee to close the bankruptcy price leaves, as the spec states it (LIQ-002):
+    ``close_fee_rate`` with ``margin.bankruptcy_includes_close_fee``, else 0."""
+    return rules.close_fee_rate if rules.bankruptcy_includes_close_fee else 0
+
+
 @obligation("OBL-LIQ-007", "full liquidation: a liquidatable position always has a bankruptcy price, and the takeover is there",
             rules=["LIQ-007", "LIQ-002"],
             statement="decision FULL => the takeover is at exactly the bankruptcy price with no cash; where no bankruptcy "
                       "price exists (only when MM is valued at entry: a position whose margin covers its value), at the mark "
-                      "with the equity there (>= 0) as cash; either way the user's loss is the margin",
+                      "with the equity there less the fee to close (>= 0) as cash; the fee to close charged is "
+                      "value(takeover price) x close_fee_rate with margin.bankruptcy_includes_close_fee (else 0), rounded "
+                      "down to units by less than one; either way the user's loss is the margin",
             premises="a position on the lot grid within the tier table whose decision is FULL; a mark price > 0")
 def _full(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, _ = _setup(ctx)
@@ -199,16 +208,23 @@ def _full(ctx: Context) -> Any:
     t = L.compute_full_takeover(inst, rules, pos, mark)
     bp = M.compute_bankruptcy_price(inst, rules, pos)
     ctx.observe("takeover price", t.price)
+    ctx.observe("close fee", t.close_fee)
+    fee = M.compute_position_value(inst, pos.size, t.price) * _bp_fee(rules)
     at_bp = num.and_(t.cash == 0, t.price == bp.value)
-    at_mark = num.and_(t.price == mark, t.cash == M.compute_equity(inst, pos, mark), t.cash >= 0,
+    at_mark = num.and_(t.price == mark, t.cash == M.compute_equity(inst, pos, mark) - fee, t.cash >= 0,
                        t.cash_units <= t.cash, t.cash < t.cash_units + 1)
+    fee_ok = num.and_(t.close_fee == fee, t.close_fee_units <= t.close_fee, t.close_fee < t.close_fee_units + 1,
+                      t.close_fee_units >= 0)
     exists = True if rules.mm_price_basis is PriceBasis.MARK else bp.defined  # at mark, bp always exists
-    return num.and_(num.implies(exists, bp.defined), num.ite(bp.defined, at_bp, at_mark), t.user_loss_units == pos.margin)
+    return num.and_(num.implies(exists, bp.defined), num.ite(bp.defined, at_bp, at_mark), fee_ok,
+                    t.user_loss_units == pos.margin)
 
 
 @obligation("OBL-INV-021", "taken over at the bankruptcy price, the user loses exactly the margin, never more",
             rules=["INV-021", "LIQ-007", "MRG-008"],
-            statement="bp defined => user_loss(takeover price) = margin and realized(takeover price) = -margin",
+            statement="bp defined => upl(takeover price) - close fee = -margin exactly (the close fee is 0 without "
+                      "margin.bankruptcy_includes_close_fee), user_loss(takeover price, fee units) = margin and "
+                      "realized(takeover price) - fee units = -margin",
             premises="a position on the lot grid that can go bankrupt; a mark price > 0")
 def _full_loss(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, _ = _setup(ctx)
@@ -216,8 +232,10 @@ def _full_loss(ctx: Context) -> Any:
     t = L.compute_full_takeover(inst, rules, pos, mark)
     ctx.assume(t.defined)
     ctx.observe("takeover price", t.price)
-    loss = ctx.observe("user loss", L.compute_user_loss_units(inst, pos, t.price))
-    return num.and_(loss == pos.margin, M.compute_realized_pnl_units(inst, pos, t.price) == -pos.margin)
+    ctx.observe("close fee", t.close_fee)
+    loss = ctx.observe("user loss", L.compute_user_loss_units(inst, pos, t.price, t.close_fee_units))
+    return num.and_(loss == pos.margin, M.compute_unrealized_pnl(inst, pos, t.price) - t.close_fee == -pos.margin,
+                    M.compute_realized_pnl_units(inst, pos, t.price) - t.close_fee_units == -pos.margin)
 
 
 def _partial_share_covers_loss(ctx: Context, inst: Any, pos: PositionTerms, mark: Any, s: Any) -> Any:
@@ -417,8 +435,9 @@ def _fund_share(ctx: Context) -> Any:
 
 @obligation("OBL-INV-022", "a full liquidation creates and loses no money: user + counterparties + fund + venue + dust + open remainder = 0",
             rules=["INV-022", "ENG-004", "ENG-005", "LIQ-007"],
-            statement="-margin + surplus returned (user) + counterparties' PnL + fund + venue + dust - upl(remainder from entry to takeover) = 0, "
-                      "exactly, rounding included",
+            statement="-margin + surplus returned (user) + counterparties' PnL + fund + venue + dust + engine cash + close fee "
+                      "(units to its receiver, its dust to the venue) - upl(remainder from entry to takeover) = 0, "
+                      "exactly, rounding included; the close fee's dust is in [0, 1)",
             premises=f"a position on the lot grid within the tier table whose decision is FULL; {LEVELS} book levels",
             scope=Scope.BOUNDED)
 def _conservation(ctx: Context) -> Any:
@@ -429,8 +448,11 @@ def _conservation(ctx: Context) -> Any:
     user = -t.user_loss_units
     cp = ctx.observe("counterparties", E.compute_counterparty_pnl(inst, pos.sign, pos.entry, c.fills))
     ctx.observe("fund", c.fund_units)
+    ctx.observe("close fee", t.close_fee_units)
+    fee_dust = T.compute_takeover_fee_dust(t.close_fee, t.close_fee_units)  # to the venue (ENG-005)
     carried = M.compute_unrealized_pnl(inst, PositionTerms(pos.sign, c.remainder, pos.entry, 0), t.price)
-    return user + c.user_units + cp + c.fund_units + c.venue_units + c.dust - carried + t.cash == 0
+    return num.and_(user + c.user_units + cp + c.fund_units + c.venue_units + c.dust - carried + t.cash
+                    + t.close_fee_units + fee_dust == 0, fee_dust >= 0, fee_dust < 1)
 
 
 @obligation("OBL-INV-022b", "a partial step creates and loses no money",
@@ -540,7 +562,8 @@ def _cross_index(ctx: Context) -> int:
             rules=["LIQ-010", "LIQ-008", "LIQ-003", "LIQ-002"],
             statement="with the other cross positions' marks fixed: LP_j defined => at mark_j = LP_j the cross equity equals "
                       "the summed requirements (LIQ-008's trigger holds, with equality); BP_j defined => at mark_j = BP_j "
-                      "the cross equity is 0",
+                      "the cross equity is the fee to close position j there, value_j(BP_j) x close_fee_rate with "
+                      "margin.bankruptcy_includes_close_fee (0 without it: the cross equity is zero)",
             premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid and "
                       "within their tables (position j also at LP_j); a balance >= 0; marks > 0",
             scope=Scope.MODULAR, per_instrument=True)
@@ -558,8 +581,16 @@ def _cross_lp(ctx: Context) -> Any:
     at_bp = marks[:j] + (num.ite(bp.defined, bp.value, marks[j]),) + marks[j + 1:]
     eq_lp = ctx.observe("cross equity at LP", L.compute_cross_equity(ips, balance, at_lp))
     req_lp = ctx.observe("cross requirement at LP", L.compute_cross_requirement(ips, rules, at_lp))
-    return num.and_(num.implies(lp.defined, num.and_(eq_lp == req_lp, L.is_cross_liquidatable(ips, rules, balance, at_lp))),
-                    num.implies(bp.defined, L.compute_cross_equity(ips, balance, at_bp) == 0))
+    fee_bp = M.compute_position_value(inst, p.size, at_bp[j]) * _bp_fee(rules)  # 0 without the option
+    # the two prices' claims are proved one solver call each (two options that both always hold:
+    # each case proves its own claim); together, on the inverse instrument with the option, one call
+    # answered unknown at the limit while each alone takes well under a second more than before
+    ctx.cases("price", [
+        ("the cross liquidation price", True,
+         num.implies(lp.defined, num.and_(eq_lp == req_lp, L.is_cross_liquidatable(ips, rules, balance, at_lp)))),
+        ("the cross bankruptcy price", True,
+         num.implies(bp.defined, L.compute_cross_equity(ips, balance, at_bp) == fee_bp))])
+    return True
 
 
 @obligation("OBL-LIQ-008c", "cross margin ratio: at or below the required ratio exactly when the account is liquidatable",

@@ -208,24 +208,51 @@ def _bankruptcy(ctx: Context) -> Any:
     eq_at = M.compute_equity(inst, pos, at)
     fee_at = ctx.observe("fee to close at bp", M.compute_position_value(inst, pos.size, at) * rate)
     return num.and_(num.implies(bp.defined, num.and_(bp.value > 0, eq_at == fee_at)),
-                    num.implies(num.not_(bp.defined), eq_at > fee_at))
+                    num.implies(num.not_(bp.defined), eq_at > fee_at),
+                    M.compute_bankruptcy_close_fee(inst, rules, pos.size, at) == fee_at)
+
+
+def _bp_fee(rules: Any) -> Any:
+    """The rate of the fee to close the bankruptcy price leaves, as the spec states it (LIQ-002):
+    ``close_fee_rate`` with ``margin.bankruptcy_includes_close_fee``, else 0."""
+    return rules.close_fee_rate if rules.bankruptcy_includes_close_fee else 0
+
+
+def _fee_premise(rules: Any, requirement: Any, fee: Any) -> Any:
+    """INV-001 / INV-002's extra premise with the option and the requirement valued at the entry:
+    the requirement is at least the fee to close valued at the price in question (valued at the
+    mark the requirement includes that fee, MRG-006, so the premise is implied; without the
+    option the fee is 0 and the premise is the requirement >= 0 of the spec)."""
+    if rules.bankruptcy_includes_close_fee and rules.mm_price_basis is PriceBasis.ENTRY:
+        return requirement >= fee
+    return True
 
 
 @obligation("OBL-INV-001", "a position that is not liquidatable has its mark strictly on the safe side of its bankruptcy price",
             rules=["INV-001", "LIQ-001", "LIQ-002"],
-            statement="not liquidatable(mark) and bp defined => sign * (mark - bp) > 0",
+            statement="bp defined => (sign * (mark - bp) > 0 <=> equity(mark) > fee_bp(mark)), fee_bp(p) = value(p) x "
+                      "close_fee_rate with margin.bankruptcy_includes_close_fee, else 0; hence not liquidatable(mark) and "
+                      "bp defined => sign * (mark - bp) > 0 (with the option and MM valued at entry: when the requirement "
+                      "is >= fee_bp(mark))",
             premises="a position within the tier table; a mark price > 0")
 def _safe_side(ctx: Context) -> Any:
     inst, rules, pos, mark = _setup(ctx)
     liq = ctx.observe("liquidatable", M.is_liquidatable(inst, rules, pos, mark))
     bp = M.compute_bankruptcy_price(inst, rules, pos)
     ctx.observe("bankruptcy price", bp)
-    return num.implies(num.and_(num.not_(liq), bp.defined), pos.sign * (mark - bp.value) > 0)
+    fee = ctx.observe("fee to close at mark", M.compute_position_value(inst, pos.size, mark) * _bp_fee(rules))
+    eq = M.compute_equity(inst, pos, mark)
+    req = M.compute_liquidation_requirement(inst, rules, pos, mark)
+    safe = pos.sign * (mark - bp.value) > 0
+    return num.and_(num.implies(bp.defined, safe == (eq > fee)),
+                    num.implies(num.and_(num.not_(liq), bp.defined, _fee_premise(rules, req, fee)), safe))
 
 
 @obligation("OBL-INV-002", "the liquidation price lies between the entry and the bankruptcy price",
             rules=["INV-002", "LIQ-003", "LIQ-002"],
-            statement="healthy at entry and bp defined => lp defined, sign*(entry - lp) > 0 and sign*(lp - bp) >= 0",
+            statement="healthy at entry and bp defined => lp defined, sign*(entry - lp) > 0 and sign*(lp - bp) >= 0 "
+                      "(with margin.bankruptcy_includes_close_fee and MM valued at entry: sign*(lp - bp) >= 0 <=> the "
+                      "requirement at lp is >= fee_bp(lp) = value(lp) x close_fee_rate)",
             premises="a position that is not liquidatable at its entry price and can go bankrupt")
 def _between(ctx: Context) -> Any:
     inst, rules, pos, _ = _setup(ctx, with_mark=False)
@@ -235,25 +262,40 @@ def _between(ctx: Context) -> Any:
     lp = M.compute_liquidation_price(inst, rules, pos)
     ctx.observe("bankruptcy price", bp)
     ctx.observe("liquidation price", lp)
-    return num.and_(lp.defined, pos.sign * (pos.entry - lp.value) > 0, pos.sign * (lp.value - bp.value) >= 0)
+    at = num.ite(lp.defined, lp.value, pos.entry)
+    fee = ctx.observe("fee to close at lp", M.compute_position_value(inst, pos.size, at) * _bp_fee(rules))
+    req = M.compute_liquidation_requirement(inst, rules, pos, at)
+    after = pos.sign * (lp.value - bp.value) >= 0
+    premise = _fee_premise(rules, req, fee)
+    claims = [lp.defined, pos.sign * (pos.entry - lp.value) > 0, num.implies(premise, after)]
+    if premise is not True:
+        claims.append(after == premise)  # the premise is exactly what the order needs
+    return num.and_(*claims)
 
 
 @obligation("OBL-INV-003", "closing at the bankruptcy price loses exactly the margin; on the tick grid never more",
             rules=["INV-003", "LIQ-002", "MRG-008"],
-            statement="bp defined => realized_units(bp) = -margin and realized_units(bp_tick) >= -margin",
-            premises="a position that can go bankrupt, entered at a price of at least one tick")
+            statement="bp defined => upl(bp) = fee_bp(bp) - margin exactly (fee_bp(p) = value(p) x close_fee_rate with "
+                      "margin.bankruptcy_includes_close_fee, else 0: the fee to close there is what the margin left pays), "
+                      "realized_units(bp) = floor(fee_bp(bp)) - margin (= -margin without the option) and "
+                      "realized_units(bp_tick) >= -margin",
+            premises="a position that can go bankrupt, entered at a price of at least one tick (with the option: "
+                     "entry x (1 - close_fee_rate) at least one tick, since a short's bankruptcy price may then lie "
+                     "below its entry by that factor)")
 def _loss_at_bp(ctx: Context) -> Any:
     inst, rules, pos, _ = _setup(ctx, with_mark=False)
-    ctx.assume(pos.entry >= inst.tick_size)
+    ctx.assume(pos.entry * (1 - _bp_fee(rules)) >= inst.tick_size)
     ctx.split_sign(pos)
     bp = M.compute_bankruptcy_price(inst, rules, pos)
     bpt = M.compute_bankruptcy_price_on_tick(inst, rules, pos)
     ctx.assume(bp.defined)
     ctx.observe("bankruptcy price", bp)
     ctx.observe("bankruptcy price on tick", bpt)
+    fee = ctx.observe("fee to close at bp", M.compute_position_value(inst, pos.size, bp.value) * _bp_fee(rules))
     at = ctx.observe("realized at bp", M.compute_realized_pnl_units(inst, pos, bp.value))
     at_t = ctx.observe("realized at bp on tick", M.compute_realized_pnl_units(inst, pos, bpt.value))
-    return num.and_(bpt.defined, at == -pos.margin, at_t >= -pos.margin)
+    return num.and_(bpt.defined, M.compute_unrealized_pnl(inst, pos, bp.value) == fee - pos.margin,
+                    at == num.floor(fee) - pos.margin, at_t >= -pos.margin)
 
 
 @obligation("OBL-INV-004", "maintenance margin is monotone in size and never falls to a lower tier's rate",

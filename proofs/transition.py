@@ -17,6 +17,7 @@ from backstop.reference import margin as M
 from backstop.reference import num
 from backstop.reference import transition as T
 from backstop.reference.profile import PartialRule, PriceBasis
+from backstop.reference.types import PositionTerms
 
 __all__: list[str] = []
 
@@ -145,7 +146,9 @@ def _partial_dust(ctx: Context) -> Any:
 @obligation("OBL-LIQ-009c", "a full cross liquidation hands every position to the engine on its own side and size",
             rules=["LIQ-009", "LIQ-007"],
             statement="for every cross position of the currency: the takeover's sign and size are the position's; the "
-                      "user's loss on it is its LIQ-009 share",
+                      "user's loss on it is its LIQ-009 share; the equity of the position with its share at the takeover "
+                      "price is the engine's cash plus the fee to close charged there (value x close_fee_rate with "
+                      "margin.bankruptcy_includes_close_fee, else 0), so the takeover creates and loses no money",
             premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid and "
                      "within their tables; a balance >= 0; marks > 0",
             scope=Scope.MODULAR, applies=_once_per_currency, applies_note="once per settlement currency (on its first instrument)")
@@ -154,5 +157,9 @@ def _cross_takeover_sides(ctx: Context) -> Any:
     ips, balance, marks = _cross_setup(ctx)
     takeovers = L.compute_cross_takeovers(ips, rules, balance, marks)
     shares = L.compute_cross_shares(ips, balance, marks)
-    return num.and_(*[num.and_(tk.sign == p.sign, tk.size == p.size, tk.user_loss_units == share)
-                      for (_, p), tk, share in zip(ips, takeovers, shares)])
+    rate = rules.close_fee_rate if rules.bankruptcy_includes_close_fee else 0  # LIQ-002's option, as the spec states it
+    return num.and_(*[num.and_(tk.sign == p.sign, tk.size == p.size, tk.user_loss_units == share,
+                               tk.close_fee == M.compute_position_value(i, p.size, tk.price) * rate,
+                               M.compute_equity(i, PositionTerms(p.sign, p.size, p.entry, share), tk.price)
+                               == tk.cash + tk.close_fee)
+                      for (i, p), tk, share in zip(ips, takeovers, shares)])

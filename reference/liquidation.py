@@ -181,8 +181,12 @@ def run_liquidation(inst: Instrument, rules: MarginRules, lrules: LiquidationRul
 @dataclass(frozen=True, slots=True)
 class Takeover:
     """What the engine takes over: a position of ``size`` on ``sign`` entered at ``price`` with no
-    margin, and ``cash_units`` (the user's loss minus the value of that position at ``price``, which
-    is 0 when the price is the exact bankruptcy price).  ``user_loss_units`` leaves the user."""
+    margin, and ``cash`` (the user's loss minus the value of that position at ``price`` and minus
+    the fee to close, which is 0 when the price is the exact bankruptcy price).
+    ``user_loss_units`` leaves the user.  ``close_fee`` is the fee to close that the bankruptcy
+    price leaves (``margin.bankruptcy_includes_close_fee``; 0 without it), valued at ``price``: it
+    goes to the close-fee receiver as ``close_fee_units`` (rounded DOWN), the rest to the venue as
+    dust (ENG-005)."""
 
     sign: Number
     size: Number
@@ -191,23 +195,35 @@ class Takeover:
     user_loss_units: Number
     defined: Any
     cash_units: Number = 0  # the cash as money, rounded DOWN (a payout to the fund); the rest is dust
+    close_fee: Number = 0  # exact: value(size, price) x close_fee_rate with the option, else 0
+    close_fee_units: Number = 0  # the fee as money, rounded DOWN (a payout to the receiver); the rest is dust
 
 
 def compute_full_takeover(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Takeover:
     """LIQ-007: the engine takes the whole isolated position over at its exact bankruptcy price
     (LIQ-002, not tick-rounded: an internal transfer, not an order); the user loses exactly the
     margin.  A liquidatable position always has a bankruptcy price (OBL-LIQ-007); should it not,
-    the takeover is at the mark and the engine starts with the position's equity there as cash."""
+    the takeover is at the mark and the engine starts with the position's equity there as cash.
+
+    With ``margin.bankruptcy_includes_close_fee`` the user is also charged the fee to close valued
+    at the takeover price (``value x close_fee_rate``): at the bankruptcy price that is exactly the
+    equity left there (LIQ-002), so the loss is still exactly the margin; at the mark (no
+    bankruptcy price) it comes out of the equity before the cash.  The fee is rounded DOWN to
+    whole units for its receiver (a payout never creates money); the fraction is the venue's
+    dust (ENG-005, TRN: :func:`~backstop.reference.transition.compute_takeover_fee_dust`)."""
     bp = M.compute_bankruptcy_price(inst, rules, pos)
     price = num.ite(bp.defined, bp.value, mark)
-    cash = num.ite(bp.defined, 0, M.compute_equity(inst, pos, mark))
-    return Takeover(pos.sign, pos.size, price, cash, pos.margin, bp.defined, num.floor(cash))
+    fee = M.compute_bankruptcy_close_fee(inst, rules, pos.size, price)
+    cash = num.ite(bp.defined, 0, M.compute_equity(inst, pos, mark) - fee)
+    return Takeover(pos.sign, pos.size, price, cash, pos.margin, bp.defined, num.floor(cash), fee, num.floor(fee))
 
 
-def compute_user_loss_units(inst: Instrument, pos: PositionTerms, price: Number) -> Number:
+def compute_user_loss_units(inst: Instrument, pos: PositionTerms, price: Number, fee_units: Number = 0) -> Number:
     """LIQ-007: the user's loss when the engine takes over at ``price``: minus the realized PnL
-    there (rounded down, MRG-008), never more than the margin."""
-    return num.min_(pos.margin, -M.compute_realized_pnl_units(inst, pos, price))
+    there (rounded down, MRG-008) plus the fee to close charged there (``fee_units``: a full
+    takeover's ``close_fee_units``, 0 without ``margin.bankruptcy_includes_close_fee``), never
+    more than the margin."""
+    return num.min_(pos.margin, fee_units - M.compute_realized_pnl_units(inst, pos, price))
 
 
 # ---------------------------------------------------------------- LIQ-008 / LIQ-009 cross margin
@@ -272,7 +288,8 @@ def compute_cross_takeovers(inst_pos: tuple[tuple[Instrument, PositionTerms], ..
     out = []
     for (i, p), m, share in zip(inst_pos, marks, shares):
         t = compute_full_takeover(i, rules, PositionTerms(p.sign, p.size, p.entry, share), m)
-        out.append(Takeover(t.sign, t.size, t.price, t.cash, share, t.defined, t.cash_units))
+        out.append(Takeover(t.sign, t.size, t.price, t.cash, share, t.defined, t.cash_units, t.close_fee,
+                            t.close_fee_units))
     return tuple(out)
 
 

@@ -286,13 +286,13 @@ def _load(data: dict[str, Any], source: str) -> Profile:
     margin = MarginRules(m.enum("mm_price_basis", PriceBasis), m.enum("trigger", TriggerRule),
                          m.rate("close_fee_rate"), m.bool("bankruptcy_includes_close_fee", False))
     m.done()
-    if margin.bankruptcy_includes_close_fee:
-        # LIQ-002's option is computed and proved (OBL-LIQ-002), but LIQ-007's takeover does not yet
-        # book the fee to close that such a bankruptcy price leaves: the money would not balance
-        # (OBL-INV-022 fails with it), so the option is refused until LIQ-007 books it.
+    if margin.bankruptcy_includes_close_fee and margin.trigger is TriggerRule.ZERO_EQUITY:
+        # LIQ-002's option leaves the fee to close at the bankruptcy price (equity > 0 there); the
+        # zero-equity trigger fires only at equity <= 0, beyond that price, so INV-001 / INV-002 could
+        # not hold (every liquidation would start past bankruptcy).  The combination is refused.
         raise ProfileError("margin.bankruptcy_includes_close_fee", True,
-                           "not yet supported: the full takeover (LIQ-007) does not book the fee to close left at "
-                           "such a bankruptcy price, so a liquidation would not balance (INV-022); see spec LIQ-002",
+                           'cannot be combined with margin.trigger = "zero_equity": the trigger would fire only '
+                           "beyond a bankruptcy price that leaves the fee to close (INV-001); see spec LIQ-002",
                            "LIQ-002")
     lq = top.sub("liquidation")
     share = lq.enum("fund_share", FundShare, FundShare.ALL)

@@ -197,6 +197,8 @@ def _takeover(inst: Instrument, tk: L.Takeover, rules: tuple[str, ...]) -> dict[
         _q("cash_units", tk.cash_units, money + " (rounded down)", *rules, "NUM-002"),
         _q("user_loss", tk.user_loss_units, money, *rules),
         _q("at_bankruptcy_price", tk.defined, BOOL, *rules),
+        _q("close_fee", tk.close_fee, money + " (exact)", *rules, "LIQ-002"),
+        _q("close_fee_units", tk.close_fee_units, money + " (rounded down)", *rules, "LIQ-002", "NUM-002"),
     )
 
 

@@ -452,12 +452,18 @@ def _hand_over_partial(state: SimState, t: int, acct_id: str, inst: Instrument, 
 def _hand_over_full(state: SimState, t: int, acct_id: str, inst: Instrument, tk: Any, sign: int,
                     size: Any, R: Rules) -> tuple[SimState, list[Record]]:
     """A full liquidation's takeover (LIQ-007): the engine's cash (when the position had no
-    bankruptcy price) to the fund, its rounding dust to the venue (ENG-005), the position to the
+    bankruptcy price) to the fund, its rounding dust to the venue (ENG-005); the fee to close the
+    bankruptcy price leaves (``margin.bankruptcy_includes_close_fee``; 0 otherwise) to the close-fee
+    receiver as a partial step's fee goes, its rounding dust to the venue; the position to the
     engine at the takeover price."""
     recs: list[Record] = []
     if tk.cash != 0:
         state = _add_dust(state, inst.settle_currency.code, R.T.compute_takeover_dust(tk.cash, tk.cash_units), R)
         state, recs, _ = _fund_result(state, fund_key_of(inst), tk.cash_units, t, acct_id, inst.id, R)
+    fee_dust = R.T.compute_takeover_fee_dust(tk.close_fee, tk.close_fee_units)
+    state = _add_dust(state, inst.settle_currency.code, fee_dust, R)
+    state, r = _pay_close_fee(state, t, acct_id, inst, tk.close_fee_units, R)
+    recs += r
     state, r = _engine_close(state, t, inst, acct_id, sign, size, tk.price, "full", R)
     return state, recs + r
 

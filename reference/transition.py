@@ -27,7 +27,8 @@ from backstop.reference.types import Instrument, PositionTerms
 
 __all__ = ["account_order_key", "is_market_open", "is_cross_partial_candidate", "decide_cross_round",
            "max_cross_rounds", "compute_balance_after_step", "compute_balance_after_adl",
-           "compute_partial_dust", "compute_takeover_dust", "compute_dust_total", "compute_fund_posting",
+           "compute_partial_dust", "compute_takeover_dust", "compute_takeover_fee_dust", "compute_dust_total",
+           "compute_fund_posting",
            "compute_filled", "compute_size_left", "compute_open_remainder", "compute_adl_state",
            "is_any", "is_retry_allowed", "compute_levels_after", "compute_adl_dust"]
 
@@ -107,6 +108,13 @@ def compute_takeover_dust(cash: Number, cash_units: Number) -> Number:
     """ENG-005: the residue of a full takeover's engine cash (LIQ-007: exact cash less the whole
     units booked to the fund), to the venue."""
     return cash - cash_units
+
+
+def compute_takeover_fee_dust(fee: Number, fee_units: Number) -> Number:
+    """ENG-005 / LIQ-007: the residue of the fee to close a full takeover charges under
+    ``margin.bankruptcy_includes_close_fee`` (the exact fee less the whole units paid to the
+    close-fee receiver, rounded down), in [0, 1) unit, to the venue."""
+    return fee - fee_units
 
 
 def compute_dust_total(dust: Number, amount: Number) -> Number:

@@ -215,16 +215,23 @@ def test_LIQ_002_equity_at_the_fee_bankruptcy_price_is_the_fee_to_close_there():
     assert M.compute_equity(inst, pos, bp) == fee_at_bp > 0   # 1 BTC x 27,013.5068... x 0.05% = 13.5068... USDT
 
 
-@pytest.mark.rules("LIQ-002")
-def test_LIQ_002_option_is_off_on_the_shipped_profiles_and_refused_on_load_for_now():
+@pytest.mark.rules("LIQ-002", "LIQ-007")
+def test_LIQ_002_option_is_off_on_the_shipped_profiles_and_accepted_on_load_only_as_a_bool():
     for name in ("okx", "binance", "bybit"):
         assert load_profile(name).margin.bankruptcy_includes_close_fee is False
-    with pytest.raises(ProfileError) as e:
-        load_profile_text(_overlay("bybit", "[margin]\nbankruptcy_includes_close_fee = true\n"))
-    assert e.value.field == "margin.bankruptcy_includes_close_fee"
+    on = load_profile_text(_overlay("bybit", "[margin]\nbankruptcy_includes_close_fee = true\n"))
+    assert on.margin.bankruptcy_includes_close_fee is True
     with pytest.raises(ProfileError) as e:
         load_profile_text(_overlay("bybit", '[margin]\nbankruptcy_includes_close_fee = "yes"\n'))
     assert e.value.field == "margin.bankruptcy_includes_close_fee"
+    with pytest.raises(ProfileError) as e:
+        load_profile_text(_overlay("bybit", "[margin]\nbankruptcy_includes_close_fee = 1\n"))
+    assert e.value.field == "margin.bankruptcy_includes_close_fee"
+    # with the zero-equity trigger the option is refused: that trigger fires only at equity <= 0, past a
+    # bankruptcy price that leaves a positive fee (INV-001 could not hold)
+    with pytest.raises(ProfileError) as e:
+        load_profile_text(_overlay("okx", '[margin]\ntrigger = "zero_equity"\nbankruptcy_includes_close_fee = true\n'))
+    assert e.value.field == "margin.bankruptcy_includes_close_fee" and e.value.rule == "LIQ-002"
 
 
 # ================================================================ 3. ADL-001 drawdown from the window's average
