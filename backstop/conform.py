@@ -807,7 +807,7 @@ def _simpler(leaf: Leaf, step: Fraction) -> list[Fraction]:
         if v >= 1:
             mag = 10 ** max(0, len(str(int(v))) - sig)
             c += [Fraction(int(v) // mag * mag), Fraction((int(v) // mag + 1) * mag)]
-    c += [Fraction(math.floor(v)), v / 2, v / 10]
+    c += [Fraction(math.floor(v)), v - 1, v - step, v / 2, v / 10]
     out = []
     for x in c:
         x = _snap(x, step) if x >= step else step
