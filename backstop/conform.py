@@ -25,7 +25,7 @@ amounts, prices, decisions), ``unsupported``, ``refused`` (refused where backsto
 wrote a line that is not a JSON object).  Both refusing agrees.
 
 **Hunting and shrinking.**  Around every disagreement ``--hunt N`` variants of its request are
-tried (seeded by ``--seed``): random perturbations of its numbers (sizes on the lot grid, prices on
+tried (at most ``25 N`` in all, the first disagreements first; seeded by ``--seed``): random perturbations of its numbers (sizes on the lot grid, prices on
 the tick grid, money on the currency's grid) and region boundaries (a notional or a size at a tier
 cap, a margin that puts the liquidation price at a cap), each answered by backstop in-process.
 Disagreements are grouped by cause (operation, classification, field); the smallest of each cause
@@ -70,6 +70,7 @@ CLASS_WORDS = {"agrees": "agrees", "differs": "differs", "unsupported": "unsuppo
                "error": "could not run"}
 DISAGREE = ("differs", "refused", "answered")
 MAX_CONSECUTIVE_FAILURES = 3
+HUNT_TOTAL_FACTOR = 25      # at most --hunt x 25 hunting requests in all (the first disagreements first)
 STDERR_KEEP = 20_000
 
 
@@ -954,10 +955,11 @@ def _hunt_and_shrink(impl: Implementation, outcomes: list[Outcome], rel_tol: flo
         case = Case(f"{origin}", req, backstop_answer(exact_loads(json.dumps(req)), cache), _op(req), origin=origin)
         return classify(case, impl.ask(req), rel_tol)
 
+    total = hunt * HUNT_TOTAL_FACTOR
     for o in first:
-        if hunt <= 0:
+        if hunt <= 0 or len(hunted) >= total:
             break
-        for n, v in enumerate(variants(o.case.request, hunt, rng, grids)):
+        for n, v in enumerate(variants(o.case.request, min(hunt, total - len(hunted)), rng, grids)):
             h = probe(v, "hunt")
             h.case.id = f"hunt {o.case.id} #{n}"
             hunted.append(h)

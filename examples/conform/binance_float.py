@@ -81,7 +81,7 @@ def money(v, what):
 
 
 def symbols_of(profile):
-    if profile in (None, "binance"):
+    if profile == "binance":  # (a request without a profile asks backstop's default, okx)
         return SYMBOLS
     if not (isinstance(profile, dict) and isinstance(profile.get("toml"), str)):
         raise Unsupported(f"profile {profile!r}: only Binance USDS-M")
@@ -100,9 +100,10 @@ def symbols_of(profile):
 
 
 def bracket_of(brackets, notional):
-    """1-based bracket of a notional (a notional equal to a cap is in the lower bracket)."""
+    """1-based bracket of a notional (a notional equal to a cap is in the lower bracket; a float
+    product such as 0.3 * 30000.1 may land a hair above a cap it equals, hence the 1e-12)."""
     for n, (cap, mmr, cum) in enumerate(brackets, 1):
-        if notional <= cap:
+        if notional <= cap * (1 + 1e-12):
             return n
     raise Refused(f"notional {notional} above the last bracket")
 
@@ -186,7 +187,7 @@ def answer(req):
             raise Refused(f"mark_prices.{s}: unknown symbol")
     marks = {s: positive(v, f"mark_prices.{s}") for s, v in req["mark_prices"].items()}
     ps = [position(p if isinstance(p, dict) else {}, syms, marks, n, op == "cross") for n, p in enumerate(req["positions"])]
-    name = "binance" if req.get("profile") in (None, "binance") else tomllib.loads(req["profile"]["toml"]).get("name", "binance")
+    name = "binance" if req.get("profile") == "binance" else tomllib.loads(req["profile"]["toml"]).get("name", "binance")
     if op == "margin":
         results = []
         for n, p in enumerate(ps):
@@ -199,8 +200,8 @@ def answer(req):
         return {"profile": name, "results": results}
     if len({p["id"] for p in ps}) < len(ps):
         raise Unsupported("hedge mode (LONG and SHORT of one symbol)")
-    if not isinstance(req.get("balances"), dict):
-        raise Refused("balances")
+    if not isinstance(req.get("balances"), dict) or set(req["balances"]) - {"USDT"}:
+        raise Refused("balances: USDT only")
     wb = money(req["balances"].get("USDT", 0), "balances.USDT")
     upnl = [p["side"] * p["qty"] * (p["mark"] - p["entry"]) for p in ps]
     mm = [maintenance(p["sym"], p["qty"], p["mark"]) for p in ps]
