@@ -338,6 +338,10 @@ class Implementation:
                 self._kill()
             self._start()
         self.calls += 1
+        if not self.lines.empty():  # a line nobody asked for: the answers would be out of step
+            extra = self.lines.get()
+            self._kill()
+            return "failure", f"wrote more than one line for the previous request: {str(extra).strip()[:200]!r}"
         line = json.dumps(_plain(req), ensure_ascii=False) + "\n"
         try:
             assert self.proc is not None and self.proc.stdin is not None

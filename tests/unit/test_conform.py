@@ -354,3 +354,12 @@ def test_the_readme_conformance_commands_print_what_the_readme_shows():
             assert last.stdout == shown, f"$ {cmd}\n--- README\n{shown}--- printed\n{last.stdout}{last.stderr}"
             ran += 1
     assert ran >= 2
+
+
+def test_an_implementation_that_answers_twice_is_out_of_step(tmp_path):
+    cmd = _script(tmp_path, "twice.py", "import sys, json\nfor line in sys.stdin:\n"
+                  "    print(json.dumps({'unsupported': 'a'}), flush=True)\n"
+                  "    print(json.dumps({'unsupported': 'b'}), flush=True)\n")
+    r = run(cmd)
+    assert r.exit_code == C.EXIT_CANNOT_RUN
+    assert any("more than one line" in o.detail for o in r.outcomes)
