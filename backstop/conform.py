@@ -277,6 +277,8 @@ class Implementation:
         self._err: Any = None
         self.starts = 0
         self.calls = 0
+        self.extra_lines = 0          # lines written beyond one per request (found when a process ends)
+        self._reader: threading.Thread | None = None
 
     def _start(self) -> None:
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
@@ -287,7 +289,8 @@ class Implementation:
             raise CannotStart(f"cannot start {self.argv[0]!r}: {e.strerror or e}") from None
         self.starts += 1
         self.lines = queue.Queue()
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True)
+        self._reader.start()
 
     @staticmethod
     def _read(stream: Any, q: queue.Queue) -> None:
@@ -320,6 +323,11 @@ class Implementation:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            if self._reader is not None:
+                self._reader.join(timeout=2)
+            while not self.lines.empty():
+                if self.lines.get() is not None:
+                    self.extra_lines += 1
         self.proc = None
         self._collect_stderr()
 
@@ -934,6 +942,10 @@ def run_conform(command: str, vectors: str | None = None, rel_tol: float = 0.0, 
     compared = c["agrees"] + c["differs"] + c["refused"] + c["answered"]
     if fatal:
         report.exit_code, report.message = EXIT_CANNOT_RUN, fatal
+    elif impl.extra_lines:
+        report.exit_code = EXIT_CANNOT_RUN
+        report.message = (f"the implementation wrote {impl.extra_lines} line(s) more than it was asked for: "
+                          "its answers are out of step with the requests")
     elif c["error"] or ch["error"]:
         report.exit_code = EXIT_CANNOT_RUN
         report.message = f"could not run the implementation on {c['error'] + ch['error']} request(s)"

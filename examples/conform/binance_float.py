@@ -70,11 +70,17 @@ def positive(v, what):
 def money(v, what):
     """USDT amount in USDT: an integer of 10^-8 USDT, or "1500 USDT"."""
     if isinstance(v, str) and v.strip().endswith(" USDT"):
-        x = num(v.strip()[:-5].strip(), what)
+        text = v.strip()[:-5].strip()
+        x = num(text, what)
+        if "." in text and len(text.split(".")[1].rstrip("0")) > 8:
+            raise Refused(f"{what}: not a whole number of 10^-8 USDT")
     elif isinstance(v, str) and " " in v.strip():
         raise Refused(f"{what}: not a USDT amount")
     else:
-        x = num(v, what) / UNITS
+        units = num(v, what)
+        if units != int(units):
+            raise Refused(f"{what}: a whole number of 10^-8 USDT")
+        x = units / UNITS
     if x < 0:
         raise Refused(f"{what}: must be >= 0")
     return x
@@ -101,9 +107,9 @@ def symbols_of(profile):
 
 def bracket_of(brackets, notional):
     """1-based bracket of a notional (a notional equal to a cap is in the lower bracket; a float
-    product such as 0.3 * 30000.1 may land a hair above a cap it equals, hence the 1e-12)."""
+    product such as 0.3 * 30000.1 may land a hair above a cap it equals, hence the 1e-15)."""
     for n, (cap, mmr, cum) in enumerate(brackets, 1):
-        if notional <= cap * (1 + 1e-12):
+        if notional <= cap * (1 + 1e-15):
             return n
     raise Refused(f"notional {notional} above the last bracket")
 
@@ -121,7 +127,7 @@ def liq_price(sym, side, qty, entry, wb):
         den = qty * mmr - side * qty
         if den != 0:
             lp = (wb + cum - side * qty * entry) / den
-            if lp > 0 and floor * (1 - 1e-12) < qty * lp <= cap * (1 + 1e-12):
+            if lp > 0 and floor * (1 - 1e-15) < qty * lp <= cap * (1 + 1e-15):
                 return lp, n
         floor = cap
     return None, None
