@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= okx
 OUT    ?= build/audit
 
-.PHONY: audit test prove bench clean
+.PHONY: audit report-pdf test prove bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,18 @@ $(STAMP): pyproject.toml
 ## The main job: all proofs and the traceability audit on the default profile.
 audit: $(STAMP)
 	$(BIN)/backstop audit --profile $(PROFILE) --out $(OUT)
+
+## Optional: the audit report (make audit first) as $(OUT)/audit.pdf, through WeasyPrint (the
+## `pdf` extra). WeasyPrint needs the system's Pango >= 1.44, which the project's machines have;
+## the PDF shows every rule's details open (a browser's print keeps them folded).
+$(VENV)/.pdf-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[pdf]'
+	touch $@
+report-pdf: $(VENV)/.pdf-installed
+	@test -f $(OUT)/audit.html || { echo "no $(OUT)/audit.html: run 'make audit' first" >&2; exit 2; }
+	@$(BIN)/python -c "import weasyprint" 2>/dev/null || { echo "report-pdf: WeasyPrint cannot load the system's Pango (>= 1.44; Debian: libpango-1.0-0); print $(OUT)/audit.html from a browser instead" >&2; exit 2; }
+	$(BIN)/python -c "import sys, weasyprint; weasyprint.HTML(sys.argv[1]).write_pdf(sys.argv[2])" $(OUT)/audit.html $(OUT)/audit.pdf
+	@echo "wrote $(OUT)/audit.pdf"
 
 ## The whole test suite (unit, property, proofs on every shipped profile, planted bugs).
 test: $(STAMP)

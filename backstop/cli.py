@@ -56,10 +56,45 @@ def _load_profile(name: str) -> Any:
         raise ProfileError("profile", str(name), "not UTF-8 text") from None
 
 
-def _meta(profile: Any) -> Any:
+def _profile_files(name_or_path: str) -> list[tuple[str, bytes]]:
+    """The profile's file and, for an overlay (``extends``), the shipped files it lays itself on:
+    ``(label, bytes)``, the profile first.  Called after the profile loaded, so the files exist."""
+    import tomllib
+    from backstop.reference.profile import _profiles_dir
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        files = [(str(p), p.read_bytes())]
+    else:
+        files = [(f"backstop.spec/profiles/{name_or_path}.toml",
+                  _profiles_dir().joinpath(f"{name_or_path}.toml").read_bytes())]
+    while True:
+        try:
+            base = tomllib.loads(files[-1][1].decode("utf-8")).get("extends")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            break
+        if not isinstance(base, str) or any(lbl.endswith(f"/{base}.toml") for lbl, _ in files[1:]):
+            break
+        files.append((f"backstop.spec/profiles/{base}.toml", _profiles_dir().joinpath(f"{base}.toml").read_bytes()))
+    return files
+
+
+def _meta(profile: Any, profile_arg: str | None = None, only: Sequence[str] | None = None) -> Any:
+    """What identifies a run; with ``profile_arg`` (the --profile given) also the date (UTC),
+    Python, OS and the SHA-256 of the profile's file (for an overlay: of its text, with the hash
+    of the shipped profile it extends)."""
     from backstop.proofs.kernel import SEED
-    from backstop.report import Meta
-    return Meta(profile.name, profile.title, tuple(profile.sources), _z3_version(), SEED, __version__, _commit())
+    from backstop.report import Meta, sha256_hex
+    if profile_arg is None:
+        return Meta(profile.name, profile.title, tuple(profile.sources), _z3_version(), SEED, __version__, _commit())
+    import datetime
+    import platform
+    files = _profile_files(profile_arg)
+    base = ", ".join(f"{lbl.rsplit('/', 1)[-1][:-5]} ({lbl}, SHA-256 {sha256_hex(b)})" for lbl, b in files[1:])
+    return Meta(profile.name, profile.title, tuple(profile.sources), _z3_version(), SEED, __version__, _commit(),
+                date_utc=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                python=f"{platform.python_version()} ({platform.python_implementation()})",
+                os=platform.platform(), profile_file=files[0][0], profile_sha256=sha256_hex(files[0][1]),
+                profile_base=base, only=tuple(only or ()))
 
 
 def _write(path: str | Path, text: str) -> Path:
@@ -146,22 +181,96 @@ def cmd_prove(args: argparse.Namespace) -> int:
 _GAPS_SHOWN = 25
 
 
+def _source_tree() -> Path:
+    """The source tree the traceability reads (spec/, reference/, proofs/, tests/ beside backstop/).
+    An installed package ships the spec, the reference and the proofs, but not the tests, so the
+    traceability cannot be built from it: refused, before any proof runs."""
+    from backstop.trace import repo_root
+    root = repo_root()
+    missing = [d for d in ("spec", "reference", "proofs", "tests") if not (root / d).is_dir()]
+    if missing:
+        raise BackstopError(
+            f"audit: the traceability reads the source tree (spec/, reference/, proofs/ and tests/ beside "
+            f"backstop/), and this backstop is an installed package without it ({root} has no "
+            f"{', '.join(m + '/' for m in missing)}); run the audit from a source checkout "
+            f"(`make audit` there), or `backstop prove` for the proofs alone")
+    return root
+
+
+def _audit_inputs(args: argparse.Namespace, profile: Any) -> tuple[list[tuple[Path, Any]], list[str]]:
+    """Validate every input of an audit before any proof runs: the output paths and every
+    scenario file of ``--scenarios`` (loaded in full, so a bad file is refused at once).
+    Returns the scenarios written for this profile and the names of those skipped."""
+    from backstop import simulate as SIM
+    from backstop.proofs.registry import instances
+    for item in args.only or ():
+        if not instances(profile, [item]):
+            raise InvalidInput("--only", item, f"selects no obligation instance of profile {profile.name!r}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InvalidInput("--out", args.out, "an existing file, not a folder")
+    for opt in ("json", "junit"):
+        val = getattr(args, opt, None)
+        if val and Path(val).is_dir():
+            raise InvalidInput(f"--{opt}", val, "a folder; give a file name")
+        if val:
+            above = next((a for a in Path(val).absolute().parents if a.exists()), None)
+            if above is not None and not above.is_dir():
+                raise InvalidInput(f"--{opt}", val, f"cannot be created: {above} is a file")
+    if args.scenarios is None:      # the default: examples/ when there is one
+        folder = Path("examples") if Path("examples").is_dir() else None
+    elif args.scenarios == "":
+        folder = None
+    else:
+        folder = Path(args.scenarios)
+        if not folder.is_dir():
+            raise InvalidInput("--scenarios", args.scenarios, "not a folder ('' runs no scenario)")
+    chosen, skipped = [], []
+    for f in sorted(folder.glob("*.toml")) if folder else []:
+        scn = SIM.load_scenario(f)
+        if scn.profile.name == profile.name:
+            chosen.append((f, scn))
+        else:
+            skipped.append(f"{f.stem} (profile {scn.profile.name})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInput("--out", args.out, f"cannot create: {e.strerror or e}") from None
+    return chosen, skipped
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
+    """Validate every input, prove, build the traceability, run the scenarios, and only then write
+    the reports (Markdown, HTML, and --json/--junit), whose verdict covers all of it."""
     from backstop import report
+    from backstop.jsonio import dumps
     from backstop.proofs.registry import REGISTRY
     from backstop.trace import build_trace
 
-    profile, runs = _run_and_print(args, sys.stdout)
-    meta = _meta(profile)
-    _write_records(args, profile, runs, meta)
+    # 1. inputs, before any proof
+    profile = _load_profile(args.profile)
+    root = _source_tree()
     try:
-        trace = build_trace()
+        trace = build_trace(root)
     except (ValueError, SyntaxError) as e:  # a rule defined twice, a test file that does not parse
-        print(f"error: traceability: {e}", file=sys.stderr)
-        return EXIT_INPUT
+        raise BackstopError(f"traceability: {e}") from None
+    scenarios, skipped = _audit_inputs(args, profile)
+    meta = _meta(profile, args.profile, args.only)
+    scope = _audit_scope(args.profile, profile)
     out = Path(args.out)
-    md = _write(out / "audit.md", report.audit_markdown(meta, runs, trace, REGISTRY))
-    html_ = _write(out / "audit.html", report.audit_html(meta, runs, trace, REGISTRY))
+    # a report on disk is always the report of a finished run
+    for opt, stale in (("--out", out / "audit.md"), ("--out", out / "audit.html"),
+                       ("--json", args.json), ("--junit", args.junit)):
+        try:
+            if stale:
+                Path(stale).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise InvalidInput(opt, str(stale), f"cannot replace: {e.strerror or e}") from None
+
+    # 2. proofs; 3. scenarios
+    profile, runs = _run_and_print(args, sys.stdout, args.only)
     gaps = trace.gaps()
     print()
     if gaps:
@@ -169,59 +278,87 @@ def cmd_audit(args: argparse.Namespace) -> int:
         for g in gaps[:_GAPS_SHOWN]:
             print(f"  {g}")
         if len(gaps) > _GAPS_SHOWN:
-            print(f"  ... and {len(gaps) - _GAPS_SHOWN} more (all of them in {md})")
+            print(f"  ... and {len(gaps) - _GAPS_SHOWN} more (all of them in {out / 'audit.md'})")
     else:
         print("traceability: no gaps")
-    failed = report.audit_failed(runs, trace)
-    scenarios_ok = _audit_scenarios(args, profile, out, md, html_)
-    failed = failed or not scenarios_ok
-    print(f"audit {'FAILED' if failed else 'PASSED'}: wrote {md} and {html_}")
-    return EXIT_FAIL if failed else EXIT_OK
+    errors: list[str] = []
+    outcomes = _audit_scenarios(scenarios, out, errors)
+    for name in skipped:
+        print(f"scenario {name}: skipped (written for another profile)")
+
+    # 4. the reports, last.  A report that cannot be written is an error of the run: the others are
+    # (re)written with it, so no report on disk says PASSED for a run that exits 2.
+    kw = dict(scenarios=outcomes, errors=errors, scope=scope, skipped=skipped)
+    targets = [(out / "audit.md", lambda: report.audit_markdown(meta, runs, trace, REGISTRY, **kw)),
+               (out / "audit.html", lambda: report.audit_html(meta, runs, trace, REGISTRY, **kw)),
+               (args.json, lambda: dumps(report.audit_json(meta, runs, trace, REGISTRY, **kw))),
+               (args.junit, lambda: report.audit_junit(meta, runs, trace, scenarios=outcomes, errors=errors))]
+    unwritable: set[Any] = set()
+    for _ in range(2):
+        written, new_error = [], False
+        for path, text in targets:
+            if not path or path in unwritable:
+                continue
+            try:
+                written.append(str(_write(path, text())))
+            except InvalidInput as e:
+                errors.append(f"cannot write the report: {e}")
+                unwritable.add(path)
+                new_error = True
+        if not new_error:
+            break
+    problems = report.audit_problems(runs, trace, outcomes, errors)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    verdict = "FAILED: " + ", ".join(problems) if problems else "PASSED"
+    partial = f" (partial run: --only {' '.join(args.only)})" if args.only else ""
+    print(f"audit {verdict}{partial}; wrote {', '.join(written)}")
+    if errors:
+        return EXIT_INPUT
+    return EXIT_FAIL if problems else EXIT_OK
 
 
-def _audit_scenarios(args: argparse.Namespace, profile: Any, out: Path, md: Path, html_: Path) -> bool:
-    """Run every scenario of ``--scenarios DIR`` on this profile with every invariant checked after
-    every event, write its outputs (event log, final state, fund histories, chart) under
-    ``out/scenarios/NAME/`` and add a section with the charts and fund histories to the report."""
-    import html as _html
+def _audit_scope(profile_arg: str, profile: Any) -> Any:
+    """The report's "Assumptions and scope": assumed profile values, out-of-scope source sentences."""
+    from importlib import resources
+    from backstop import report
+    files = [(lbl, b.decode("utf-8", "replace")) for lbl, b in _profile_files(profile_arg)]
+    sources = resources.files("backstop.spec").joinpath("99-sources.md").read_text(encoding="utf-8")
+    return report.AuditScope(tuple(report.profile_assumptions(files)), tuple(report.out_of_scope_rows(sources)))
+
+
+def _audit_scenarios(scenarios: Sequence[tuple[Path, Any]], out: Path, errors: list[str]) -> list[Any]:
+    """Run every (already validated) scenario with every invariant checked after every event and
+    write its outputs (event log, final state, fund histories, chart) under ``out/scenarios/NAME/``.
+    A refused event or a failed write stops that scenario and is recorded in ``errors``."""
+    import time
+    from backstop import report
     from backstop import simulate as SIM
-    folder = Path(args.scenarios) if args.scenarios else None
-    files = sorted(folder.glob("*.toml")) if folder and folder.is_dir() else []
-    if not files:
-        return True
-    ok = True
-    md_lines = ["", "## Scenarios", "",
-                f"Every scenario of `{folder}` run through the reference with every invariant checked after "
-                "every event (`backstop simulate --check`).", "",
-                "| scenario | events | liquidations | ADL fills | invariants | outputs |", "|---|---|---|---|---|---|"]
-    html_parts = ["<h2>Scenarios</h2>"]
-    for f in files:
-        scn = SIM.load_scenario(f)
-        if scn.profile.name != profile.name:
-            continue
-        res = SIM.run_scenario(scn, check=True)
+    outcomes = []
+    for f, scn in scenarios:
+        t0 = time.perf_counter()
         dest = out / "scenarios" / f.stem
-        SIM.write_outputs(res, dest)
-        summ = SIM.summary(res)
-        verdict = "all hold" if not res.violation else f"VIOLATED: {res.violation}"
-        ok = ok and not res.violation and res.processed == len(scn.events)
-        print(f"scenario {f.stem}: {summ['events']} events, {summ['liquidations']} liquidations, "
-              f"{summ['adl_fills']} ADL fills; invariants {verdict}")
-        rel = dest.relative_to(out)
-        md_lines.append(f"| {f.stem} | {summ['events']} | {summ['liquidations']} | {summ['adl_fills']} | {verdict} | "
-                        f"[chart]({rel}/chart.svg), [events]({rel}/events.jsonl), [final state]({rel}/final_state.json) |")
-        fund_rows = "".join(f"<tr><td>{_html.escape(fid)}</td><td>{v['opening']}</td><td>{v['settled']}</td>"
-                            f"<td>{v['available']}</td><td>{v['lowest_available']}</td></tr>"
-                            for fid, v in summ["funds"].items())
-        html_parts.append(f"<h3>{_html.escape(f.stem)}</h3><p>{summ['events']} events, {summ['liquidations']} "
-                          f"liquidations, {summ['adl_fills']} ADL fills; invariants {_html.escape(verdict)}</p>"
-                          f"<img src=\"{rel}/chart.svg\" alt=\"{_html.escape(f.stem)} chart\">"
-                          f"<table><tr><th>fund</th><th>opening</th><th>settled</th><th>available</th>"
-                          f"<th>lowest available</th></tr>{fund_rows}</table>")
-    md.write_text(md.read_text(encoding="utf-8") + "\n".join(md_lines) + "\n", encoding="utf-8")
-    text = html_.read_text(encoding="utf-8")
-    html_.write_text(text.replace("</body>", "".join(html_parts) + "</body>"), encoding="utf-8")
-    return ok
+        try:
+            res = SIM.run_scenario(scn, check=True)
+            paths = SIM.write_outputs(res, dest)
+            summ = SIM.summary(res)
+            chart = SIM.chart_svg(res)
+        except (BackstopError, OSError) as e:
+            msg = f"scenario {f.stem}: {e.strerror if isinstance(e, OSError) and e.strerror else e}"
+            errors.append(msg)
+            outcomes.append(report.ScenarioOutcome(f.stem, str(f), len(scn.events), error=str(e),
+                                                   seconds=time.perf_counter() - t0))
+            print(f"scenario {f.stem}: ERROR")
+            continue
+        o = report.ScenarioOutcome(
+            f.stem, str(f), len(scn.events), res.processed, summ["liquidations"], summ["adl_fills"],
+            res.violation, "", summ["funds"], chart,
+            tuple(str(p.relative_to(out)) if p.is_relative_to(out) else str(p) for p in paths),
+            time.perf_counter() - t0)
+        outcomes.append(o)
+        print(f"scenario {f.stem}: {o.processed} events, {o.liquidations} liquidations, "
+              f"{o.adl_fills} ADL fills; invariants {o.verdict}")
+    return outcomes
 
 
 # ---------------------------------------------------------------- eval
@@ -383,17 +520,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     au = sub.add_parser("audit", help="prove everything and write the audit report",
-                        description="Prove every obligation, build the traceability, write DIR/audit.md and "
-                                    "DIR/audit.html; exit 1 if an obligation is not ok or a gap exists.")
+                        description="Validate every input (profile, scenario files, output paths), prove every "
+                                    "obligation, build the traceability, run the scenarios, then write DIR/audit.md "
+                                    "and DIR/audit.html; exit 1 if an obligation is not ok, a gap exists or a "
+                                    "scenario is not ok, 2 on a refused input or an error.")
     au.add_argument("--profile", default=DEFAULT_PROFILE, metavar="NAME|PATH",
                     help=f"shipped profile name or a TOML file (default: {DEFAULT_PROFILE})")
     au.add_argument("--out", default="build/audit", metavar="DIR", help="output folder (default: build/audit)")
-    au.add_argument("--json", metavar="FILE", help="also write the proof records as JSON")
-    au.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
+    au.add_argument("--json", metavar="FILE",
+                    help="also write the whole audit as one JSON object (verdict, proofs, rules, gaps, scenarios)")
+    au.add_argument("--junit", metavar="FILE", help="also write JUnit XML (proofs, traceability, scenarios)")
+    au.add_argument("--only", nargs="+", metavar="ID",
+                    help="a partial run: only these obligations (as for prove); the report says so")
     au.add_argument("--quiet", action="store_true", help="do not print progress and the table")
-    au.add_argument("--scenarios", default="examples", metavar="DIR",
+    au.add_argument("--scenarios", default=None, metavar="DIR",
                     help="run the scenarios of DIR (*.toml) with every invariant checked, and add their charts and "
-                         "fund histories to the report (default: examples; '' to skip)")
+                         "fund histories to the report (default: examples/ when it exists; '' to skip)")
     au.set_defaults(func=cmd_audit)
 
     pf = sub.add_parser("profiles", help="list shipped venue profiles, or show one",
@@ -409,6 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_fund_history(sub)
     register_simulate(sub)
     register_conform(sub)
+    from backstop.checktrace import register_cli as register_check_trace; register_check_trace(sub)  # noqa: E702
     return ap
 
 

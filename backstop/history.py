@@ -1,11 +1,12 @@
 """A fund's public history, as venues publish it: balance history, inflows and outflows by type,
 liquidation volume and net flow per settlement day; exported as text, CSV or JSON, and drawn as an
-SVG chart written by hand (no plotting library; the same input always gives the same bytes).
+SVG chart by ``backstop.charts`` (matplotlib, in the style of ``backstop simulate``'s chart; the same
+input always gives the same bytes).
 
 The input is the event log of the fund plumbing: :class:`~backstop.reference.events.Record`
 values, or their JSON form (:meth:`Record.to_json`, one object per line).  Amounts stay exact
 integers of the currency's smallest unit and are shown as exact decimals of the coin
-(``1200.5``); no float is used anywhere.
+(``1200.5``); no float is used here (the chart converts to float only inside ``backstop.charts``).
 
 ``backstop fund-history LOG --fund ID`` is added to the command line by :func:`register_cli`.
 """
@@ -30,7 +31,7 @@ from backstop.reference.types import format_exact
 
 __all__ = ["FLOW_KINDS", "Flow", "DayRow", "FundHistory", "read_log", "fund_history", "fund_ids",
            "history_csv", "flows_csv", "daily_csv", "history_json", "history_text",
-           "fund_history_svg", "register_cli", "cmd_fund_history", "format_units", "format_time"]
+           "fund_history_svg", "chart_events", "register_cli", "cmd_fund_history", "format_units", "format_time"]
 
 # kind -> (direction, field holding the amount that moved into or out of the fund's available balance)
 FLOW_KINDS: dict[str, tuple[str, str]] = {
@@ -246,70 +247,75 @@ def history_text(h: FundHistory) -> str:
 
 # ---------------------------------------------------------------- the chart
 
-def _fmt(x: Fraction) -> str:
-    """A coordinate with two decimals, rounded half up exactly (no float)."""
-    q = (x * 100 + Fraction(1, 2)).__floor__()
-    sign = "-" if q < 0 else ""
-    q = abs(q)
-    return f"{sign}{q // 100}.{q % 100:02d}"
+# record kinds of a fund's log drawn as markers: a liquidation's or an ADL's result for the fund
+_MARKER_KINDS = {"liquidation surplus": "liquidation", "liquidation deficit": "liquidation",
+                 "adl surplus": "adl", "adl deficit": "adl"}
 
 
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+def chart_events(records: Iterable[Record | dict[str, Any]], fund: str) -> tuple[tuple[int, str], ...]:
+    """``(time_ms, "liquidation" | "adl")`` for every liquidation or ADL result booked by ``fund``."""
+    return tuple((d["time_ms"], _MARKER_KINDS[d["kind"]]) for d in map(_as_dict, records)
+                 if d.get("fund") == fund and d.get("kind") in _MARKER_KINDS)
 
 
-def fund_history_svg(points: Sequence[BalancePoint], title: str, *, width: int = 720, height: int = 320,
-                     decimals: int = 0, unit: str = "", offset_minutes: int = 480) -> str:
-    """The balance history as a step chart (the balance holds until the next point), in SVG.
+def fund_history_svg(points: Sequence[BalancePoint], title: str, *, width: int = 960, height: int = 320,
+                     decimals: int = 0, unit: str = "", offset_minutes: int = 480, view: str = "available",
+                     adl: Any = None, adl_points: Sequence[BalancePoint] | None = None, adl_view: str = "",
+                     events: Sequence[tuple[int, str]] = ()) -> str:
+    """The balance history as a step chart (the balance holds until the next point), in SVG, drawn
+    by ``backstop.charts`` in the style of ``backstop simulate``'s chart: UTC time axis, ``unit``
+    on the balance axis (not forced to 0), legend outside the plot.
 
-    Exact inputs, hand-written SVG, coordinates with two decimals: the same points always give the
-    same bytes.  ``decimals`` formats the axis labels as coins (``1200.5``); ``unit`` is appended.
-    """
-    left, right, top, bottom = 90, 20, 36, 40
-    pw, ph = width - left - right, height - top - bottom
+    With ``adl`` (the profile's :class:`~backstop.reference.profile.AdlRules`) the ADL-001 drawdown
+    threshold of ``adl_points`` (the history in the balance view the trigger reads, ``adl_view``;
+    default: ``points``) is drawn, and the time the trigger held is shaded.  ``events`` (from
+    :func:`chart_events`) are drawn as markers on the balance line.  Exact inputs; the same points
+    always give the same bytes.  ``offset_minutes`` is the settlement day's zone, named on the axis."""
+    from backstop import charts as C
     pts = sorted(points, key=lambda p: p.time_ms)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="11">',
-           f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="20" font-size="13">{_esc(title)}</text>']
+    scale = Fraction(1, 10 ** decimals)
+    cur = f" ({unit})" if unit else ""
     if not pts:
-        out.append(f'<text x="{left}" y="{top + ph // 2}">no balance history</text>')
-        out.append("</svg>")
-        return "\n".join(out) + "\n"
+        panel = C.Panel("no balance history", f"balance{cur}")
+        return C.render_svg(title, "", [panel], 0, 0, width=width, panel_height=max(height - 100, 120))
     t0, t1 = pts[0].time_ms, pts[-1].time_ms
-    lo = min(0, min(p.balance for p in pts))
-    hi = max(p.balance for p in pts)
-    if hi == lo:
-        hi = lo + 1
-    span_t = t1 - t0 if t1 > t0 else 1
-
-    def x(t: int) -> Fraction:
-        return left + Fraction(t - t0, span_t) * pw
-
-    def y(b: int) -> Fraction:
-        return top + ph - Fraction(b - lo, hi - lo) * ph
-
-    suffix = f" {unit}" if unit else ""
-    # axes and labels
-    out.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="black"/>')
-    out.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="black"/>')
-    for b in (lo, hi):
-        out.append(f'<text x="{left - 4}" y="{_fmt(y(b) + 4)}" text-anchor="end">{_esc(format_units(b, decimals))}</text>')
-    out.append(f'<text x="{left}" y="{height - 12}">{_esc(format_time(t0, offset_minutes)[:19])}</text>')
-    out.append(f'<text x="{left + pw}" y="{height - 12}" text-anchor="end">{_esc(format_time(t1, offset_minutes)[:19])}</text>')
-    if lo < 0 <= hi:
-        out.append(f'<line x1="{left}" y1="{_fmt(y(0))}" x2="{left + pw}" y2="{_fmt(y(0))}" stroke="#999" stroke-dasharray="4 3"/>')
-    # the step line
-    path = [f"M {_fmt(x(pts[0].time_ms))} {_fmt(y(pts[0].balance))}"]
-    for prev, p in zip(pts, pts[1:]):
-        path.append(f"H {_fmt(x(p.time_ms))}")
-        if p.balance != prev.balance:
-            path.append(f"V {_fmt(y(p.balance))}")
-    out.append(f'<path d="{" ".join(path)}" fill="none" stroke="navy" stroke-width="1.5"/>')
-    last = pts[-1]
-    out.append(f'<text x="{left + pw}" y="{top - 6}" text-anchor="end">last {_esc(format_units(last.balance, decimals))}{_esc(suffix)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    line = tuple((p.time_ms, p.balance * scale) for p in pts)
+    lines = [C.Line(f"{view} balance", line)]
+    spans: tuple[tuple[int, int], ...] = ()
+    span_label = note = ""
+    if adl is not None:
+        apts = sorted(adl_points if adl_points is not None else pts, key=lambda p: p.time_ms)
+        aview = adl_view or view
+        if aview != view:
+            lines.append(C.Line(f"{aview} balance (read by ADL)", tuple((p.time_ms, p.balance * scale) for p in apts),
+                                dashed=True))
+        thr = C.drawdown_threshold(adl, apts, t0, t1)
+        if thr.points:
+            ref = getattr(adl.drawdown_reference, "value", str(adl.drawdown_reference))
+            lines.append(C.Line(f"ADL-001 threshold: (1 \u2212 {C.percent(adl.drawdown_fraction)}) \u00d7 "
+                                f"{C.duration(adl.drawdown_window_seconds)} {ref} of {aview}",
+                                tuple((t, v * scale) for t, v in thr.points), step=thr.step, threshold=True))
+            spans, span_label = thr.held, "ADL-001 drawdown trigger held"
+        note = f"ADL reads the {aview} balance"
+    marks = []
+    for kind, label in ((C.LIQUIDATION, "liquidation results"), (C.ADL, "ADL results")):
+        times: dict[int, int] = {}
+        for t, k in events:
+            if k == kind:
+                times[t] = times.get(t, 0) + 1
+        at = []
+        for t, n in sorted(times.items()):
+            v = line[0][1]
+            for tt, b in line:
+                if tt <= t:
+                    v = b
+            at.append((t, v, n))
+        marks.append(C.Events(kind, f"{label}: {sum(times.values())}", tuple(at)))
+    panel = C.Panel("", f"balance{cur}", tuple(lines), tuple(marks), spans, span_label,
+                    decimals=min(decimals, 4), note=note)
+    off = offset_minutes
+    xnote = f"the settlement day is in UTC{'+' if off >= 0 else '-'}{abs(off) // 60:02d}:{abs(off) % 60:02d}"
+    return C.render_svg(title, "", [panel], t0, t1, width=width, panel_height=max(height - 100, 120), xnote=xnote)
 
 
 # ---------------------------------------------------------------- command line
@@ -362,7 +368,10 @@ def cmd_fund_history(args: argparse.Namespace, out: TextIO | None = None) -> int
     else:
         out.write(history_text(h))
     if args.svg:
+        aview = "settled" if profile.adl.balance_view.value == "settled" else "available"
         Path(args.svg).write_text(fund_history_svg(h.balance_points(args.view), f"Insurance fund {fund} ({args.view})",
-                                                   decimals=decimals, unit=currency, offset_minutes=h.offset_minutes),
+                                                   decimals=decimals, unit=currency, offset_minutes=h.offset_minutes,
+                                                   view=args.view, adl=profile.adl, adl_points=h.balance_points(aview),
+                                                   adl_view=aview, events=chart_events(records, fund)),
                                   encoding="utf-8")
     return 0

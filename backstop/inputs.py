@@ -1,14 +1,18 @@
-"""The exact input layer of ``backstop eval``: reads a request (a parsed JSON object) into typed,
-validated values, and runs the operation it names through :mod:`backstop.reference.queries`.
+"""``backstop eval``: reads a request (a parsed JSON object) into typed, validated values through
+the exact input layer (:mod:`backstop.reference.read`, shared with scenario files and profiles), and
+runs the operation it names through :mod:`backstop.reference.queries`.
 
 Numbers are exact (JSON strings such as ``"0.005"`` / ``"1/3"``, or JSON integers); JSON floats
-are refused naming the field.  Money amounts are smallest units (a whole number: ``1500000000``)
-or a decimal amount of the currency with its code (``"1500 USDT"``), converted exactly: an amount
-that is not a whole number of smallest units, or in another currency than the field's, is refused
-naming the field.  Positions may also be given in ccxt's unified position structure (``symbol``
-such as ``"BTC/USDT:USDT"``, ``side``, ``contracts``, ``entryPrice``, ``collateral``,
-``marginMode``; decimal strings only).  Every field is validated before any rule runs; a refusal
-raises :class:`~backstop.reference.errors.InvalidInput` naming the field (``positions[0].size``).
+are refused naming the field.  Money amounts are smallest units (a whole number: ``1500000000``),
+a decimal amount of the currency with its code (``"1500 USDT"``), or the explicit forms
+``{"amount": "1500", "currency": "USDT"}`` / ``{"units": 1500000000, "currency": "USDT"}``,
+converted exactly: an amount that is not a whole number of smallest units, or in another currency
+than the field's, is refused naming the field.  Times are ms since the epoch or ISO-8601 with a
+zone.  Positions may also be given in ccxt's unified position structure (``symbol`` such as
+``"BTC/USDT:USDT"``, ``side``, ``contracts``, ``entryPrice``, ``collateral``, ``marginMode``;
+decimal strings only, amounts in the settlement currency).  Every field is validated before any
+rule runs; a refusal raises :class:`~backstop.reference.errors.InvalidInput` naming the field
+(``positions[0].size``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import re
 from fractions import Fraction
 from typing import Any, Callable
 
-from backstop.jsonio import JsonFloat, dump_number, parse_number, reject_float
+from backstop.jsonio import dump_number
+from backstop.reference import read as RD
 from backstop.reference import queries as Q
 from backstop.reference.engine import Level
 from backstop.reference.errors import CurrencyMismatch, InvalidInput, OutOfTierRange, ProfileError
@@ -26,71 +31,48 @@ from backstop.reference.events import BalancePoint, FundKey, fund_key_of
 from backstop.reference.adl import RankEntry
 from backstop.reference.margin import compute_margin_for_leverage, is_within_tiers
 from backstop.reference.profile import Profile
-from backstop.reference.types import Instrument, MarginMode, Position, PositionTerms, Side, format_exact, money
+from backstop.reference.types import Instrument, MarginMode, Position, PositionTerms, Side, format_exact
 
 __all__ = ["OPERATIONS", "DEFAULT_OPERATION", "evaluate", "request_profile", "parse_amount", "to_response"]
 
 DEFAULT_OPERATION = "margin"
-_AMOUNT_RE = re.compile(r"^\s*(\S+)\s+([A-Z0-9]{2,12})\s*$")
 
 
 # ---------------------------------------------------------------- small readers
+#
+# Every converter is the exact input layer's (backstop.reference.read), shared with the scenario
+# loader and the profile reader; these wrappers only fix eval's conventions: JSON words in the
+# reasons, and a bare money amount in smallest units.
+
+
 
 def _obj(field: str, v: Any, what: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise InvalidInput(field, v, f"must be a JSON object ({what})")
-    return v
+    return RD.mapping(field, v, f"a JSON object ({what})")
 
 
 def _keys(field: str, obj: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-    for k in obj:
-        if k not in allowed:
-            where = f"{field}.{k}" if field else k
-            raise InvalidInput(where, obj[k], f"unknown key (a typo?); allowed: {', '.join(allowed)}")
-    for k in required:
-        if k not in obj:
-            raise InvalidInput(f"{field}.{k}" if field else k, None, "is required")
+    RD.check_keys(field, obj, allowed, required)
 
 
 def _str(field: str, v: Any, what: str) -> str:
-    reject_float(field, v)
-    if not isinstance(v, str) or not v:
-        raise InvalidInput(field, v, what)
-    return v
+    return RD.string(field, v, what=what)
 
 
-def _int(field: str, v: Any, rule: str = "", *, nonnegative: bool = True) -> int:
-    reject_float(field, v, rule)
-    if isinstance(v, bool) or not isinstance(v, (int, str)):
-        raise InvalidInput(field, v, "a whole number (JSON integer or integral string)", rule)
-    return money(field, v, rule, nonnegative=nonnegative)
+def _time(field: str, v: Any, rule: str = "") -> int:
+    """A time in ms since the epoch: a JSON integer >= 0, a string of digits, or ISO-8601 with a zone."""
+    return RD.time_ms(field, v, rule)
 
 
-def _bool(field: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise InvalidInput(field, v, "true or false")
-    return v
+def parse_number(field: str, v: Any, rule: str = "", *, positive: bool = False, nonnegative: bool = False) -> Fraction:
+    return RD.number(field, v, rule, positive=positive, nonnegative=nonnegative)
 
 
 def parse_amount(field: str, v: Any, inst_or_ccy: Any, profile: Profile, rule: str = "", *,
                  nonnegative: bool = True) -> int:
-    """A money amount in smallest units of ``inst_or_ccy``'s currency: a JSON integer or integral
-    string (smallest units), or ``"<decimal> <CODE>"`` in whole currency units, converted exactly."""
+    """A money amount in smallest units of ``inst_or_ccy``'s currency, in any form of the input
+    layer (:func:`backstop.reference.read.amount`); a bare number is smallest units."""
     ccy = inst_or_ccy.settle_currency if isinstance(inst_or_ccy, Instrument) else profile.currencies[inst_or_ccy]
-    reject_float(field, v, rule)
-    if isinstance(v, str):
-        m = _AMOUNT_RE.match(v)
-        if m:
-            if m.group(2) != ccy.code:
-                raise CurrencyMismatch(field, v, f"this amount is in {ccy.code}", rule)
-            x = parse_number(field, m.group(1), rule) * ccy.scale
-            if x.denominator != 1:
-                raise InvalidInput(field, v, f"not a whole number of {ccy.code}'s smallest unit "
-                                   f"(10^-{ccy.decimals}): {format_exact(x)} units", rule)
-            if nonnegative and x < 0:
-                raise InvalidInput(field, v, "must be >= 0", rule)
-            return int(x)
-    return _int(field, v, rule, nonnegative=nonnegative)
+    return RD.amount(field, v, ccy, rule, bare="units", nonnegative=nonnegative)
 
 
 def request_profile(v: Any) -> Profile:
@@ -122,8 +104,7 @@ def request_profile(v: Any) -> Profile:
 
 def _marks(profile: Profile, req: dict[str, Any]) -> dict[str, Fraction]:
     raw = req.get("mark_prices")
-    if not isinstance(raw, dict):
-        raise InvalidInput("mark_prices", raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
+    RD.mapping("mark_prices", raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
     out: dict[str, Fraction] = {}
     for iid, v in raw.items():
         profile.instrument(iid, f"mark_prices.{iid}")
@@ -132,11 +113,7 @@ def _marks(profile: Profile, req: dict[str, Any]) -> dict[str, Fraction]:
 
 
 def _side(field: str, v: Any) -> Side:
-    reject_float(field, v)
-    try:
-        return Side(v)
-    except ValueError:
-        raise InvalidInput(field, v, "must be 'long' or 'short'") from None
+    return RD.choice(field, v, Side)
 
 
 # ---------------------------------------------------------------- positions (backstop or ccxt shape)
@@ -173,17 +150,11 @@ def _position(profile: Profile, marks: dict[str, Fraction] | None, f: str, p: An
     if "symbol" in p:
         return _ccxt_position(profile, marks, f, p, cross=cross, need_margin=need_margin)
     _keys(f, p, _POSITION_KEYS, ("instrument", "side", "size", "entry_price"))
-    iid = p["instrument"]
-    if not isinstance(iid, str):
-        raise InvalidInput(f"{f}.instrument", iid, "an instrument ID string")
+    iid = _str(f"{f}.instrument", p["instrument"], "an instrument ID string")
     inst = profile.instrument(iid, f"{f}.instrument")
     side = _side(f"{f}.side", p["side"])
     mode_raw = p.get("margin_mode", "cross" if cross else "isolated")
-    reject_float(f"{f}.margin_mode", mode_raw)
-    try:
-        mode = MarginMode(mode_raw)
-    except ValueError:
-        raise InvalidInput(f"{f}.margin_mode", mode_raw, "must be 'isolated' or 'cross'") from None
+    mode = RD.choice(f"{f}.margin_mode", mode_raw, MarginMode)
     want = MarginMode.CROSS if cross else MarginMode.ISOLATED
     if mode is not want:
         raise InvalidInput(f"{f}.margin_mode", mode_raw,
@@ -216,16 +187,16 @@ def _ccxt_position(profile: Profile, marks: dict[str, Fraction] | None, f: str, 
     entry = parse_number(f"{f}.entryPrice", p["entryPrice"], "MRG-002", positive=True)
     margin_raw = p.get("collateral", p.get("initialMargin"))
     margin_name = "collateral" if "collateral" in p else "initialMargin"
-    if margin_raw is not None:  # ccxt amounts are decimal strings in the settlement currency
-        margin_raw = f"{margin_raw} {inst.settle_currency.code}"
     lev = p.get("leverage") if margin_raw is None else None
     return _finish(profile, marks, f, p, inst, side, size, entry, margin_raw, lev, cross=cross,
-                   need_margin=need_margin, raw=p, names=("contracts", "entryPrice", margin_name, "leverage"))
+                   need_margin=need_margin, raw=p, names=("contracts", "entryPrice", margin_name, "leverage"),
+                   bare="coins")  # ccxt amounts are decimal strings in the settlement currency
 
 
 def _finish(profile: Profile, marks: dict[str, Fraction] | None, f: str, p: dict[str, Any], inst: Instrument,
             side: Side, size: Fraction, entry: Fraction, margin_raw: Any, leverage_raw: Any, *, cross: bool,
-            need_margin: bool, raw: dict[str, Any], names: tuple[str, str, str, str]) -> tuple[Position, Any]:
+            need_margin: bool, raw: dict[str, Any], names: tuple[str, str, str, str],
+            bare: str = "units") -> tuple[Position, Any]:
     n_size, n_entry, n_margin, n_lev = names
     leverage = None
     if cross:
@@ -239,7 +210,7 @@ def _finish(profile: Profile, marks: dict[str, Fraction] | None, f: str, p: dict
         leverage = parse_number(f"{f}.{n_lev}", leverage_raw, "MRG-009", positive=True)
         margin = compute_margin_for_leverage(inst, size, entry, leverage)
     elif margin_raw is not None:
-        margin = parse_amount(f"{f}.{n_margin}", margin_raw, inst, profile, "MRG-003")
+        margin = RD.amount(f"{f}.{n_margin}", margin_raw, inst.settle_currency, "MRG-003", bare=bare)
     elif need_margin:
         raise InvalidInput(f"{f}.{n_margin}", None, f"is required (or {n_lev})")
     else:
@@ -288,8 +259,7 @@ def _instrument(profile: Profile, req: dict[str, Any], field: str = "instrument"
     v = req.get(field)
     if isinstance(v, str) and "/" in v:
         return _ccxt_instrument(profile, field, v)
-    if not isinstance(v, str):
-        raise InvalidInput(field, v, "an instrument ID string (or a ccxt symbol such as 'BTC/USDT:USDT')")
+    _str(field, v, "an instrument ID string (or a ccxt symbol such as 'BTC/USDT:USDT')")
     return profile.instrument(v, field)
 
 
@@ -384,7 +354,7 @@ def _history(key: FundKey, profile: Profile, raw: Any) -> tuple[BalancePoint, ..
         f = f"history[{n}]"
         pt = _obj(f, pt, "a point {\"time_ms\", \"balance\"}")
         _keys(f, pt, ("time_ms", "balance"), ("time_ms", "balance"))
-        t = _int(f"{f}.time_ms", pt["time_ms"], "ADL-001")
+        t = _time(f"{f}.time_ms", pt["time_ms"], "ADL-001")
         if pts and t < pts[-1].time_ms:
             raise InvalidInput(f"{f}.time_ms", pt["time_ms"], "the history must be in time order", "ADL-001")
         pts.append(BalancePoint(t, parse_amount(f"{f}.balance", pt["balance"], key.currency, profile, "ADL-001",
@@ -397,11 +367,11 @@ def _op_fund_drawdown(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
                     "adl_active"), ("history", "now_ms"))
     key = _fund_key(profile, req)
     hist = _history(key, profile, req["history"])
-    now = _int("now_ms", req["now_ms"], "ADL-001")
+    now = _time("now_ms", req["now_ms"], "ADL-001")
     unc = parse_amount("uncovered", req.get("uncovered", 0), key.currency, profile, "ADL-002")
     unplaced = parse_number("unplaced", req.get("unplaced", 0), "ADL-002", nonnegative=True)
     rem = parse_number("remainder", req.get("remainder", 0), "ADL-003", nonnegative=True)
-    active = _bool("adl_active", req.get("adl_active", False))
+    active = RD.boolean("adl_active", req.get("adl_active", False))
     return {"fund": key.id, **Q.query_fund_drawdown(profile, hist, now, _money_unit(profile, key.currency),
                                                     unc, unplaced, rem, active)}
 
@@ -412,7 +382,7 @@ _EVENT_TYPES = ("result", "fee", "top_up", "withdraw", "settle")
 def _op_fund_window(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
     _keys("", req, ("operation", "profile", "fund", "start_ms", "settled", "events"), ("start_ms", "events"))
     key = _fund_key(profile, req)
-    start = _int("start_ms", req["start_ms"], "INS-009")
+    start = _time("start_ms", req["start_ms"], "INS-009")
     settled = parse_amount("settled", req.get("settled", 0), key.currency, profile, "INS-003")
     raw = req["events"]
     if not isinstance(raw, list):
@@ -425,7 +395,7 @@ def _op_fund_window(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
         kind = ev["type"]
         if kind not in _EVENT_TYPES:
             raise InvalidInput(f"{f}.type", kind, f"one of {', '.join(_EVENT_TYPES)}", "INS-009")
-        t = _int(f"{f}.time_ms", ev["time_ms"], "INS-009")
+        t = _time(f"{f}.time_ms", ev["time_ms"], "INS-009")
         if kind == "settle":
             if "amount" in ev:
                 raise InvalidInput(f"{f}.amount", ev["amount"], "a settle event has no amount", "INS-008")

@@ -18,27 +18,17 @@ from typing import Any
 
 from backstop.proofs.kernel import format_value
 from backstop.reference.errors import InvalidInput
-from backstop.reference.types import exact, money
+from backstop.reference.read import FloatLiteral
 
-__all__ = ["JsonFloat", "loads", "dumps", "dump_number", "to_json", "parse_number", "parse_money", "reject_float"]
+__all__ = ["JsonFloat", "loads", "dumps", "dump_number", "to_json"]
 
 
-class JsonFloat:
-    """A JSON float literal, kept as its text so that it can be refused by field name."""
+class JsonFloat(FloatLiteral):
+    """A JSON float literal (also ``NaN``/``Infinity``), kept as its text so that the input layer
+    (:mod:`backstop.reference.read`) refuses it by field, in JSON's words."""
 
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JsonFloat) and other.text == self.text
-
-    def __hash__(self) -> int:
-        return hash(("JsonFloat", self.text))
+    __slots__ = ()
+    syntax = "JSON"
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -57,34 +47,6 @@ def loads(text: str, source: str = "request") -> Any:
     except json.JSONDecodeError as e:
         near = e.doc[max(0, e.pos - 20):e.pos + 20]
         raise InvalidInput(source, near, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-
-
-def reject_float(field: str, v: Any, rule: str = "") -> None:
-    """Refuse a JSON float (or a Python float) at ``field``."""
-    if isinstance(v, (JsonFloat, float)):
-        raise InvalidInput(field, v, "JSON floats are not exact; write the number as a string, such as \"0.005\"", rule)
-
-
-def parse_number(field: str, v: Any, rule: str = "", *, positive: bool = False,
-                 nonnegative: bool = False) -> Fraction:
-    """An exact number from a JSON string (``"0.005"``, ``"1/3"``, ``"12"``) or a JSON integer.
-
-    Refuses JSON floats, bools, null, objects and malformed strings with an
-    :class:`InvalidInput` naming ``field`` (a path such as ``positions[0].size``)."""
-    reject_float(field, v, rule)
-    try:
-        return exact(field, v, rule, positive=positive, nonnegative=nonnegative)
-    except ZeroDivisionError:  # "1/0": parse_exact lets Fraction raise
-        raise InvalidInput(field, v, "a ratio with a zero denominator", rule) from None
-
-
-def parse_money(field: str, v: Any, rule: str = "") -> int:
-    """A non-negative whole number of smallest currency units (JSON integer or integral string)."""
-    reject_float(field, v, rule)
-    try:
-        return money(field, v, rule)
-    except ZeroDivisionError:
-        raise InvalidInput(field, v, "a ratio with a zero denominator", rule) from None
 
 
 def dump_number(v: Any) -> Any:

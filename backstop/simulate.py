@@ -12,9 +12,12 @@ runs; a refused file gets one error naming the file, the line and the field path
 (optionally checking every invariant after every event), and :func:`write_outputs` writes
 
 * ``events.jsonl`` -- every record, one JSON object per line (sorted keys, exact numbers as strings);
+* ``trace.jsonl`` -- the same records with the run's inputs between them (:func:`trace_lines`), the
+  log ``backstop check-trace`` replays;
 * ``final_state.json`` -- a summary plus the final state (:func:`step.state_json`);
 * ``fund_<id>.csv`` -- each fund's balance history (``backstop.history``), ``/`` in the id as ``_``;
-* ``chart.svg`` -- mark price paths, fund balances and liquidation / ADL markers, written by hand.
+* ``chart.svg`` -- mark price paths, fund balances, the ADL-001 threshold and liquidation / ADL markers
+  (``backstop.charts``, matplotlib).
 
 Nothing written depends on the clock, the machine or the path of the file: the same scenario
 always gives byte-identical output.  Only the printed summary carries a speed (events/second).
@@ -37,17 +40,17 @@ import time
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
 from backstop.reference.errors import BackstopError, CurrencyMismatch, InvalidInput, OutOfTierRange
 from backstop.reference.events import FundKey, Record, fund_key_of
-from backstop.reference.types import Account, MarginMode, Position, Side, exact, format_exact
+from backstop.reference import read as RD
+from backstop.reference.types import Account, MarginMode, Position, Side, format_exact
 
 __all__ = ["SourceMap", "Scenario", "EventSpec", "load_scenario", "load_scenario_text", "load_scenario_data", "initial_state",
-           "step_event", "RunResult", "run_scenario", "write_outputs", "chart_svg", "register_cli",
+           "step_event", "RunResult", "run_scenario", "write_outputs", "trace_lines", "TRACE_FORMAT", "chart_svg", "register_cli",
            "cmd_simulate", "main", "EVENT_TYPES"]
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2  # as backstop.cli
@@ -310,18 +313,6 @@ class Scenario:
         return f"{self.source}:{line}: {dotted(path)}" if line else f"{self.source}: {dotted(path)}"
 
 
-class TomlFloat:
-    """A TOML float literal, kept as text so that it can be refused by field."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
 class _Loader:
     def __init__(self, text: str, source: str, base_dir: Path | None, data: dict[str, Any] | None = None,
                  profile: Any = None) -> None:
@@ -332,7 +323,7 @@ class _Loader:
             self.data = data
             return
         try:
-            self.data = tomllib.loads(text, parse_float=TomlFloat)
+            self.data = tomllib.loads(text, parse_float=RD.TomlFloat)
         except tomllib.TOMLDecodeError as e:
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
             where = f"{source}:{m.group(1)}" if m else source
@@ -353,76 +344,41 @@ class _Loader:
         return type(e)(self.loc(path), e.value, e.reason, e.rule)
 
     # -------------------------------------------------- readers
+    #
+    # Every value is converted by the exact input layer (backstop.reference.read), shared with eval
+    # requests and profiles; :meth:`read` only puts the file and line in front of the field it names.
+    # The one convention of the scenario format: a bare money amount is in coins (``"600"`` USDT).
+
+    def read(self, path: Path_, convert: Any, v: Any, *args: Any, **kw: Any) -> Any:
+        """``convert(dotted(path), v, *args, **kw)``; a refusal is put at its field's line.  The
+        layer names the field it is given or one key below it (``margin.currency``)."""
+        base = dotted(path)
+        try:
+            return convert(base, v, *args, **kw)
+        except InvalidInput as e:
+            below = e.field[len(base):].removeprefix(".") if e.field.startswith(base) else ""
+            where = path + ((below,) if below else ())
+            raise type(e)(self.loc(where), e.value, e.reason, e.rule) from None
 
     def table(self, path: Path_, v: Any, allowed: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
-        if not isinstance(v, dict):
-            self.fail(path, v, "must be a table")
-        for k in v:
-            if k not in allowed:
-                self.fail(path + (k,), v[k], f"unknown key (a typo?); allowed: {', '.join(allowed)}")
-        for k in required:
-            if k not in v:
-                self.fail(path + (k,), None, "is required")
+        self.read(path, RD.mapping, v)
+        self.read(path, RD.check_keys, v, allowed, required)
         return v
-
-    def no_float(self, path: Path_, v: Any) -> None:
-        if isinstance(v, (TomlFloat, float)):
-            self.fail(path, v, "TOML floats are not exact; write the number as a string, such as \"0.005\"")
 
     def string(self, path: Path_, v: Any) -> str:
-        self.no_float(path, v)
-        if not isinstance(v, str) or not v:
-            self.fail(path, v, "must be a non-empty string")
-        return v
+        return self.read(path, RD.string, v)
 
     def number(self, path: Path_, v: Any, rule: str = "", *, positive: bool = False, nonnegative: bool = False) -> Fraction:
-        self.no_float(path, v)
-        try:
-            return exact(dotted(path), v, rule, positive=positive, nonnegative=nonnegative)
-        except InvalidInput as e:
-            raise self.relocate(path, e) from None
-        except ZeroDivisionError:
-            self.fail(path, v, "a ratio with a zero denominator", rule)
-            raise AssertionError  # unreachable
+        return self.read(path, RD.number, v, rule, positive=positive, nonnegative=nonnegative)
 
     def money(self, path: Path_, v: Any, currency: str, rule: str = "") -> int:
-        """A non-negative amount written in coins (``"1500.25"`` USDT), as smallest units."""
-        x = self.number(path, v, rule, nonnegative=True)
-        cur = self.profile.currencies[currency]
-        units = x * cur.scale
-        if units.denominator != 1:
-            self.fail(path, v, f"{currency} has {cur.decimals} decimals: not a whole number of its smallest unit", rule)
-        return int(units)
+        """A non-negative amount of ``currency`` as smallest units: bare, in coins (``"1500.25"`` USDT),
+        or in any form of the input layer (``"1500.25 USDT"``, ``{ units = 1500250000, currency = "USDT" }``)."""
+        return self.read(path, RD.amount, v, self.profile.currencies[currency], rule, bare="coins")
 
     def time(self, path: Path_, v: Any) -> int:
         """ms since the epoch (UTC): an integer, an ISO-8601 string with a zone, or a TOML datetime."""
-        self.no_float(path, v)
-        if isinstance(v, bool):
-            self.fail(path, v, "a time: ms since the epoch, or ISO-8601 with a zone ('2026-01-05T08:00:00Z')")
-        if isinstance(v, int):
-            if v < 0:
-                self.fail(path, v, "ms since the epoch must be >= 0")
-            return v
-        if isinstance(v, str):
-            try:
-                dt = datetime.fromisoformat(v)
-            except ValueError:
-                self.fail(path, v, "not an ISO-8601 time such as '2026-01-05T08:00:00Z'")
-                raise AssertionError
-        elif isinstance(v, datetime):
-            dt = v
-        else:
-            self.fail(path, v, "a time: ms since the epoch, or ISO-8601 with a zone ('2026-01-05T08:00:00Z')")
-            raise AssertionError
-        if dt.tzinfo is None or dt.utcoffset() is None:
-            self.fail(path, str(v), "a time needs a zone ('Z' or '+08:00'): local times are ambiguous")
-        if dt.microsecond % 1000:
-            self.fail(path, str(v), "times are whole milliseconds")
-        delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-        if ms < 0:
-            self.fail(path, str(v), "before 1970-01-01T00:00:00Z")
-        return ms
+        return self.read(path, RD.time_ms, v)
 
     def instrument(self, path: Path_, v: Any) -> Any:
         iid = self.string(path, v)
@@ -512,24 +468,21 @@ class _Loader:
 
         funds: dict[str, int] = {}
         raw_funds = d.get("funds", {})
-        if not isinstance(raw_funds, dict):
-            self.fail(("funds",), raw_funds, "a table from fund id to opening balance (in coins)")
+        self.read(("funds",), RD.mapping, raw_funds, "a table from fund id to opening balance (in coins)")
         for fid, amt in raw_funds.items():
             key = self.fund(("funds", fid), fid)
             funds[key] = self.money(("funds", fid), amt, FundKey.parse(key).currency, "INS-006")
 
         marks: dict[str, Fraction] = {}
         raw_marks = d.get("marks", {})
-        if not isinstance(raw_marks, dict):
-            self.fail(("marks",), raw_marks, "a table from instrument id to mark price")
+        self.read(("marks",), RD.mapping, raw_marks, "a table from instrument id to mark price")
         for iid, v in raw_marks.items():
             self.instrument(("marks", iid), iid)
             marks[iid] = self.number(("marks", iid), v, "MRG-002", positive=True)
 
         books: dict[str, Any] = {}
         raw_books = d.get("books", {})
-        if not isinstance(raw_books, dict):
-            self.fail(("books",), raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
+        self.read(("books",), RD.mapping, raw_books, "a table of order books, one [books.INSTRUMENT] per instrument")
         for iid, b in raw_books.items():
             inst = self.instrument(("books", iid), iid)
             self.table(("books", iid), b, _BOOK_KEYS)
@@ -548,8 +501,7 @@ class _Loader:
                 self.fail(ap + ("id",), aid, "account id given twice")
             seen.add(aid)
             bal_raw = a.get("balances", {})
-            if not isinstance(bal_raw, dict):
-                self.fail(ap + ("balances",), bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
+            self.read(ap + ("balances",), RD.mapping, bal_raw, "a table from currency to amount (in coins), such as { USDT = \"1000\" }")
             balances = []
             for code, amt in bal_raw.items():
                 if code not in self.profile.currencies:
@@ -566,12 +518,8 @@ class _Loader:
                 pp = ap + ("positions", m)
                 self.table(pp, p, _POSITION_KEYS, ("instrument", "side", "size", "entry_price"))
                 inst = self.instrument(pp + ("instrument",), p["instrument"])
-                side_s = self.string(pp + ("side",), p["side"])
-                if side_s not in ("long", "short"):
-                    self.fail(pp + ("side",), side_s, "must be 'long' or 'short'")
-                mode_s = self.string(pp + ("margin_mode",), p.get("margin_mode", "isolated"))
-                if mode_s not in ("isolated", "cross"):
-                    self.fail(pp + ("margin_mode",), mode_s, "must be 'isolated' or 'cross'")
+                side_s = self.read(pp + ("side",), RD.choice, p["side"], Side).value
+                mode_s = self.read(pp + ("margin_mode",), RD.choice, p.get("margin_mode", "isolated"), MarginMode).value
                 size = self.number(pp + ("size",), p["size"], "MRG-001", positive=True)
                 if (size / inst.lot_size).denominator != 1:
                     self.fail(pp + ("size",), p["size"], f"must be a multiple of the lot size {format_exact(inst.lot_size)}", "MRG-001")
@@ -611,8 +559,7 @@ class _Loader:
         last = start
         for n, ev in enumerate(raw_events):
             ep = ("events", n)
-            if not isinstance(ev, dict):
-                self.fail(ep, ev, "must be a table")
+            self.read(ep, RD.mapping, ev, "a table")
             if "type" not in ev:
                 self.fail(ep + ("type",), None, f"is required (one of {', '.join(EVENT_TYPES)})")
             typ = self.string(ep + ("type",), ev["type"])
@@ -769,7 +716,62 @@ def run_scenario(scn: Scenario, check: bool = False) -> RunResult:
 # ================================================================ outputs
 
 def _json_line(rec: Record) -> str:
-    return json.dumps(rec.to_json(), sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+    return _json_obj_line(rec.to_json())
+
+
+def _json_obj_line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+TRACE_FORMAT = "backstop-trace/1"
+
+
+def _trace_levels(levels: Any) -> list[list[str]]:
+    return [[format_exact(p), format_exact(q)] for p, q in levels]
+
+
+def _trace_input(ev: EventSpec) -> dict[str, Any]:
+    """One event of the timeline as a ``trace.jsonl`` input line (money in smallest units)."""
+    d: dict[str, Any] = {"kind": "input", "type": ev.type, "time_ms": ev.time_ms}
+    if ev.type == "mark":
+        d.update(instrument=ev.instrument, price=format_exact(ev.price))
+    elif ev.type == "book":
+        d.update(instrument=ev.instrument, bids=_trace_levels(ev.bids), asks=_trace_levels(ev.asks))
+    elif ev.type in ("top_up", "withdraw"):
+        d.update(fund=ev.fund, amount=str(ev.amount))
+    return d
+
+
+def trace_lines(res: RunResult) -> list[dict[str, Any]]:
+    """The run as a venue-neutral trace (``spec/schema/trace.schema.json``, read by
+    ``backstop check-trace``): a header (format, profile, currencies' decimals), the opening state
+    as an input, its records, then each event as an input followed by its records.  The record
+    lines are exactly those of ``events.jsonl``."""
+    scn = res.scenario
+    header: dict[str, Any] = {"kind": "log", "format": TRACE_FORMAT, "time_ms": scn.start_ms,
+                              "profile": scn.profile.name,
+                              "currencies": {c: cur.decimals for c, cur in sorted(scn.profile.currencies.items())}}
+    if scn.name:
+        header["scenario"] = scn.name
+    accounts = []
+    for a in scn.accounts:
+        accounts.append({"id": a.id, "balances": {c: str(u) for c, u in a.balances},
+                         "positions": [{"instrument": p.instrument, "side": p.side.value, "size": format_exact(p.size),
+                                        "entry_price": format_exact(p.entry_price), "margin_mode": p.margin_mode.value,
+                                        "margin": str(p.margin)} for p in a.positions]})
+    state = {"kind": "input", "type": "state", "time_ms": scn.start_ms, "accounts": accounts,
+             "marks": {i: format_exact(m) for i, m in sorted(scn.marks.items())},
+             "books": {i: {"bids": _trace_levels(b[0]), "asks": _trace_levels(b[1])} for i, b in sorted(scn.books.items())},
+             "funds": {f: str(u) for f, u in sorted(scn.fund_balances.items())}}
+    out = [header, state]
+    by_event: dict[int, list[Record]] = {}
+    for rec, ev in zip(res.records, res.record_event):
+        by_event.setdefault(ev, []).append(rec)
+    out.extend(r.to_json() for r in by_event.get(-1, []))
+    for ev in scn.events[:res.processed]:
+        out.append(_trace_input(ev))
+        out.extend(r.to_json() for r in by_event.get(ev.index, []))
+    return out
 
 
 def _kind_counts(records: Sequence[Record]) -> dict[str, int]:
@@ -855,6 +857,7 @@ def write_outputs(res: RunResult, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files: list[tuple[str, str]] = [
         ("events.jsonl", "".join(_json_line(r) + "\n" for r in res.records)),
+        ("trace.jsonl", "".join(_json_obj_line(d) + "\n" for d in trace_lines(res))),
         ("final_state.json", json.dumps(final_state_json(res), indent=2, ensure_ascii=False) + "\n"),
     ]
     for fid in _active_funds(res):
@@ -870,26 +873,6 @@ def write_outputs(res: RunResult, out: str | Path) -> list[Path]:
 
 # ================================================================ the chart
 
-def _fmt(x: Fraction) -> str:
-    """A coordinate with two decimals, rounded half up exactly (no float)."""
-    q = (Fraction(x) * 100 + Fraction(1, 2)).__floor__()
-    sign = "-" if q < 0 else ""
-    q = abs(q)
-    return f"{sign}{q // 100}.{q % 100:02d}"
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-
-
-def _short(v: Fraction, places: int = 2) -> str:
-    """A label: ``v`` rounded half up to ``places`` decimals, trailing zeros dropped (exact)."""
-    q = (abs(v) * 10 ** places + Fraction(1, 2)).__floor__()
-    whole, frac = divmod(q, 10 ** places)
-    s = f"{whole:,}" + (f".{frac:0{places}d}".rstrip("0").rstrip(".") if places else "")
-    return ("-" if v < 0 and q else "") + s
-
-
 def _by_time(records: Any) -> list[tuple[int, list[Record]]]:
     """Records grouped by time, in time order (records at one instant keep their order)."""
     groups: dict[int, list[Record]] = {}
@@ -898,142 +881,97 @@ def _by_time(records: Any) -> list[tuple[int, list[Record]]]:
     return sorted(groups.items())
 
 
-def _coins(points: Sequence[Any], decimals: int, t0: int) -> list[tuple[int, Fraction]]:
-    pts = [(p.time_ms, Fraction(p.balance, 10 ** decimals)) for p in points] or [(t0, Fraction(0))]
-    if pts[0][0] > t0:
-        pts.insert(0, (t0, Fraction(0)))
-    return pts
-
-
-_PALETTE = ("#1f4e9c", "#b35806", "#1b7837", "#762a83", "#8c510a")
+def _value_at(points: Sequence[tuple[int, Fraction]], t: int) -> Fraction:
+    """The value of a step series in force at ``t`` (the last point at or before it)."""
+    cur = points[0][1]
+    for tt, v in points:
+        if tt <= t:
+            cur = v
+    return cur
 
 
 def chart_svg(res: RunResult, width: int = 960) -> str:
-    """Stacked panels on one time axis: one per instrument with a mark path (step line; partial and
-    full liquidations as orange circles, ADL fills as red triangles), then one per fund (available
-    balance, settled + pending, as a step line; dashed red lines at ADL fills).  Exact inputs,
-    coordinates with two decimals: the same run always gives the same bytes."""
-    from backstop.history import format_time
+    """The run as an SVG chart (``backstop.charts``, matplotlib): stacked panels on one UTC time
+    axis -- one per instrument with its mark path (liquidation steps as open circles at the mark,
+    ADL fills as red triangles above it), then one per fund (available balance solid, settled
+    dashed, the ADL-001 drawdown threshold of the balance the trigger reads as a red dashed line,
+    the time the trigger held shaded, and the same liquidation / ADL markers).  Exact values are
+    converted to float only inside ``backstop.charts``; the same run always gives the same bytes."""
+    from backstop import charts as C
     scn = res.scenario
-    offset = scn.profile.fund.utc_offset_minutes
+    profile = scn.profile
     t0 = scn.start_ms
     t1 = max([t0] + [ev.time_ms for ev in scn.events[:res.processed]])
-    span = (t1 - t0) or 1
-    # mark paths
     paths: dict[str, list[tuple[int, Fraction]]] = {iid: [(t0, p)] for iid, p in sorted(scn.marks.items())}
     for ev in scn.events[:res.processed]:
         if ev.type == "mark":
             paths.setdefault(ev.instrument, []).append((ev.time_ms, ev.price))
     adl = [r for r in res.records if r.kind == "adl"]
     liqs = [r for r in res.records if is_liquidation(r)]
-    funds = _active_funds(res)
-    left, right, top, gap, ph = 110, 30, 54, 46, 170
-    panels = [("mark", iid) for iid in paths] + [("fund", f) for f in funds]
-    height = top + len(panels) * (ph + gap) + 30
-    pw = width - left - right
 
-    def x(t: int) -> Fraction:
-        return left + Fraction(t - t0, span) * pw
+    def fund_of(r: Record) -> str:
+        return r.fund or fund_key_of(profile.instrument(r.instrument)).id
 
-    title = scn.name or "scenario"
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="11">',
-           f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="20" font-size="14">{_esc(title)} (profile {_esc(scn.profile.name)})</text>',
-           f'<text x="{left}" y="38" fill="#555">{res.processed} events, {len(liqs)} liquidation step(s) '
-           f'(orange circles), {len(adl)} ADL fill(s) (red triangles, dashed red lines); times UTC{offset // 60:+d}</text>']
+    def markers(recs: list[Record], values: Sequence[tuple[int, Fraction]]) -> tuple[Any, Any]:
+        lq = [r for r in recs if is_liquidation(r)]
+        ad = [r for r in recs if r.kind == "adl"]
+        n_lq = tuple((t, _value_at(values, t), len(g)) for t, g in _by_time(lq))
+        n_ad = tuple((t, _value_at(values, t), len(g)) for t, g in _by_time(ad))
+        size = sum((Fraction(r.get("reduced_size", 0)) for r in ad), Fraction(0))
+        return (C.Events(C.LIQUIDATION, f"liquidation steps: {len(lq)}", n_lq),
+                C.Events(C.ADL, f"ADL fills: {len(ad)} ({format_exact(size)} contracts)", n_ad))
 
-    def axes(y0: int, lo: Fraction, hi: Fraction, label: str, lo_text: str, hi_text: str) -> None:
-        out.append(f'<text x="{left}" y="{y0 - 8}" font-size="12">{_esc(label)}</text>')
-        out.append(f'<rect x="{left}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>')
-        out.append(f'<text x="{left - 6}" y="{y0 + 4}" text-anchor="end">{_esc(hi_text)}</text>')
-        out.append(f'<text x="{left - 6}" y="{y0 + ph + 4}" text-anchor="end">{_esc(lo_text)}</text>')
-        out.append(f'<text x="{left}" y="{y0 + ph + 14}" fill="#555">{_esc(format_time(t0, offset)[:16])}</text>')
-        out.append(f'<text x="{left + pw}" y="{y0 + ph + 14}" text-anchor="end" fill="#555">'
-                   f'{_esc(format_time(t1, offset)[:16])}</text>')
+    panels = []
+    for iid, pts in paths.items():
+        inst = profile.instruments.get(iid)
+        base, _, quote = (inst.underlying if inst else iid).partition("-")
+        unit = f"{quote} per {base}" if quote else base
+        recs = [r for r in liqs + adl if r.instrument == iid]
+        recs.sort(key=lambda r: r.time_ms)
+        panels.append(C.Panel(f"mark price {iid}", f"mark price ({unit})", (C.Line("mark price", tuple(pts)),),
+                              markers(recs, pts)))
+    view = profile.adl.balance_view.value
+    for fid in _active_funds(res):
+        key = FundKey.parse(fid)
+        dec = profile.currencies[key.currency].decimals
+        scale = Fraction(1, 10 ** dec)
 
-    def step_path(pts: list[tuple[int, Fraction]], y: Any, color: str, dashed: bool = False) -> None:
-        d = [f"M {_fmt(x(pts[0][0]))} {_fmt(y(pts[0][1]))}"]
-        for (ta, va), (tb, vb) in zip(pts, pts[1:]):
-            if tb != ta:
-                d.append(f"H {_fmt(x(tb))}")
-            if vb != va:
-                d.append(f"V {_fmt(y(vb))}")
-        if pts[-1][0] != t1:
-            d.append(f"H {_fmt(x(t1))}")
-        style = ' stroke-dasharray="6 4" stroke-width="1"' if dashed else ' stroke-width="1.5"'
-        out.append(f'<path d="{" ".join(d)}" fill="none" stroke="{color}"{style}/>')
+        def coins(points: Sequence[Any]) -> tuple[tuple[int, Fraction], ...]:
+            out = [(p.time_ms, p.balance * scale) for p in points] or [(t0, Fraction(0))]
+            if out[0][0] > t0:
+                out.insert(0, (t0, Fraction(0)))
+            return tuple(out)
 
-    for n, (kind, ident) in enumerate(panels):
-        y0 = top + n * (ph + gap) + 16
-        color = _PALETTE[n % len(_PALETTE)]
-        if kind == "mark":
-            pts = paths[ident]
-            lo, hi = min(p for _, p in pts), max(p for _, p in pts)
-            pad = (hi - lo) / 10 or hi / 100 or Fraction(1)
-            lo, hi = lo - pad, hi + pad
-
-            def y(v: Fraction, lo: Fraction = lo, hi: Fraction = hi, y0: int = y0) -> Fraction:
-                return y0 + ph - Fraction(v - lo) / (hi - lo) * ph
-
-            axes(y0, lo, hi, f"mark price {ident}", _short(lo), _short(hi))
-            step_path(pts, y, color)
-
-            def mark_at(t: int) -> Fraction:
-                cur = pts[0][1]
-                for tt, v in pts:
-                    if tt <= t:
-                        cur = v
-                return cur
-
-            for t, group in _by_time(r for r in liqs if r.instrument == ident):
-                who = ", ".join(f"{r.kind} {r.account}" for r in group)
-                cx, cy = x(t), y(mark_at(t))
-                out.append(f'<circle cx="{_fmt(cx)}" cy="{_fmt(cy)}" r="5" fill="none" stroke="#e66101" '
-                           f'stroke-width="1.5"><title>{_esc(format_time(t, offset)[:19])}: {_esc(who)}</title></circle>')
-                if len(group) > 1:
-                    out.append(f'<text x="{_fmt(cx - 8)}" y="{_fmt(cy + 4)}" text-anchor="end" fill="#e66101">'
-                               f'{len(group)}x</text>')
-            for t, group in _by_time(r for r in adl if r.instrument == ident):
-                size = sum((Fraction(r.get("reduced_size", 0)) for r in group), Fraction(0))
-                who = ", ".join(f"{r.account} {format_exact(r.get('reduced_size', 0))}" for r in group)
-                cx, cy = x(t), y(mark_at(t)) - 12
-                out.append(f'<path d="M {_fmt(cx)} {_fmt(cy + 6)} L {_fmt(cx - 6)} {_fmt(cy - 5)} '
-                           f'L {_fmt(cx + 6)} {_fmt(cy - 5)} Z" fill="#d7191c"><title>{_esc(format_time(t, offset)[:19])}: '
-                           f'ADL {_esc(who)}</title></path>')
-                right_half = cx > left + pw * Fraction(2, 3)
-                out.append(f'<text x="{_fmt(cx - 9 if right_half else cx + 9)}" y="{_fmt(cy - 2)}" fill="#d7191c"'
-                           f'{" text-anchor=" + chr(34) + "end" + chr(34) if right_half else ""}>ADL {len(group)} fill(s), '
-                           f'{_esc(format_exact(size))} contracts</text>')
-        else:
-            key = FundKey.parse(ident)
-            dec = scn.profile.currencies[key.currency].decimals
-            bp = fund_points(res, ident, "settled_plus_pending")
-            pts = _coins(bp, dec, t0)
-            spts = _coins(fund_points(res, ident, "settled"), dec, t0)
-            lo, hi = min([Fraction(0)] + [v for _, v in pts + spts]), max(v for _, v in pts + spts)
-            if hi == lo:
-                hi = lo + 1
-
-            def y(v: Fraction, lo: Fraction = lo, hi: Fraction = hi, y0: int = y0) -> Fraction:
-                return y0 + ph - Fraction(v - lo) / (hi - lo) * ph
-
-            axes(y0, lo, hi, f"insurance fund {ident} ({key.currency})", _short(lo), _short(hi))
-            if lo < 0:
-                out.append(f'<line x1="{left}" y1="{_fmt(y(Fraction(0)))}" x2="{left + pw}" y2="{_fmt(y(Fraction(0)))}" '
-                           f'stroke="#999" stroke-dasharray="4 3"/>')
-            for t, _ in _by_time(r for r in adl if r.fund == ident):
-                out.append(f'<line x1="{_fmt(x(t))}" y1="{y0}" x2="{_fmt(x(t))}" y2="{y0 + ph}" '
-                           f'stroke="#d7191c" stroke-dasharray="3 3"/>')
-            step_path(spts, y, color, dashed=True)
-            step_path(pts, y, color)
-            out.append(f'<text x="{left + 4}" y="{y0 + 12}" fill="{color}">solid: available (settled + pending); '
-                       f'dashed: settled</text>')
-            last = pts[-1][1]
-            out.append(f'<text x="{left + pw}" y="{y0 - 8}" text-anchor="end">last {_esc(_short(last, dec))} '
-                       f'{_esc(key.currency)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+        avail = coins(fund_points(res, fid, "settled_plus_pending"))
+        settled = coins(fund_points(res, fid, "settled"))
+        lines = [C.Line("available (settled + pending)", avail), C.Line("settled", settled, dashed=True)]
+        a = profile.adl
+        thr = C.drawdown_threshold(a, fund_points(res, fid), t0, t1)
+        span_label = ""
+        if thr.points:
+            ref = getattr(a.drawdown_reference, "value", str(a.drawdown_reference))
+            lines.append(C.Line(f"ADL-001 threshold: (1 \u2212 {C.percent(a.drawdown_fraction)}) \u00d7 "
+                                f"{C.duration(a.drawdown_window_seconds)} {ref} of {view.replace('_', ' ')}",
+                                tuple((t, v * scale) for t, v in thr.points), step=thr.step, threshold=True))
+            span_label = "ADL-001 drawdown trigger held"
+        recs = sorted((r for r in liqs + adl if fund_of(r) == fid), key=lambda r: r.time_ms)
+        fired = [r for r in res.records if r.kind == "adl trigger" and r.fund == fid]
+        note = f"ADL reads the {view.replace('_', ' ')} balance"
+        if fired:
+            a_n = sum(1 for r in fired if r.get("uncovered", 0))
+            b_n = sum(1 for r in fired if r.get("drawdown"))
+            note += f"\nADL fired {len(fired)}\u00d7: fund insufficient (ADL-002) {a_n}, drawdown (ADL-001) {b_n}"
+        panels.append(C.Panel(f"insurance fund {fid}", f"balance ({key.currency})", tuple(lines),
+                              markers(recs, avail), thr.held, span_label, decimals=min(dec, 4), note=note))
+    fr = profile.fund
+    local = fr.settlement_time_seconds
+    utc = (local - fr.utc_offset_minutes * 60) % 86400
+    off = fr.utc_offset_minutes
+    xnote = (f"daily fund settlement {local // 3600:02d}:{local % 3600 // 60:02d} UTC{'+' if off >= 0 else '-'}"
+             f"{abs(off) // 60:02d}:{abs(off) % 60:02d} = {utc // 3600:02d}:{utc % 3600 // 60:02d} UTC")
+    title = f"{scn.name or 'scenario'} (profile {profile.name})"
+    subtitle = (f"{res.processed} events, {len(liqs)} liquidation step(s), {len(adl)} ADL fill(s)")
+    return C.render_svg(title, subtitle, panels, t0, t1, width=width, xnote=xnote)
 
 
 # ================================================================ command line
@@ -1043,7 +981,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "simulate", help="run a scenario file end to end (event log, final state, fund history, chart)",
         description="Run a scenario (TOML; see examples/README.md) through the reference step function and "
-                    "write DIR/events.jsonl, DIR/final_state.json, DIR/fund_<id>.csv and DIR/chart.svg.")
+                    "write DIR/events.jsonl, DIR/trace.jsonl, DIR/final_state.json, DIR/fund_<id>.csv and DIR/chart.svg.")
     p.add_argument("file", metavar="FILE", help="scenario file (TOML)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--check", action="store_true",

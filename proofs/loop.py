@@ -64,6 +64,12 @@ class LoopScenario:
     term is linear in the money, and the solver decides it."""
 
     LIMIT, MAX_PATHS = LIMIT, MAX_PATHS
+    # a feasibility check of the path exploration that the incremental solver has not answered
+    # within 5,000,000 resource units (a few seconds) is asked of a new solver, and so is every
+    # later check of that row (concolic.explore): with the fund balance free the incremental
+    # solver stalled on its floors under the ENG-004 cap and the average drawdown reference; on
+    # the shipped profiles it answers every check within 800,000 units and is the faster one
+    FRESH_AFTER = 5_000_000
     LOTS = {"A": 4, "B": 3, "C": 2}
     SIDES = {"A": Side.LONG, "B": Side.SHORT, "C": Side.LONG}
     NAMES = ("cash A", "cash B", "cash C", "cash D", "fund")
@@ -223,7 +229,8 @@ def prove_by_paths(ctx: Context, sc: Any, rows: Any) -> Any:
         row = variables["price path"] == g
         domain = premises + [row]
         paths, status = explore(variables, domain, lambda vals: sc.run(vals, variables),
-                                seed=SEED, deadline=deadline, max_paths=sc.MAX_PATHS)
+                                seed=SEED, deadline=deadline, max_paths=sc.MAX_PATHS,
+                                fresh_after=getattr(sc, "FRESH_AFTER", None))
         if status != "complete":
             raise Inconclusive(f"price path {g}: path exploration stopped after {len(paths)} paths: {status}")
         options = []

@@ -62,4 +62,4 @@ class OutOfTierRange(InvalidInput):
 
 class ProfileError(InvalidInput):
     """Raised when a venue profile fails validation; ``field`` is the path in the profile file
-    (``tier_tables.BTC-USDT[2].mmr``)."""
+    (``tier_tables.BTC.tiers[2].mmr``)."""

@@ -18,9 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from backstop.reference.errors import InvalidInput, ProfileError, UnknownInstrument
+from backstop.reference import read as RD
+from backstop.reference.errors import CurrencyMismatch, InvalidInput, ProfileError, UnknownInstrument
 from backstop.reference.types import (
-    BusinessLine, ContractKind, Currency, Instrument, Tier, TierBasis, TierTable, exact, money,
+    BusinessLine, ContractKind, Currency, Instrument, Tier, TierBasis, TierTable,
 )
 
 __all__ = [
@@ -139,8 +140,22 @@ class Profile:
 
 # ---------------------------------------------------------------- loading
 
+class ProfileCurrencyMismatch(ProfileError, CurrencyMismatch):
+    """A profile amount in another currency than its field's: a :class:`ProfileError` that is also
+    the :class:`CurrencyMismatch` eval and scenarios raise for the same amount."""
+
+
+def _as_profile_error(e: InvalidInput) -> ProfileError:
+    if isinstance(e, ProfileError):
+        return e
+    cls = ProfileCurrencyMismatch if isinstance(e, CurrencyMismatch) else ProfileError
+    return cls(e.field, e.value, e.reason, e.rule)
+
+
 class _Reader:
-    """Walks a parsed TOML table, refusing unknown keys and floats, and naming paths."""
+    """Walks a parsed TOML table, naming paths; every value is converted by the exact input layer
+    (:mod:`backstop.reference.read`, shared with eval and scenarios), its refusals raised as
+    :class:`ProfileError`.  A bare money amount is smallest units, as in eval."""
 
     def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, dict):
@@ -148,7 +163,14 @@ class _Reader:
         self.data, self.path, self.used = data, path, set()
 
     def _p(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        return RD.join(self.path, key)
+
+    def read(self, key: str, convert: Any, default: Any = ..., *args: Any, **kw: Any) -> Any:
+        """``convert(path, value, *args, **kw)`` of ``key``; a missing key with a default gives the default."""
+        v = self.raw(key, default)
+        if key not in self.data:
+            return default
+        return _wrap(convert, self._p(key), v, *args, **kw)
 
     def raw(self, key: str, default: Any = ..., ) -> Any:
         self.used.add(key)
@@ -157,74 +179,39 @@ class _Reader:
                 raise ProfileError(self._p(key), None, "is required")
             return default
         v = self.data[key]
-        if isinstance(v, float):
-            raise ProfileError(self._p(key), v, "TOML floats are not exact; write the number as a string, such as \"0.005\"")
+        _wrap(RD.refuse_float, self._p(key), v)
         return v
 
     def str(self, key: str, default: Any = ...) -> str:
-        v = self.raw(key, default)
-        if not isinstance(v, str):
-            raise ProfileError(self._p(key), v, "must be a string")
-        return v
+        return self.read(key, RD.string, default)
 
     def int(self, key: str, default: Any = ..., lo: int | None = None, hi: int | None = None) -> int:
-        v = self.raw(key, default)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ProfileError(self._p(key), v, "must be an integer")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise ProfileError(self._p(key), v, f"must be between {lo} and {hi}")
-        return v
+        return self.read(key, RD.integer, default, lo=lo, hi=hi)
 
     def bool(self, key: str, default: Any = ...) -> bool:
-        v = self.raw(key, default)
-        if not isinstance(v, bool):
-            raise ProfileError(self._p(key), v, "must be true or false")
-        return v
+        return self.read(key, RD.boolean, default)
+
+    def number(self, key: str, default: Any = ..., *, positive: bool = False) -> Fraction:
+        return self.read(key, RD.number, default, positive=positive)
 
     def rate(self, key: str, default: Any = ..., *, positive: bool = False, below_one: bool = True) -> Fraction:
-        v = self.raw(key, default)
-        try:
-            return exact(self._p(key), v, positive=positive, nonnegative=True, below_one=below_one)
-        except InvalidInput as e:
-            raise ProfileError(e.field, e.value, e.reason, e.rule) from None
+        return self.read(key, RD.rate, default, positive=positive, below_one=below_one)
 
     def enum(self, key: str, cls: type[enum.Enum], default: Any = ...) -> Any:
-        v = self.raw(key, default)
-        if isinstance(v, cls):
-            return v
-        try:
-            return cls(v)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in cls)  # type: ignore[attr-defined]
-            raise ProfileError(self._p(key), v, f"must be one of {allowed}") from None
+        return self.read(key, RD.choice, default, cls)
 
     def sub(self, key: str, default: Any = ...) -> "_Reader":
         return _Reader(self.raw(key, default), self._p(key))
 
     def done(self) -> None:
-        extra = sorted(set(self.data) - self.used)
-        if extra:
-            raise ProfileError(self._p(extra[0]), self.data[extra[0]], "unknown key (a typo?)")
-
-
-def _clock(path: str, text: str) -> int:
-    parts = text.split(":") if isinstance(text, str) else []
-    try:
-        h, m, s = (int(p) for p in parts)
-    except ValueError:
-        raise ProfileError(path, text, "a local time HH:MM:SS") from None
-    if not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 60) or len(parts) != 3:
-        raise ProfileError(path, text, "a local time HH:MM:SS")
-    return h * 3600 + m * 60 + s
+        _wrap(RD.check_keys, self.path, self.data, sorted(self.used))
 
 
 def _wrap(fn: Any, *args: Any, **kw: Any) -> Any:
     try:
         return fn(*args, **kw)
-    except ProfileError:
-        raise
     except InvalidInput as e:
-        raise ProfileError(e.field, e.value, e.reason, e.rule) from None
+        raise _as_profile_error(e) from None
 
 
 def _load(data: dict[str, Any], source: str) -> Profile:
@@ -245,6 +232,7 @@ def _load(data: dict[str, Any], source: str) -> Profile:
 
     tt_r = top.sub("tier_tables")
     tables: dict[str, TierTable] = {}
+    named: dict[tuple[str, int], tuple[str, Any]] = {}  # (table, tier) -> (currency, value) of an mm_deduction naming one
     for tname in tt_r.data:
         t = tt_r.sub(tname)
         basis = t.enum("basis", TierBasis)
@@ -254,14 +242,15 @@ def _load(data: dict[str, Any], source: str) -> Profile:
         tiers = []
         for i, row in enumerate(rows):
             r = _Reader(row, f"tier_tables.{tname}.tiers[{i}]")
-            cap = r.raw("cap", None)
-            tiers.append(_wrap(
-                Tier, i + 1,
-                None if cap is None else _wrap(exact, r._p("cap"), cap, positive=True),
-                r.rate("mmr", positive=True), r.rate("imr", positive=True),
-                _wrap(exact, r._p("max_leverage"), r.raw("max_leverage"), positive=True),
-                _wrap(money, r._p("mm_deduction"), r.raw("mm_deduction", 0)),
-            ))
+            cap, mmr, imr = r.number("cap", None, positive=True), r.rate("mmr", positive=True), r.rate("imr", positive=True)
+            max_leverage = r.number("max_leverage", positive=True)
+            deduction, code = r.read("mm_deduction", RD.amount_in, (0, None), currencies, "MRG-005")
+            if code is not None:  # an amount naming its currency: checked against the table's instruments
+                named[(tname, i)] = (code, row["mm_deduction"])
+            try:  # Tier checks itself (imr >= mmr) and names the field by its 1-based index: renamed
+                tiers.append(Tier(i + 1, cap, mmr, imr, max_leverage, deduction))  # to its TOML path
+            except InvalidInput as e:
+                raise ProfileError(e.field.replace(f"tier[{i + 1}]", f"tier_tables.{tname}.tiers[{i}]", 1), e.value, e.reason, e.rule) from None
             r.done()
         tables[tname] = _wrap(TierTable, tname, basis, tuple(tiers))
         t.done()
@@ -280,12 +269,16 @@ def _load(data: dict[str, Any], source: str) -> Profile:
         inst = _wrap(
             Instrument, iid, r.enum("business_line", BusinessLine), r.str("underlying"),
             r.enum("kind", ContractKind), currencies[ccy],
-            _wrap(exact, r._p("contract_value"), r.raw("contract_value"), positive=True),
-            _wrap(exact, r._p("tick_size"), r.raw("tick_size"), positive=True),
-            _wrap(exact, r._p("lot_size"), r.raw("lot_size"), positive=True),
+            r.number("contract_value", positive=True), r.number("tick_size", positive=True),
+            r.number("lot_size", positive=True),
             tables[tname],
         )
         r.done()
+        for (t_name, i), (code, given) in named.items():
+            if t_name == tname and code != ccy:
+                raise ProfileCurrencyMismatch(f"tier_tables.{t_name}.tiers[{i}].mm_deduction", given,
+                                              f"this amount is in {ccy}, not {code}",
+                                              "MRG-005")
         instruments[iid] = inst
         in_r.used.add(iid)
 
@@ -303,7 +296,7 @@ def _load(data: dict[str, Any], source: str) -> Profile:
                            "LIQ-002")
     lq = top.sub("liquidation")
     share = lq.enum("fund_share", FundShare, FundShare.ALL)
-    share_rate = lq.rate("fund_share_rate", None) if "fund_share_rate" in lq.data else None
+    share_rate = lq.rate("fund_share_rate", None)
     if share is FundShare.CAPPED_BY_FEE_RATE and share_rate is None:
         raise ProfileError("liquidation.fund_share_rate", None,
                            'is required when liquidation.fund_share = "capped_by_fee_rate"', "ENG-004")
@@ -315,7 +308,7 @@ def _load(data: dict[str, Any], source: str) -> Profile:
                                    Fraction(0) if share_rate is None else share_rate)
     lq.done()
     fd = top.sub("fund")
-    fund = FundRules(_clock("fund.settlement_time", fd.str("settlement_time")),
+    fund = FundRules(fd.read("settlement_time", RD.clock),
                      fd.int("utc_offset_minutes", lo=-14 * 60, hi=14 * 60), fd.bool("realtime_view", True))
     fd.done()
     ad = top.sub("adl")
@@ -386,14 +379,14 @@ def _overlay(data: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]
     if base_name in seen:
         raise ProfileError("extends", base_name, "profiles extend each other in a cycle")
     text = _profiles_dir().joinpath(f"{base_name}.toml").read_text(encoding="utf-8")
-    base = _overlay(tomllib.loads(text), seen + (base_name,))
+    base = _overlay(tomllib.loads(text, parse_float=RD.TomlFloat), seen + (base_name,))
     rest = {k: v for k, v in data.items() if k != "extends"}
     return _merge(base, rest)
 
 
 def load_profile_text(text: str, source: str = "<string>") -> Profile:
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text, parse_float=RD.TomlFloat)
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(source, None, f"not valid TOML: {e}") from None
     return _load(_overlay(data), source)

@@ -69,14 +69,20 @@ def test_INS_010_csv_json_text_exports(log):
 
 
 def test_INS_010_svg_is_deterministic_and_exact():
+    import re
+    import xml.etree.ElementTree as ET
     pts = [BalancePoint(T, 10_000_000_000), BalancePoint(T + H1, 11_200_000_000), BalancePoint(T + 2 * H1, 0)]
     a = H.fund_history_svg(pts, "fund <USDT>", decimals=6, unit="USDT")
     b = H.fund_history_svg(list(reversed(pts)), "fund <USDT>", decimals=6, unit="USDT")
     assert a == b and a.startswith("<svg") and a.rstrip().endswith("</svg>")
-    assert "fund &lt;USDT&gt;" in a and ">11200<" in a and "last 0 USDT" in a
-    import re
-    assert not re.search(r"\d[eE][-+]?\d", a)  # no exponent notation: every number is a plain decimal
-    assert H.fund_history_svg([], "empty").count("no balance history") == 1
+    assert "fund &lt;USDT&gt;" in a
+    texts = [t.text or "" for t in ET.fromstring(a).iter("{http://www.w3.org/2000/svg}text")]
+    # balances 0 .. 11,200 USDT: the value axis has round ticks in coins (with a thousands separator)
+    assert "balance (USDT)" in texts and {"0", "10,000"} <= set(texts), texts
+    assert not any(re.search(r"\d[eE][-+]?\d", t) for t in texts)  # no exponent notation: plain decimals
+    assert [t for t in texts if t == "no balance history"] == []
+    empty = [t.text for t in ET.fromstring(H.fund_history_svg([], "empty")).iter("{http://www.w3.org/2000/svg}text")]
+    assert empty.count("no balance history") == 1
 
 
 def test_INS_010_cli_standalone(log, tmp_path, capsys):

@@ -125,17 +125,14 @@ def test_profile_with_a_bad_field_is_refused_with_its_path(label, old, new, fiel
 
 # The same tier field must be named by the same path (its path in the TOML file) whichever check
 # refuses it.  The per-value checks name ``tier_tables.BTC.tiers[1].mmr``; the cross-tier checks
-# and the Tier constructor's own check name something else (see the report).
+# and the Tier constructor's own check name it the same way.
 TIER_ORDER = [
     pytest.param('{ cap = "3000",  mmr = "0.005"', '{ cap = "3000",  mmr = "0.003"', "tier_tables.BTC.tiers[1].mmr", "INV-004",
-                 id="decreasing mmr",
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: cross-tier check names 'tier_tables.BTC[1].mmr', not the TOML path 'tier_tables.BTC.tiers[1].mmr'")),
+                 id="decreasing mmr"),
     pytest.param('{ cap = "3000",', '{ cap = "300",', "tier_tables.BTC.tiers[1].cap", "MRG-004",
-                 id="unordered caps",
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: cross-tier check names 'tier_tables.BTC[1].cap', not the TOML path 'tier_tables.BTC.tiers[1].cap'")),
+                 id="unordered caps"),
     pytest.param('mmr = "0.005", imr = "0.01",  max_leverage = "100"', 'mmr = "0.005", imr = "0.004",  max_leverage = "100"',
-                 "tier_tables.BTC.tiers[1].imr", "MRG-005", id="imr below mmr",
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: Tier's own check names 'tier[2].imr' (no table, 1-based), not 'tier_tables.BTC.tiers[1].imr'")),
+                 "tier_tables.BTC.tiers[1].imr", "MRG-005", id="imr below mmr"),
 ]
 
 

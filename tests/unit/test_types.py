@@ -166,16 +166,16 @@ def test_tier_table_accepts_an_ordered_table():
 @pytest.mark.rules("MRG-004", "INV-004")
 @pytest.mark.parametrize("rows,field,rule", [
     # caps not increasing (equal caps are refused too)
-    ([("500", "0.004", "0.008", "125"), ("300", "0.005", "0.01", "100")], "tier_tables.T[1].cap", "MRG-004"),
-    ([("500", "0.004", "0.008", "125"), ("500", "0.005", "0.01", "100")], "tier_tables.T[1].cap", "MRG-004"),
+    ([("500", "0.004", "0.008", "125"), ("300", "0.005", "0.01", "100")], "tier_tables.T.tiers[1].cap", "MRG-004"),
+    ([("500", "0.004", "0.008", "125"), ("500", "0.005", "0.01", "100")], "tier_tables.T.tiers[1].cap", "MRG-004"),
     # MMR decreasing: a larger position would get a lower rate (INV-004)
-    ([("500", "0.005", "0.01", "125"), ("3000", "0.004", "0.01", "100")], "tier_tables.T[1].mmr", "INV-004"),
+    ([("500", "0.005", "0.01", "125"), ("3000", "0.004", "0.01", "100")], "tier_tables.T.tiers[1].mmr", "INV-004"),
     # IMR decreasing
-    ([("500", "0.004", "0.02", "125"), ("3000", "0.005", "0.01", "100")], "tier_tables.T[1].imr", "INV-004"),
+    ([("500", "0.004", "0.02", "125"), ("3000", "0.005", "0.01", "100")], "tier_tables.T.tiers[1].imr", "INV-004"),
     # deduction decreasing
-    ([("500", "0.004", "0.008", "125", 10), ("3000", "0.005", "0.01", "100", 5)], "tier_tables.T[1].mm_deduction", "INV-004"),
+    ([("500", "0.004", "0.008", "125", 10), ("3000", "0.005", "0.01", "100", 5)], "tier_tables.T.tiers[1].mm_deduction", "INV-004"),
     # an unbounded tier that is not the last
-    ([(None, "0.004", "0.008", "125"), ("3000", "0.005", "0.01", "100")], "tier_tables.T[0].cap", "MRG-004"),
+    ([(None, "0.004", "0.008", "125"), ("3000", "0.005", "0.01", "100")], "tier_tables.T.tiers[0].cap", "MRG-004"),
 ])
 def test_tier_table_refuses_unordered_tables(rows, field, rule):
     e = refused(InvalidInput, tiers, *rows)
@@ -187,7 +187,7 @@ def test_tier_table_refuses_empty_tables_bad_numbering_and_bad_basis():
     assert refused(InvalidInput, TierTable, "T", "size", ()).field == "tier_tables.T.tiers"
     t1, t3 = Tier(1, "500", "0.004", "0.008", "125"), Tier(3, None, "0.005", "0.01", "100")
     e = refused(InvalidInput, TierTable, "T", "size", (t1, t3))
-    assert e.field == "tier_tables.T[1].index" and e.rule == "MRG-004"
+    assert e.field == "tier_tables.T.tiers[1].index" and e.rule == "MRG-004"
     assert refused(InvalidInput, TierTable, "T", "weight", (t1,)).field == "tier_tables.T.basis"
 
 
