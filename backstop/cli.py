@@ -546,9 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     pf.set_defaults(func=cmd_profiles)
 
     from backstop.history import register_cli as register_fund_history
+    from backstop.conform import register_cli as register_conform
     from backstop.simulate import register_cli as register_simulate
     register_fund_history(sub)
     register_simulate(sub)
+    register_conform(sub)
     from backstop.checktrace import register_cli as register_check_trace; register_check_trace(sub)  # noqa: E702
     return ap
 
