@@ -5,8 +5,8 @@ shipped profiles themselves (option off): every instance must be ``proved`` (an 
 1. ENG-004 ``liquidation.fund_share = "capped_by_fee_rate"`` (dYdX v4), rate 0.005: OBL-ENG-003,
    OBL-ENG-004b, OBL-ENG-004c, OBL-INV-022, OBL-INV-022b.
 2. LIQ-002 ``margin.bankruptcy_includes_close_fee`` (Bybit inverse): OBL-LIQ-002 on okx (close fee
-   0.05%) and bybit (close fee set to 0.075%) with the option on.  The loader refuses the option
-   for now (LIQ-007 does not book the fee), so the variants are built with dataclasses.replace.
+   0.05%) and bybit (close fee set to 0.075%) with the option on (built with dataclasses.replace;
+   the loaded overlays are in the bpfee block below, with LIQ-007 booking the fee to close).
    The closed form is checked against its sympy derivation.
 3. ADL-001 ``adl.drawdown_reference = "average"``: OBL-ADL-001 (peak profiles only: it states the
    peak reading), OBL-ADL-001b (the average's laws and the average trigger, on every profile),
@@ -15,9 +15,8 @@ shipped profiles themselves (option off): every instance must be ``proved`` (an 
 4. The whole loop through the step function, OBL-INV-024 and OBL-INV-025a-d (where they apply:
    INV-025 needs partial liquidation and the drawdown trigger, so okx only), on okx+capped,
    binance+capped, bybit+capped, okx+average and bybit+average (the shipped profiles are proved
-   by tests/test_proofs.py).  :func:`_loop_cases` takes any profile; the variants with
-   ``margin.bankruptcy_includes_close_fee = true`` join the list by themselves once the loader
-   accepts the option (today it refuses it, and that case is skipped, saying why).
+   by tests/test_proofs.py), and on okx+bpfee and bybit+bpfee
+   (``margin.bankruptcy_includes_close_fee = true``).  :func:`_loop_cases` takes any profile.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from backstop.proofs.derivations import bankruptcy_fee
 from backstop.proofs.kernel import SEED, prove
 from backstop.proofs.loop import LoopScenario, loop_instrument
 from backstop.proofs.registry import Context, instances
-from backstop.reference.errors import ProfileError
 from backstop.reference.profile import Profile, load_profile, load_profile_text
 
 CAPPED = '''extends = "{base}"
@@ -87,14 +85,8 @@ def _loop_variants() -> list:
         out += _loop_cases(load_profile_text(CAPPED.format(base=base)))
     out += _loop_cases(load_profile_text(f'extends = "okx"\nname = "okx+average"\n{AVERAGE}'))
     out += _loop_cases(load_profile_text(f'extends = "bybit"\nname = "bybit+average"\n{AVERAGE}drawdown_fraction = "0.5"\n'))
-    for base in ("okx", "bybit"):
-        try:
-            prof = load_profile_text(BPFEE.format(base=base))
-        except ProfileError as e:  # LIQ-002's option is refused until LIQ-007 books the fee to close
-            out.append(pytest.param(None, id=f"{base}+bpfee:refused",
-                                    marks=pytest.mark.skip(reason=f"the loader refuses the option: {e}")))
-        else:
-            out += _loop_cases(prof)
+    for base in ("okx", "bybit"):  # LIQ-002's option with LIQ-007 booking the fee to close
+        out += _loop_cases(load_profile_text(BPFEE.format(base=base)))
     return out
 
 
@@ -131,7 +123,7 @@ def test_the_whole_loop_cases_cover_every_variant():
         assert {f"{name}:OBL-INV-025{g}" for g in "abcd"} <= ids
     for name in ("binance+capped", "bybit+capped", "bybit+average"):
         assert not any(i.startswith(f"{name}:OBL-INV-025") for i in ids)
-    assert "okx+bpfee:refused" in ids or "okx+bpfee:OBL-INV-024" in ids
+    assert {"okx+bpfee:OBL-INV-024", "bybit+bpfee:OBL-INV-024"} <= ids
 
 
 @pytest.mark.rules("ENG-004", "ENG-003", "INV-022", "LIQ-002", "ADL-001", "INV-015")
@@ -154,22 +146,21 @@ def test_LIQ_002_fee_bankruptcy_price_is_the_derived_fixed_point(kind):
 # price leaves (LIQ-007), and the obligations restated for it (INV-001/002/003/021, LIQ-010, and OBL-LIQ-009c for LIQ-009)
 # and the money balance (OBL-INV-022) are proved on okx+bpfee (close fee 0.05%) and bybit+bpfee
 # (0.075%, MM valued at the entry); the loader accepts the option now (not with trigger "zero_equity").
-# The shipped profiles (option off) are proved with the same restated claims.  Slow instances (over a
-# few seconds on the shared machine: OBL-INV-002 on linear instruments, OBL-LIQ-010) are left to the
-# full proof run.
-BPFEE = ["OBL-LIQ-002", "OBL-INV-001", "OBL-INV-003", "OBL-LIQ-007", "OBL-INV-021", "OBL-INV-022", "OBL-LIQ-009c"]
+# The shipped profiles (option off) are proved with the same restated claims (tests/test_proofs.py).
+BPFEE_OBLIGATIONS = ["OBL-LIQ-002", "OBL-INV-001", "OBL-INV-002", "OBL-INV-003", "OBL-LIQ-007", "OBL-INV-021",
+                     "OBL-INV-022", "OBL-LIQ-009c", "OBL-LIQ-010"]
 
 
 def _bpfee_cases():
     out = []
-    for prof in (load_profile("okx"), load_profile("bybit"), _bp_fee_variant("okx"), _bp_fee_variant("bybit", "0.00075"),
+    for prof in (_bp_fee_variant("okx"), _bp_fee_variant("bybit", "0.00075"),
                  load_profile_text('extends = "bybit"\nname = "bybit+bpfee-loaded"\n[margin]\nclose_fee_rate = "0.00075"\n'
                                    'bankruptcy_includes_close_fee = true\n')):
-        out += [pytest.param(i, id=f"{prof.name}:{i.key}") for i in instances(prof, only=BPFEE)]
+        out += [pytest.param(i, id=f"{prof.name}:{i.key}") for i in instances(prof, only=BPFEE_OBLIGATIONS)]
     return out
 
 
-@pytest.mark.rules("LIQ-007", "LIQ-002", "INV-001", "INV-003", "INV-021", "INV-022", "LIQ-009")
+@pytest.mark.rules("LIQ-007", "LIQ-002", "INV-001", "INV-002", "INV-003", "INV-021", "INV-022", "LIQ-009", "LIQ-010")
 @pytest.mark.parametrize("inst", _bpfee_cases())
 def test_bpfee_obligation_is_proved(inst):
     r = prove(inst)
