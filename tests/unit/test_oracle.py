@@ -350,3 +350,25 @@ def test_cross_liquidation_partial_round():
     assert json.loads(json.dumps(ev({"operation": "cross_liquidation", "balances": {"USDT": "50000 USDT"},
                                      "positions": [{**P1, "size": "4000"}],
                                      "mark_prices": {"BTC-USDT-SWAP": "29000"}})))["accounts"][0]["takeovers"] is None
+
+
+# ================================================================ LIQ-003 above the last cap (C55)
+
+@pytest.mark.rules("LIQ-003")
+def test_LIQ_003_above_the_last_cap_the_last_tier_continues_for_the_price():
+    # binance BTCUSDT, last bracket: cap 100,000,000 USDT, MMR 0.125, deduction 2,516,300 USDT (the
+    # profile's table).  A short of 1,000 BTC at 90,000 (value 90 M, tier 7) with 30,000,000 USDT:
+    # linear short at mark, LP = (m + k e + d) / (k (1 + r)) = (30,000,000 + 90,000,000 + 2,516,300)
+    # / (1,000 x 1.125) = 122,516,300 / 1,125 = 4,900,652/45 ~ 108,903.38: a value of 108.9 M, above
+    # the last cap, read with the last tier's rates (C55).
+    req = {"profile": "binance", "positions": [{"instrument": "BTCUSDT", "side": "short", "size": "1000",
+                                                 "entry_price": "90000", "margin": "30000000 USDT"}],
+           "mark_prices": {"BTCUSDT": "90000"}}
+    q = {k: v["value"] for k, v in ev(req)["results"][0]["quantities"].items()}
+    assert F(q["liquidation_price"]) == F(122_516_300, 1_125) == F(4_900_652, 45)
+    assert q["tier_at_liquidation_price"] == "7" and F(q["mmr_at_liquidation_price"]) == F(1, 8)
+    # the cap stays an input bound at the mark: at 108,903 the value 108.9 M is refused (MRG-004)
+    req["mark_prices"] = {"BTCUSDT": "108903"}
+    with pytest.raises(InvalidInput) as e:
+        ev(req)
+    assert e.value.rule == "MRG-004" and e.value.field.startswith("positions[0]"), e.value
