@@ -241,18 +241,163 @@ class WideScenario:
                 elif r.kind == "engine fill" and active:
                     return False
             # ADL-003 / TRN-006: the state after the event is exactly what ADL-003 says
-            a = num.or_(*[val(r.get("uncovered")) > 0 for r in recs if r.kind == "adl trigger"])
             hist = FB.balance_history(state.funds, self.fund, prof.adl.balance_view)
             b = A.is_drawdown_trigger(prof.adl, shadow_of(hist) if symbolic else hist, t)
             open_ = num.sum_(val(r.size) for r in state.remainders if fund_key_of(prof.instruments[r.instrument]) == self.fund)
             was, now = val(prev.is_adl_active(self.fund)), val(state.is_adl_active(self.fund))
+            ta = self.trigger_a(prev, recs, mark, val, conc, b)
+            if ta is False:
+                return False
+            a, more = ta
+            parts += more
             parts.append(now == num.or_(a, b, num.and_(was, open_ > 0)))
             # INV-022 for the whole transition: the books change by exactly the fills against the book
             fills = num.sum_(num.ite(r.get("side") == "sell", 1, -1) * val(r.get("size")) * (val(r.get("price")) - mark)
                              * p.contract_value * p.scale for r in recs if r.kind == "engine fill")
             prev_at_mark = self.equity(S.process_mark(prev, t, p, mark)[0], val, symbolic)
             parts.append(self.equity(state, val, symbolic) - prev_at_mark == fills)
+            more = self.plumbing(prev, state, recs, t, mark, val, conc)
+            if more is False:
+                return False
+            parts += more
         return num.and_(*parts)
+
+    def trigger_a(self, prev: S.SimState, recs: Any, mark: Any, val: Any, conc: Any, b: Any) -> Any:
+        """(m) ADL-002 / ADL-003: trigger (a) computed here -- each deleveraged remainder's uncovered
+        loss from its own size and takeover price (the remainder before, or this event's 'bankrupt
+        remainder' record), the mark and the fund's available balance as the 'adl trigger' record
+        states them; ADL runs on a remainder only when (a) or (b) holds.  (a, parts) or False."""
+        p = self.p
+        parts: list[Any] = []
+        opened = {conc(r.id): (r.sign, r.price) for r in prev.remainders}
+        for r in recs:
+            if r.kind == "bankrupt remainder":
+                opened[conc(r.get("remainder_id"))] = (1 if r.get("side") == "long" else -1, r.get("takeover_price"))
+        a_terms = []
+        for r in recs:
+            if r.kind == "adl trigger" and r.fund == self.fund.id:
+                rid = conc(r.get("remainder_id"))
+                if rid not in opened:
+                    return False
+                sign, price = opened[rid]
+                u = A.compute_remainder_uncovered(p, sign, val(r.get("remainder")), val(price), val(mark), val(r.get("available")))
+                parts += [val(r.get("uncovered")) == u, num.or_(u > 0, b)]
+                a_terms.append(u > 0)
+        return num.or_(*a_terms), parts
+
+    # movement records of the fund book (one history point each, INS-003 / INS-010)
+    MOVEMENTS = ("liquidation surplus", "liquidation deficit", "adl surplus", "adl deficit", "liquidation fee",
+                 "top-up", "withdrawal") + tuple(FB.SETTLEMENT_KINDS.values())
+
+    def plumbing(self, prev: S.SimState, state: S.SimState, recs: Any, t: int, mark: Any, val: Any, conc: Any) -> Any:
+        """The claims on what the plumbing builds besides the money (INV-025 (k)-(r)): the book after
+        the fills, the fund's history and settlement, trigger (a) computed here, the remainders, the
+        records an auditor reads.  A list of Z3 (or bool) terms, or False."""
+        prof, p = self.profile, self.p
+        parts: list[Any] = []
+        # (k) ENG-001: each side of P's book after the event = the side before less the engine's fills
+        # at its levels, a level emptied to 0 removed, the others in place (no book event here)
+        fills = [r for r in recs if r.kind == "engine fill" and r.instrument == p.id]
+        before, after = prev.book(p.id), state.book(p.id)
+        for side, lv_before, lv_after in (("sell", before.bids, after.bids), ("buy", before.asks, after.asks)):
+            kept = []
+            for lv in lv_before:
+                took = [r.get("size") for r in fills if r.get("side") == side and conc(r.get("price")) == lv.price]
+                left_c = conc(lv.size) - sum((conc(x) for x in took), 0)
+                left = val(lv.size) - num.sum_(val(x) for x in took)
+                if left_c > 0:
+                    kept.append((lv.price, left))
+                else:
+                    parts.append(left == 0)
+            if [conc(lv.price) for lv in lv_after] != [pr for pr, _ in kept]:
+                return False
+            parts += [val(lv.size) == left for lv, (_, left) in zip(lv_after, kept)]
+            parts += [left > 0 for _, left in kept]
+        for r in fills:                                                   # a fill takes something
+            parts.append(val(r.get("size")) > 0)
+        closes = [r for r in recs if r.kind == "engine close" and r.instrument == p.id]
+        parts.append(num.sum_(val(r.get("filled")) for r in closes) == num.sum_(val(r.get("size")) for r in fills))
+        # (l) INS-002 / INS-008 and INS-003 / INS-010, for every fund: a mark event moves the settled
+        # balance only by the settlement -- by the whole pending net when the event's time lies in a
+        # later window than the fund's clock (window_index, OBL-INS-002), else not at all; the
+        # history keeps its points and gains one per movement record of the fund, the last one the
+        # ledger's balances now (what the drawdown trigger reads)
+        rules = prof.fund
+        for key in state.funds.funds:
+            s0, p0 = val(FB.settled_balance(prev.funds, key)), val(FB.pending_balance(prev.funds, key))
+            s1, p1 = val(FB.settled_balance(state.funds, key)), val(FB.pending_balance(state.funds, key))
+            due = F.window_index(rules, t) > F.window_index(rules, conc(prev.funds.funds[key].clock))
+            parts.append(s1 == (s0 + p0 if due else s0))
+            hb, ha = prev.funds.history[key], state.funds.history[key]
+            if len(ha) < len(hb) or [conc(x.time_ms) for x in ha[:len(hb)]] != [conc(x.time_ms) for x in hb]:
+                return False
+            parts += [num.and_(val(x.settled) == val(y.settled), val(x.available) == val(y.available))
+                      for x, y in zip(ha, hb)]
+            new = ha[len(hb):]
+            moves = [r for r in recs if r.kind in self.MOVEMENTS and r.fund == key.id]
+            if len(new) != len(moves):
+                return False
+            if new:
+                parts += [val(new[-1].settled) == s1, val(new[-1].available) == s1 + p1]
+                times = [conc(x.time_ms) for x in new]
+                if times != sorted(times) or times[-1] > t or times[0] < conc(prev.funds.funds[key].clock) - F.DAY_MS:
+                    return False
+            else:
+                parts += [s1 == s0, p1 == p0]
+            for r in recs:                                            # a settlement record names its window
+                if r.fund == key.id and r.kind in FB.SETTLEMENT_KINDS.values():
+                    w = conc(r.get("window"))
+                    if (conc(r.get("window_start_ms")), conc(r.get("window_end_ms"))) != \
+                            (F.window_start(rules, w), F.window_start(rules, w + 1)):
+                        return False
+                    parts.append(val(r.get("net")) == p0)
+        # (n) the engine's remainders: size > 0, distinct ids below the next id, each new one with
+        # its 'bankrupt remainder' record (of size > 0)
+        ids = [conc(r.id) for r in state.remainders]
+        opened = [conc(r.id) for r in prev.remainders] + [conc(r.get("remainder_id")) for r in recs if r.kind == "bankrupt remainder"]
+        if len(set(ids)) != len(ids) or any(i >= conc(state.next_id) for i in opened + ids):
+            return False
+        new_ids = {conc(r.get("remainder_id")) for r in recs if r.kind == "bankrupt remainder"}
+        if any(i not in new_ids for i in set(ids) - {conc(r.id) for r in prev.remainders}):
+            return False
+        parts += [val(r.size) > 0 for r in state.remainders]
+        parts += [val(r.get("size")) > 0 for r in recs if r.kind == "bankrupt remainder"]
+        # (o) the records: a position that disappeared or shrank has its liquidation or ADL record;
+        # a liquidation record follows a trigger record of its account whose action is not 'none';
+        # a refused cross partial follows a PARTIAL decision; every ADL reduction is notified; the
+        # 'adl state' records follow the state
+        olds = {(a.id, q.instrument, q.side): q for a in prev.accounts for q in a.positions}
+        news = {(a.id, q.instrument, q.side): q for a in state.accounts for q in a.positions}
+        for (acct, inst_id, _side), q in olds.items():
+            n = news.get((acct, inst_id, _side))
+            if n is not None and conc(n.size) == conc(q.size):
+                continue
+            kinds = ("full liquidation", "adl") if n is None else ("partial liquidation", "adl")
+            if not any(r.kind in kinds and r.account == acct and r.instrument == inst_id for r in recs):
+                return False
+        last_trigger: dict[str, str] = {}
+        for r in recs:
+            if r.kind == "liquidation trigger":
+                if r.get("action") == "none":
+                    return False
+                last_trigger[r.account] = r.get("action")
+            elif r.kind in ("full liquidation", "partial liquidation") and r.account not in last_trigger:
+                return False
+            elif r.kind == "cross partial refused" and last_trigger.get(r.account) != "partial":
+                return False
+        adl_recs = [r for r in recs if r.kind == "adl"]
+        notes = [r for r in recs if r.kind == "notification"]
+        if len(notes) != len(adl_recs) or {r.account for r in notes} != {r.account for r in adl_recs}:
+            return False
+        active = bool(conc(prev.is_adl_active(self.fund)))
+        for r in recs:
+            if r.kind == "adl state" and r.fund == self.fund.id:
+                if bool(conc(r.get("active"))) == active:
+                    return False
+                active = bool(conc(r.get("active")))
+        if active != bool(conc(state.is_adl_active(self.fund))):
+            return False
+        return parts
 
 
 def _wide_body(group: str) -> Any:

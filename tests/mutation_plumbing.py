@@ -514,9 +514,17 @@ def _fixed_inputs(sc: Any, rows: tuple[int, ...]) -> list[dict[str, Any]]:
 
 
 def _cache_path(profile: Profile) -> Path:
+    # the paths are those of the scenarios' ``run`` over their domains: the step and fund modules,
+    # and each scenario's set-up (not its claim, which an added statement changes without moving a path)
     h = hashlib.sha256()
-    for mod in (S, FB, PL, PW):
+    for mod in (S, FB):
         h.update(inspect.getsource(mod).encode())
+    for sc in (PL.LoopScenario, PW.WideScenario):
+        for name in ("__init__", "declare", "run", "no_mark_instrument"):
+            if hasattr(sc, name):
+                h.update(inspect.getsource(getattr(sc, name)).encode())
+        h.update(repr((sc.GRID, getattr(sc, "ROWS", None), sc.MAX_PATHS, getattr(sc, "NAMES", None))).encode())
+    h.update(repr((PL.T0, PL.T1, PL.T2)).encode())
     h.update(repr(OBLIGATIONS).encode())  # the obligations the witnesses are drawn for
     return Path(f"/tmp/backstop-mutstep-witnesses-{profile.name}-{h.hexdigest()[:12]}.json")
 
