@@ -30,7 +30,7 @@ from backstop.reference.profile import BalanceView, PartialRule, Profile
 from backstop.reference.rules import RULES
 from backstop.reference.types import Account, ContractKind, Instrument, MarginMode, Position, PositionTerms, Side
 
-__all__ = ["WideScenario", "wide_instruments"]
+__all__ = ["WideScenario", "EventsScenario", "wide_instruments"]
 
 
 def wide_instruments(profile: Profile) -> tuple[Instrument, Instrument] | None:
@@ -150,7 +150,8 @@ class WideScenario:
             states.append(state)
             records.append(recs)
             marks.append(mark)
-        return {"states": states, "records": records, "marks": marks, "times": (T1, T2)}
+        return {"states": states, "records": records, "marks": marks, "times": (T1, T2),
+                "walk": [None, None], "inject": [0, 0], "check": [True, True]}
 
     def no_mark_instrument(self) -> Instrument | None:
         """An instrument of the profile other than P and Q (it never gets a mark here)."""
@@ -190,6 +191,9 @@ class WideScenario:
         for k, (state, mark, t) in enumerate(zip(out["states"][1:], out["marks"], out["times"]), start=1):
             prev = out["states"][k - 1]
             recs = out["records"][k - 1]
+            # the book the event's fills walk (a book event's own), what the event moves into the
+            # fund's settled balance from outside (a top-up +, a withdrawal -), whether it checks ADL
+            walk, inject, check = out["walk"][k - 1] or prev.book(p.id), out["inject"][k - 1], out["check"][k - 1]
             for key in state.funds.funds:                                              # INV-009 for every fund
                 parts += [val(FB.settled_balance(state.funds, key)) >= 0,
                           val(FB.available_balance(state.funds, key, BalanceView.SETTLED_PLUS_PENDING)) >= 0]
@@ -220,7 +224,7 @@ class WideScenario:
             d = {a.id: a for a in state.accounts}["D"]                                  # ADL-008: no socialized loss
             parts.append(val(d.balance(code)) == val(before0["D"].balance(code)))
             # ENG-001: fills at a level of the closing side, never beyond it
-            book = prev.book(p.id)
+            book = walk
             taken: dict[tuple[str, Any], Any] = {}
             for r in recs:
                 if r.kind == "engine fill":
@@ -250,13 +254,13 @@ class WideScenario:
                 return False
             a, more = ta
             parts += more
-            parts.append(now == num.or_(a, b, num.and_(was, open_ > 0)))
+            parts.append(now == (num.or_(a, b, num.and_(was, open_ > 0)) if check else was))
             # INV-022 for the whole transition: the books change by exactly the fills against the book
             fills = num.sum_(num.ite(r.get("side") == "sell", 1, -1) * val(r.get("size")) * (val(r.get("price")) - mark)
                              * p.contract_value * p.scale for r in recs if r.kind == "engine fill")
             prev_at_mark = self.equity(S.process_mark(prev, t, p, mark)[0], val, symbolic)
-            parts.append(self.equity(state, val, symbolic) - prev_at_mark == fills)
-            more = self.plumbing(prev, state, recs, t, mark, val, conc)
+            parts.append(self.equity(state, val, symbolic) - prev_at_mark == fills + inject)
+            more = self.plumbing(prev, state, recs, t, mark, val, conc, walk, inject)
             if more is False:
                 return False
             parts += more
@@ -289,16 +293,18 @@ class WideScenario:
     MOVEMENTS = ("liquidation surplus", "liquidation deficit", "adl surplus", "adl deficit", "liquidation fee",
                  "top-up", "withdrawal") + tuple(FB.SETTLEMENT_KINDS.values())
 
-    def plumbing(self, prev: S.SimState, state: S.SimState, recs: Any, t: int, mark: Any, val: Any, conc: Any) -> Any:
+    def plumbing(self, prev: S.SimState, state: S.SimState, recs: Any, t: int, mark: Any, val: Any, conc: Any,
+                 walk: S.Book, inject: Any) -> Any:
         """The claims on what the plumbing builds besides the money (INV-025 (k)-(r)): the book after
         the fills, the fund's history and settlement, trigger (a) computed here, the remainders, the
         records an auditor reads.  A list of Z3 (or bool) terms, or False."""
         prof, p = self.profile, self.p
         parts: list[Any] = []
         # (k) ENG-001: each side of P's book after the event = the side before less the engine's fills
-        # at its levels, a level emptied to 0 removed, the others in place (no book event here)
+        # at its levels, a level emptied to 0 removed, the others in place (the side before: a book
+        # event's own book)
         fills = [r for r in recs if r.kind == "engine fill" and r.instrument == p.id]
-        before, after = prev.book(p.id), state.book(p.id)
+        before, after = walk, state.book(p.id)
         for side, lv_before, lv_after in (("sell", before.bids, after.bids), ("buy", before.asks, after.asks)):
             kept = []
             for lv in lv_before:
@@ -327,7 +333,7 @@ class WideScenario:
             s0, p0 = val(FB.settled_balance(prev.funds, key)), val(FB.pending_balance(prev.funds, key))
             s1, p1 = val(FB.settled_balance(state.funds, key)), val(FB.pending_balance(state.funds, key))
             due = F.window_index(rules, t) > F.window_index(rules, conc(prev.funds.funds[key].clock))
-            parts.append(s1 == (s0 + p0 if due else s0))
+            parts.append(s1 == (s0 + p0 if due else s0) + (inject if key == self.fund else 0))
             hb, ha = prev.funds.history[key], state.funds.history[key]
             if len(ha) < len(hb) or [conc(x.time_ms) for x in ha[:len(hb)]] != [conc(x.time_ms) for x in hb]:
                 return False
@@ -400,6 +406,42 @@ class WideScenario:
         return parts
 
 
+class EventsScenario(WideScenario):
+    """The wide domain with the other event types between the marks (OBL-INV-025e): a mark on P,
+    a book event on P that refills both sides (the engine retries an open remainder against it,
+    TRN-005), a platform top-up of the fund (INS-006), a second mark after the daily settlement,
+    and a platform withdrawal (INS-007) -- five events through ``process_event``, the claim of
+    INV-025 after each.  The rows are the wide rows where a crash leaves a remainder open (an empty
+    fund: ADL at once; a fund that covers it: it waits for the book), and two where little
+    happens.  The top-up is 5,000 whole units; the withdrawal 1,000 on the rows whose fund opens
+    at 80,000 or more, else 0 (a withdrawal beyond what is withdrawable is refused, INS-007)."""
+
+    EVENT_ROWS = (35, 43, 47, 95, 31, 15)
+    TOP_UP, WITHDRAW = 5_000, 1_000
+
+    def run(self, values: dict[str, Any], terms: dict[str, Any] | None = None) -> dict[str, Any]:
+        R = concolic_rules() if terms is not None else RULES
+        first = super().run(values, terms)  # the set-up and its two marks; only the start is kept
+        state = first["states"][0]
+        mh, m1, m2, bid, ask, fund, cash_x = self.GRID[values["price path"]]
+        p, E, unit = self.p, self.ENTRY_P, self.p.settle_currency.scale
+        refill = S.Book((Level(bid * E, self.s_size),), (Level(ask * E, self.s_size),))
+        top, out_ = self.TOP_UP * unit, (self.WITHDRAW * unit if fund >= 80_000 else 0)
+        events = ((S.MarkEvent(T1, p.id, m1 * E), m1 * E, None, 0, True),
+                  (S.BookEvent(T1 + 100, p.id, refill.bids, refill.asks), m1 * E, refill, 0, True),
+                  (S.TopUpEvent(T1 + 200, self.fund.id, top), m1 * E, None, top, False),
+                  (S.MarkEvent(T2, p.id, m2 * E), m2 * E, None, 0, True),
+                  (S.WithdrawEvent(T2 + 100, self.fund.id, out_), m2 * E, None, -out_, False))
+        out: dict[str, Any] = {"states": [state], "records": [], "marks": [], "times": [], "walk": [], "inject": [],
+                               "check": []}
+        for ev, mark, walk, inject, check in events:
+            state, recs = S.process_event(state, ev, R)
+            for k, v in (("states", state), ("records", recs), ("marks", mark), ("times", ev.time_ms), ("walk", walk),
+                         ("inject", inject), ("check", check)):
+                out[k].append(v)
+        return out
+
+
 def _wide_body(group: str) -> Any:
     def body(ctx: Context) -> Any:
         sc = WideScenario(ctx.profile, wide_instruments(ctx.profile))
@@ -436,3 +478,27 @@ for _group, _rows in WideScenario.ROWS.items():
                applies=lambda p, i: wide_instruments(p) is not None,
                applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
         _wide_body(_group))
+
+
+def _events_body(ctx: Context) -> Any:
+    sc = EventsScenario(ctx.profile, wide_instruments(ctx.profile))
+    rows = EventsScenario.EVENT_ROWS
+    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
+    return prove_by_paths(ctx, sc, rows)
+
+
+obligation("OBL-INV-025e", "wide bounded whole loop with a book event, a top-up and a withdrawal between the marks, "
+           "through process_event",
+           rules=["INV-025", "TRN-001", "TRN-005", "TRN-006", "ENG-001", "INS-002", "INS-006", "INS-007", "INS-008",
+                  "ADL-003", "INV-009", "INV-022"],
+           statement=_STATEMENT + "; a top-up (withdrawal) moves exactly its amount into (out of) the settled balance "
+                     "and the venue's books, and checks no ADL (the state stays)",
+           premises=_PREMISES.format(h="tier-2 cap + 1 lot", s="P's tier-1 cap",
+                                     rows=", ".join(map(str, EventsScenario.EVENT_ROWS)))
+           + "; five events: the first mark, a book event refilling both sides of P (T1 + 100 ms), a top-up of "
+             "5,000 whole units (T1 + 200 ms), the second mark, a withdrawal of 1,000 whole units (0 on the rows "
+             "whose fund opens below 80,000) at T2 + 100 ms",
+           scope=Scope.BOUNDED, limit_seconds=WideScenario.LIMIT, per_instrument=False,
+           applies=lambda p, i: wide_instruments(p) is not None,
+           applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
+    _events_body)

@@ -476,7 +476,7 @@ def planted(m: Mutant | None, counter: list[int] | None = None) -> Iterator[None
 
 # ---------------------------------------------------------------- the scenarios of the obligations
 
-OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d")
+OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e")
 _APPLICABLE: dict[str, tuple[str, ...]] = {}
 
 
@@ -492,6 +492,8 @@ def scenario(profile: Profile, ob_id: str) -> tuple[Any, tuple[int, ...]]:
     if ob_id == "OBL-INV-024":
         sc = PL.LoopScenario(profile, PL.loop_instrument(profile))
         return sc, tuple(range(len(sc.GRID)))
+    if ob_id == "OBL-INV-025e":
+        return PW.EventsScenario(profile, PW.wide_instruments(profile)), PW.EventsScenario.EVENT_ROWS
     sc = PW.WideScenario(profile, PW.wide_instruments(profile))
     return sc, PW.WideScenario.ROWS[ob_id[-1]]
 
@@ -519,9 +521,9 @@ def _cache_path(profile: Profile) -> Path:
     h = hashlib.sha256()
     for mod in (S, FB):
         h.update(inspect.getsource(mod).encode())
-    for sc in (PL.LoopScenario, PW.WideScenario):
+    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario):
         for name in ("__init__", "declare", "run", "no_mark_instrument"):
-            if hasattr(sc, name):
+            if name in vars(sc):
                 h.update(inspect.getsource(getattr(sc, name)).encode())
         h.update(repr((sc.GRID, getattr(sc, "ROWS", None), sc.MAX_PATHS, getattr(sc, "NAMES", None))).encode())
     h.update(repr((PL.T0, PL.T1, PL.T2)).encode())
@@ -531,7 +533,8 @@ def _cache_path(profile: Profile) -> Path:
 
 # the wide scenario's concolic runs are slow (minutes per row on a loaded machine): its witness
 # sets may stop early ("timeout"); they are then a sample of its paths, and say so
-ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75}
+ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75,
+               "OBL-INV-025e": 75}
 
 
 def path_witnesses(profile: Profile, log: Callable[[str], None] = print) -> dict[str, list[dict[str, Any]]]:
