@@ -395,6 +395,31 @@ class WideScenario:
         notes = [r for r in recs if r.kind == "notification"]
         if len(notes) != len(adl_recs) or {r.account for r in notes} != {r.account for r in adl_recs}:
             return False
+        # (p) the fund's postings: a fee record has a fee > 0 and its journal entry is paid by the
+        # account it names (user:<account>), or by the engine when it names none (INS-005); an
+        # engine close fills something; the liquidation results are one per engine close and one
+        # per full liquidation whose takeover moved engine cash (LIQ-007), the ADL results come
+        # after an 'adl trigger' (INS-004); a partial step reduces something (LIQ-005)
+        fee_recs = [r for r in recs if r.kind == "liquidation fee"]
+        parts += [val(r.get("amount")) > 0 for r in fee_recs]
+        fee_entries = [e for e in state.funds.ledger.entries[len(prev.funds.ledger.entries):] if e.kind == "liquidation fee"]
+        if len(fee_entries) != len(fee_recs):
+            return False
+        for r, e in zip(fee_recs, fee_entries):
+            payer = F.user_account(r.account) if r.account else F.engine_account(fund_key_of(prof.instruments[r.instrument]))
+            if e.legs[0].account != payer:                            # the source leg of the transfer
+                return False
+        parts += [val(r.get("filled")) > 0 for r in recs if r.kind == "engine close"]
+        parts += [val(r.get("reduced")) > 0 for r in recs if r.kind == "partial liquidation"]
+        results = [r for r in recs if r.kind in ("liquidation surplus", "liquidation deficit")]
+        cash = [r for r in recs if r.kind == "full liquidation" and conc(r.get("engine_cash")) != 0]
+        if len(results) != len([r for r in recs if r.kind == "engine close"]) + len(cash):
+            return False
+        seen_trigger = False
+        for r in recs:
+            seen_trigger = seen_trigger or r.kind == "adl trigger"
+            if r.kind in ("adl surplus", "adl deficit") and not seen_trigger:
+                return False
         active = bool(conc(prev.is_adl_active(self.fund)))
         for r in recs:
             if r.kind == "adl state" and r.fund == self.fund.id:
