@@ -24,6 +24,7 @@ from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
 from backstop.reference import step as S
+from backstop.reference import transition as T
 from backstop.reference.engine import Level
 from backstop.reference.events import fund_key_of
 from backstop.reference.profile import BalanceView, PartialRule, Profile
@@ -260,7 +261,7 @@ class WideScenario:
                              * p.contract_value * p.scale for r in recs if r.kind == "engine fill")
             prev_at_mark = self.equity(S.process_mark(prev, t, p, mark)[0], val, symbolic)
             parts.append(self.equity(state, val, symbolic) - prev_at_mark == fills + inject)
-            more = self.plumbing(prev, state, recs, t, mark, val, conc, walk, inject)
+            more = self.plumbing(prev, state, recs, t, mark, val, conc, walk, inject, check)
             if more is False:
                 return False
             parts += more
@@ -294,7 +295,7 @@ class WideScenario:
                  "top-up", "withdrawal") + tuple(FB.SETTLEMENT_KINDS.values())
 
     def plumbing(self, prev: S.SimState, state: S.SimState, recs: Any, t: int, mark: Any, val: Any, conc: Any,
-                 walk: S.Book, inject: Any) -> Any:
+                 walk: S.Book, inject: Any, check: bool = True) -> Any:
         """The claims on what the plumbing builds besides the money (INV-025 (k)-(r)): the book after
         the fills, the fund's history and settlement, trigger (a) computed here, the remainders, the
         records an auditor reads.  A list of Z3 (or bool) terms, or False."""
@@ -367,6 +368,20 @@ class WideScenario:
         if any(i not in new_ids for i in set(ids) - {conc(r.id) for r in prev.remainders}):
             return False
         parts += [val(r.size) > 0 for r in state.remainders]
+        # (r) ENG-001, ENG-006, TRN-005: outside the ADL state the engine offers every open
+        # remainder to the book: after an event that works the remainders, one of P stays open
+        # only when the closing side is empty or its best level would cost the fund more than
+        # its available balance for one more lot (a level at or better than the takeover price
+        # costs nothing: it never stays)
+        if check and not bool(conc(state.is_adl_active(self.fund))):
+            avail = val(FB.available_balance(state.funds, self.fund, BalanceView.SETTLED_PLUS_PENDING))
+            for r in state.remainders:
+                if r.instrument != p.id:
+                    continue
+                side = after.bids if conc(r.sign) > 0 else after.asks
+                if side:
+                    unit = M.compute_unrealized_pnl(p, PositionTerms(conc(r.sign), p.lot_size, conc(r.price), 0), side[0].price)
+                    parts.append(avail < -unit)
         parts += [val(r.get("size")) > 0 for r in recs if r.kind == "bankrupt remainder"]
         # (o) the records: a position that disappeared or shrank has its liquidation or ADL record;
         # a liquidation record follows a trigger record of its account whose action is not 'none';
@@ -415,6 +430,16 @@ class WideScenario:
         cash = [r for r in recs if r.kind == "full liquidation" and conc(r.get("engine_cash")) != 0]
         if len(results) != len([r for r in recs if r.kind == "engine close"]) + len(cash):
             return False
+        parts += [val(r.get("to_user")) > 0 for r in recs if r.kind == "surplus to user"]
+        # (q) TRN-004: a cross partial round is refused only when its steps are not funded (the
+        # balance after them < 0) or it is the account's last round at this mark
+        rounds = T.max_cross_rounds(tuple(prof.instruments.values()))
+        seen_rounds: dict[str, int] = {}
+        for r in recs:
+            if r.kind == "liquidation trigger" and r.get("margin_mode") == "cross":
+                seen_rounds[r.account] = seen_rounds.get(r.account, 0) + 1
+            elif r.kind == "cross partial refused" and seen_rounds.get(r.account, 0) < rounds:
+                parts.append(val(r.get("balance_after")) < 0)
         seen_trigger = False
         for r in recs:
             seen_trigger = seen_trigger or r.kind == "adl trigger"

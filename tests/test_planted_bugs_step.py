@@ -1,5 +1,5 @@
 """Planted bugs in the plumbing (reference/step.py, reference/fundbook.py), judged by the whole-loop
-obligations OBL-INV-024 and OBL-INV-025a-d.
+obligations OBL-INV-024 and OBL-INV-025a-e (-025e: a book event, a top-up and a withdrawal between the marks).
 
 The rule modules have their own kill tables; these bugs sit in the code between the rules -- what
 is credited to whom, what is booked to the fund, what stays open, in which order -- which only an
@@ -358,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-prove-same", action="store_true", help="do not prove mutants no screening input distinguishes")
     ap.add_argument("--no-equivalence", action="store_true", help="do not check survivors for equivalence")
     ap.add_argument("--screen-only", action="store_true")
+    ap.add_argument("--every-break", action="store_true",
+                    help="screen every obligation (default: stop at the first whose claim breaks)")
     ap.add_argument("--full", action="store_true",
                     help="after the path attempts, run the whole obligations (minutes per mutant)")
     ap.add_argument("--from", dest="from_", default="", help="take the mutants from this table (with --verdict)")
@@ -375,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         summary(merged)
         return 0
     t_start = time.perf_counter()
+    MP.FIRST_BREAK = not a.every_break
     profile = load_profile(a.profile)
     ms = [m for m in MUTANTS if not a.only or any(o in m.key for o in a.only)]
     if a.from_:
