@@ -261,7 +261,8 @@ class WideScenario:
                              * p.contract_value * p.scale for r in recs if r.kind == "engine fill")
             prev_at_mark = self.equity(S.process_mark(prev, t, p, mark)[0], val, symbolic)
             parts.append(self.equity(state, val, symbolic) - prev_at_mark == fills + inject)
-            more = self.plumbing(prev, state, recs, t, mark, val, conc, walk, inject, check)
+            more = self.plumbing(prev, state, recs, t, mark, val, conc, walk, inject, check,
+                                 check and out["walk"][k - 1] is None)
             if more is False:
                 return False
             parts += more
@@ -295,7 +296,7 @@ class WideScenario:
                  "top-up", "withdrawal") + tuple(FB.SETTLEMENT_KINDS.values())
 
     def plumbing(self, prev: S.SimState, state: S.SimState, recs: Any, t: int, mark: Any, val: Any, conc: Any,
-                 walk: S.Book, inject: Any, check: bool = True) -> Any:
+                 walk: S.Book, inject: Any, check: bool = True, is_mark: bool = True) -> Any:
         """The claims on what the plumbing builds besides the money (INV-025 (k)-(r)): the book after
         the fills, the fund's history and settlement, trigger (a) computed here, the remainders, the
         records an auditor reads.  A list of Z3 (or bool) terms, or False."""
@@ -440,6 +441,36 @@ class WideScenario:
                 seen_rounds[r.account] = seen_rounds.get(r.account, 0) + 1
             elif r.kind == "cross partial refused" and seen_rounds.get(r.account, 0) < rounds:
                 parts.append(val(r.get("balance_after")) < 0)
+        # (s) LIQ-005, ENG-005: a partial step credits its exact PnL at its price (from the position's
+        # own entry) rounded down: the residue is in [0, 1) unit; a PARTIAL cross round takes a step
+        # (TRN-003) or is refused; the journal gets no empty entry, the dust no zero entry; an
+        # 'uncovered deficit' names a deficit > 0; a mark event records its mark (MRG-002)
+        for r in recs:
+            if r.kind == "partial liquidation":
+                sign = 1 if r.get("side") == "long" else -1
+                q = [x for (a, i, _), x in olds.items() if a == r.account and i == r.instrument and conc(x.sign) == sign]
+                if len(q) != 1:
+                    return False
+                exact = M.compute_unrealized_pnl(prof.instruments[r.instrument],
+                                                 PositionTerms(sign, val(r.get("reduced")), val(q[0].entry_price), 0),
+                                                 val(r.get("price")))
+                parts += [exact - val(r.get("realized_pnl")) >= 0, exact - val(r.get("realized_pnl")) < 1]
+        pending_round: dict[str, bool] = {}
+        for r in recs:
+            if r.kind == "liquidation trigger" and r.get("margin_mode") == "cross":
+                if pending_round.get(r.account):
+                    return False
+                pending_round[r.account] = r.get("action") == "partial"
+            elif r.kind in ("partial liquidation", "cross partial refused") and r.account in pending_round:
+                pending_round[r.account] = False
+        if any(pending_round.values()):
+            return False
+        for e in state.funds.ledger.entries[len(prev.funds.ledger.entries):]:
+            parts.append(num.or_(*[val(leg.amount) != 0 for leg in e.legs]))
+        parts += [val(v) > 0 for _, v in state.dust]
+        parts += [val(r.get("uncovered")) > 0 for r in recs if r.kind == "uncovered deficit"]
+        if is_mark and [conc(r.get("price")) for r in recs if r.kind == "mark" and r.instrument == p.id] != [conc(mark)]:
+            return False
         seen_trigger = False
         for r in recs:
             seen_trigger = seen_trigger or r.kind == "adl trigger"
@@ -458,7 +489,8 @@ class WideScenario:
 
 class EventsScenario(WideScenario):
     """The wide domain with the other event types between the marks (OBL-INV-025e): a mark on P,
-    a book event on P that refills both sides (the engine retries an open remainder against it,
+    a book event on P that refills both sides, the bid with H's whole size (the engine retries an
+    open remainder against it and can close it,
     TRN-005), a platform top-up of the fund (INS-006), a second mark after the daily settlement,
     and a platform withdrawal (INS-007) -- five events through ``process_event``, the claim of
     INV-025 after each.  The rows are the wide rows where a crash leaves a remainder open (an empty
@@ -475,7 +507,7 @@ class EventsScenario(WideScenario):
         state = first["states"][0]
         mh, m1, m2, bid, ask, fund, cash_x = self.GRID[values["price path"]]
         p, E, unit = self.p, self.ENTRY_P, self.p.settle_currency.scale
-        refill = S.Book((Level(bid * E, self.s_size),), (Level(ask * E, self.s_size),))
+        refill = S.Book((Level(bid * E, self.h_size),), (Level(ask * E, self.s_size),))
         top, out_ = self.TOP_UP * unit, (self.WITHDRAW * unit if fund >= 80_000 else 0)
         events = ((S.MarkEvent(T1, p.id, m1 * E), m1 * E, None, 0, True),
                   (S.BookEvent(T1 + 100, p.id, refill.bids, refill.asks), m1 * E, refill, 0, True),

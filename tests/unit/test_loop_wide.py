@@ -100,23 +100,24 @@ def test_INV_025e_a_book_event_refills_the_bids_the_remainder_retries_and_the_fu
     """OBL-INV-025e's row 47 (price row 2, fund and X's cash 10,000,000 USDT).  Mark 18,000: H's
     3,000.01 contracts go to the engine at its bankruptcy price 19,600; 500 sell into the bid at
     14,000, a loss of 500 x 0.01 BTC x 5,600 = 28,000 USDT paid from the pending balance; 2,500.01
-    stay open (the fund covers them: no ADL).  The book event refills the bid with 500 at 14,000:
-    the remainder is retried (TRN-005), 500 more fill, pending -56,000, 2,000.01 left.  The top-up
-    adds 5,000 to the settled balance (10,005,000); the second mark settles the window:
-    10,005,000 - 56,000 = 9,949,000 settled, 0 pending; the withdrawal takes 1,000: 9,948,000."""
+    stay open (the fund covers them: no ADL).  The book event refills the bid with 3,000.01 at
+    14,000: the remainder is retried (TRN-005) and closes whole, 25.0001 BTC x 5,600 = 140,000.56
+    more, pending -168,000.56.  The top-up adds 5,000 to the settled balance (10,005,000); the
+    second mark settles the window: 10,005,000 - 168,000.56 = 9,836,999.44 settled, 0 pending;
+    the withdrawal takes 1,000: 9,835,999.44."""
     from backstop.proofs.loop_wide import EventsScenario
     from backstop.reference import fundbook as FB
 
     sc = EventsScenario(OKX, wide_instruments(OKX))
     out = sc.run({"price path": 47, "cash H": 0, "cash S": 0, "cash D": 0})
     fills = [[(r.get("size"), r.get("price")) for r in recs if r.kind == "engine fill"] for recs in out["records"]]
-    assert fills == [[(500, 14_000)], [(500, 14_000)], [], [], []]
+    assert fills == [[(500, 14_000)], [(F("2500.01"), 14_000)], [], [], []]
     assert [r.get("why") for r in out["records"][1] if r.kind == "engine close"] == ["retry"]
-    assert [[x.size for x in st.remainders] for st in out["states"][1:3]] == [[F("2500.01")], [F("2000.01")]]
-    settled = [FB.settled_balance(st.funds, sc.fund) // U for st in out["states"][1:]]
-    pending = [FB.pending_balance(st.funds, sc.fund) // U for st in out["states"][1:]]
-    assert settled == [10_000_000, 10_000_000, 10_005_000, 9_949_000, 9_948_000]
-    assert pending == [-28_000, -56_000, -56_000, 0, 0]
+    assert [[x.size for x in st.remainders] for st in out["states"][1:3]] == [[F("2500.01")], []]
+    settled = [FB.settled_balance(st.funds, sc.fund) for st in out["states"][1:]]
+    pending = [FB.pending_balance(st.funds, sc.fund) for st in out["states"][1:]]
+    assert settled == [10_000_000 * U, 10_000_000 * U, 10_005_000 * U, 9_836_999_440_000, 9_835_999_440_000]
+    assert pending == [-28_000 * U, -168_000_560_000, -168_000_560_000, 0, 0]
     assert sc.claim(out, symbolic=False) is True
 
 
