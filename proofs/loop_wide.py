@@ -435,12 +435,38 @@ class WideScenario:
         # (q) TRN-004: a cross partial round is refused only when its steps are not funded (the
         # balance after them < 0) or it is the account's last round at this mark
         rounds = T.max_cross_rounds(tuple(prof.instruments.values()))
+
+        def touched_before(x: Any) -> bool:  # an 'adl' record of x's account comes before x
+            for y in recs:
+                if y is x:
+                    return False
+                if y.kind == "adl" and y.account == x.account:
+                    return True
+            return False
+
         seen_rounds: dict[str, int] = {}
         for r in recs:
             if r.kind == "liquidation trigger" and r.get("margin_mode") == "cross":
                 seen_rounds[r.account] = seen_rounds.get(r.account, 0) + 1
             elif r.kind == "cross partial refused" and seen_rounds.get(r.account, 0) < rounds:
                 parts.append(val(r.get("balance_after")) < 0)
+                if seen_rounds[r.account] == 1 and not touched_before(r):
+                    # the account's first round, before any ADL touched it: plan its steps here
+                    # (LIQ-009 shares, the TRN-003 candidates, one LIQ-005 step each) from its
+                    # positions and balance before the event, at the marks after it
+                    acct = {a.id: a for a in prev.accounts}[r.account]
+                    group = [q for q in acct.positions if q.margin_mode is MarginMode.CROSS
+                             and prof.instruments[q.instrument].settle_currency.code == self.code]
+                    ips = tuple((prof.instruments[q.instrument], q.terms()) for q in group)
+                    ms = tuple(conc(dict(state.marks)[q.instrument]) for q in group)
+                    bal = conc(acct.balance(self.code))
+                    shares = L.compute_cross_shares(ips, bal, ms)
+                    steps = tuple(L.compute_partial_step(i, prof.margin, prof.liquidation,
+                                                         PositionTerms(tm.sign, tm.size, tm.entry, sh), m)
+                                  for (i, tm), m, sh in zip(ips, ms, shares)
+                                  if T.is_cross_partial_candidate(i, prof.margin, prof.liquidation, tm, m))
+                    if not L.compute_cross_partial_balance(bal, steps, tuple(True for _ in steps)) < 0:
+                        return False
         # (s) LIQ-005, ENG-005: a partial step credits its exact PnL at its price (from the position's
         # own entry) rounded down: the residue is in [0, 1) unit; a PARTIAL cross round takes a step
         # (TRN-003) or is refused; the journal gets no empty entry, the dust no zero entry; an
