@@ -24,13 +24,14 @@ from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
 from backstop.reference import step as S
+from backstop.reference import transition as T
 from backstop.reference.engine import Level
 from backstop.reference.events import fund_key_of
 from backstop.reference.profile import BalanceView, PartialRule, Profile
 from backstop.reference.rules import RULES
 from backstop.reference.types import Account, ContractKind, Instrument, MarginMode, Position, PositionTerms, Side
 
-__all__ = ["WideScenario", "wide_instruments"]
+__all__ = ["WideScenario", "EventsScenario", "wide_instruments"]
 
 
 def wide_instruments(profile: Profile) -> tuple[Instrument, Instrument] | None:
@@ -150,7 +151,8 @@ class WideScenario:
             states.append(state)
             records.append(recs)
             marks.append(mark)
-        return {"states": states, "records": records, "marks": marks, "times": (T1, T2)}
+        return {"states": states, "records": records, "marks": marks, "times": (T1, T2),
+                "walk": [None, None], "inject": [0, 0], "check": [True, True]}
 
     def no_mark_instrument(self) -> Instrument | None:
         """An instrument of the profile other than P and Q (it never gets a mark here)."""
@@ -190,6 +192,9 @@ class WideScenario:
         for k, (state, mark, t) in enumerate(zip(out["states"][1:], out["marks"], out["times"]), start=1):
             prev = out["states"][k - 1]
             recs = out["records"][k - 1]
+            # the book the event's fills walk (a book event's own), what the event moves into the
+            # fund's settled balance from outside (a top-up +, a withdrawal -), whether it checks ADL
+            walk, inject, check = out["walk"][k - 1] or prev.book(p.id), out["inject"][k - 1], out["check"][k - 1]
             for key in state.funds.funds:                                              # INV-009 for every fund
                 parts += [val(FB.settled_balance(state.funds, key)) >= 0,
                           val(FB.available_balance(state.funds, key, BalanceView.SETTLED_PLUS_PENDING)) >= 0]
@@ -220,7 +225,7 @@ class WideScenario:
             d = {a.id: a for a in state.accounts}["D"]                                  # ADL-008: no socialized loss
             parts.append(val(d.balance(code)) == val(before0["D"].balance(code)))
             # ENG-001: fills at a level of the closing side, never beyond it
-            book = prev.book(p.id)
+            book = walk
             taken: dict[tuple[str, Any], Any] = {}
             for r in recs:
                 if r.kind == "engine fill":
@@ -241,18 +246,308 @@ class WideScenario:
                 elif r.kind == "engine fill" and active:
                     return False
             # ADL-003 / TRN-006: the state after the event is exactly what ADL-003 says
-            a = num.or_(*[val(r.get("uncovered")) > 0 for r in recs if r.kind == "adl trigger"])
             hist = FB.balance_history(state.funds, self.fund, prof.adl.balance_view)
             b = A.is_drawdown_trigger(prof.adl, shadow_of(hist) if symbolic else hist, t)
             open_ = num.sum_(val(r.size) for r in state.remainders if fund_key_of(prof.instruments[r.instrument]) == self.fund)
             was, now = val(prev.is_adl_active(self.fund)), val(state.is_adl_active(self.fund))
-            parts.append(now == num.or_(a, b, num.and_(was, open_ > 0)))
+            ta = self.trigger_a(prev, recs, mark, val, conc, b)
+            if ta is False:
+                return False
+            a, more = ta
+            parts += more
+            parts.append(now == (num.or_(a, b, num.and_(was, open_ > 0)) if check else was))
             # INV-022 for the whole transition: the books change by exactly the fills against the book
             fills = num.sum_(num.ite(r.get("side") == "sell", 1, -1) * val(r.get("size")) * (val(r.get("price")) - mark)
                              * p.contract_value * p.scale for r in recs if r.kind == "engine fill")
             prev_at_mark = self.equity(S.process_mark(prev, t, p, mark)[0], val, symbolic)
-            parts.append(self.equity(state, val, symbolic) - prev_at_mark == fills)
+            parts.append(self.equity(state, val, symbolic) - prev_at_mark == fills + inject)
+            more = self.plumbing(prev, state, recs, t, mark, val, conc, walk, inject, check,
+                                 check and out["walk"][k - 1] is None)
+            if more is False:
+                return False
+            parts += more
         return num.and_(*parts)
+
+    def trigger_a(self, prev: S.SimState, recs: Any, mark: Any, val: Any, conc: Any, b: Any) -> Any:
+        """(m) ADL-002 / ADL-003: trigger (a) computed here -- each deleveraged remainder's uncovered
+        loss from its own size and takeover price (the remainder before, or this event's 'bankrupt
+        remainder' record), the mark and the fund's available balance as the 'adl trigger' record
+        states them; ADL runs on a remainder only when (a) or (b) holds.  (a, parts) or False."""
+        p = self.p
+        parts: list[Any] = []
+        opened = {conc(r.id): (r.sign, r.price) for r in prev.remainders}
+        for r in recs:
+            if r.kind == "bankrupt remainder":
+                opened[conc(r.get("remainder_id"))] = (1 if r.get("side") == "long" else -1, r.get("takeover_price"))
+        a_terms = []
+        for r in recs:
+            if r.kind == "adl trigger" and r.fund == self.fund.id:
+                rid = conc(r.get("remainder_id"))
+                if rid not in opened:
+                    return False
+                sign, price = opened[rid]
+                u = A.compute_remainder_uncovered(p, sign, val(r.get("remainder")), val(price), val(mark), val(r.get("available")))
+                parts += [val(r.get("uncovered")) == u, num.or_(u > 0, b)]
+                a_terms.append(u > 0)
+        return num.or_(*a_terms), parts
+
+    # movement records of the fund book (one history point each, INS-003 / INS-010)
+    MOVEMENTS = ("liquidation surplus", "liquidation deficit", "adl surplus", "adl deficit", "liquidation fee",
+                 "top-up", "withdrawal") + tuple(FB.SETTLEMENT_KINDS.values())
+
+    def plumbing(self, prev: S.SimState, state: S.SimState, recs: Any, t: int, mark: Any, val: Any, conc: Any,
+                 walk: S.Book, inject: Any, check: bool = True, is_mark: bool = True) -> Any:
+        """The claims on what the plumbing builds besides the money (INV-025 (k)-(r)): the book after
+        the fills, the fund's history and settlement, trigger (a) computed here, the remainders, the
+        records an auditor reads.  A list of Z3 (or bool) terms, or False."""
+        prof, p = self.profile, self.p
+        parts: list[Any] = []
+        # (k) ENG-001: each side of P's book after the event = the side before less the engine's fills
+        # at its levels, a level emptied to 0 removed, the others in place (the side before: a book
+        # event's own book)
+        fills = [r for r in recs if r.kind == "engine fill" and r.instrument == p.id]
+        before, after = walk, state.book(p.id)
+        for side, lv_before, lv_after in (("sell", before.bids, after.bids), ("buy", before.asks, after.asks)):
+            kept = []
+            for lv in lv_before:
+                took = [r.get("size") for r in fills if r.get("side") == side and conc(r.get("price")) == lv.price]
+                left_c = conc(lv.size) - sum((conc(x) for x in took), 0)
+                left = val(lv.size) - num.sum_(val(x) for x in took)
+                if left_c > 0:
+                    kept.append((lv.price, left))
+                else:
+                    parts.append(left == 0)
+            if [conc(lv.price) for lv in lv_after] != [pr for pr, _ in kept]:
+                return False
+            parts += [val(lv.size) == left for lv, (_, left) in zip(lv_after, kept)]
+            parts += [left > 0 for _, left in kept]
+        for r in fills:                                                   # a fill takes something
+            parts.append(val(r.get("size")) > 0)
+        closes = [r for r in recs if r.kind == "engine close" and r.instrument == p.id]
+        parts.append(num.sum_(val(r.get("filled")) for r in closes) == num.sum_(val(r.get("size")) for r in fills))
+        # (l) INS-002 / INS-008 and INS-003 / INS-010, for every fund: a mark event moves the settled
+        # balance only by the settlement -- by the whole pending net when the event's time lies in a
+        # later window than the fund's clock (window_index, OBL-INS-002), else not at all; the
+        # history keeps its points and gains one per movement record of the fund, the last one the
+        # ledger's balances now (what the drawdown trigger reads)
+        rules = prof.fund
+        for key in state.funds.funds:
+            s0, p0 = val(FB.settled_balance(prev.funds, key)), val(FB.pending_balance(prev.funds, key))
+            s1, p1 = val(FB.settled_balance(state.funds, key)), val(FB.pending_balance(state.funds, key))
+            due = F.window_index(rules, t) > F.window_index(rules, conc(prev.funds.funds[key].clock))
+            parts.append(s1 == (s0 + p0 if due else s0) + (inject if key == self.fund else 0))
+            hb, ha = prev.funds.history[key], state.funds.history[key]
+            if len(ha) < len(hb) or [conc(x.time_ms) for x in ha[:len(hb)]] != [conc(x.time_ms) for x in hb]:
+                return False
+            parts += [num.and_(val(x.settled) == val(y.settled), val(x.available) == val(y.available))
+                      for x, y in zip(ha, hb)]
+            new = ha[len(hb):]
+            moves = [r for r in recs if r.kind in self.MOVEMENTS and r.fund == key.id]
+            if len(new) != len(moves):
+                return False
+            if new:
+                parts += [val(new[-1].settled) == s1, val(new[-1].available) == s1 + p1]
+                times = [conc(x.time_ms) for x in new]
+                if times != sorted(times) or times[-1] > t or times[0] < conc(prev.funds.funds[key].clock) - F.DAY_MS:
+                    return False
+            else:
+                parts += [s1 == s0, p1 == p0]
+            for r in recs:                                            # a settlement record names its window
+                if r.fund == key.id and r.kind in FB.SETTLEMENT_KINDS.values():
+                    w = conc(r.get("window"))
+                    if (conc(r.get("window_start_ms")), conc(r.get("window_end_ms"))) != \
+                            (F.window_start(rules, w), F.window_start(rules, w + 1)):
+                        return False
+                    parts.append(val(r.get("net")) == p0)
+        # (n) the engine's remainders: size > 0, distinct ids below the next id, each new one with
+        # its 'bankrupt remainder' record (of size > 0)
+        ids = [conc(r.id) for r in state.remainders]
+        opened = [conc(r.id) for r in prev.remainders] + [conc(r.get("remainder_id")) for r in recs if r.kind == "bankrupt remainder"]
+        if len(set(ids)) != len(ids) or any(i >= conc(state.next_id) for i in opened + ids):
+            return False
+        new_ids = {conc(r.get("remainder_id")) for r in recs if r.kind == "bankrupt remainder"}
+        if any(i not in new_ids for i in set(ids) - {conc(r.id) for r in prev.remainders}):
+            return False
+        parts += [val(r.size) > 0 for r in state.remainders]
+        # (r) ENG-001, ENG-006, TRN-005: outside the ADL state the engine offers every open
+        # remainder to the book: after an event that works the remainders, one of P stays open
+        # only when the closing side is empty or its best level would cost the fund more than
+        # its available balance for one more lot (a level at or better than the takeover price
+        # costs nothing: it never stays)
+        if check and not bool(conc(state.is_adl_active(self.fund))):
+            avail = val(FB.available_balance(state.funds, self.fund, BalanceView.SETTLED_PLUS_PENDING))
+            for r in state.remainders:
+                if r.instrument != p.id:
+                    continue
+                side = after.bids if conc(r.sign) > 0 else after.asks
+                if side:
+                    unit = M.compute_unrealized_pnl(p, PositionTerms(conc(r.sign), p.lot_size, conc(r.price), 0), side[0].price)
+                    parts.append(avail < -unit)
+        parts += [val(r.get("size")) > 0 for r in recs if r.kind == "bankrupt remainder"]
+        # (o) the records: a position that disappeared or shrank has its liquidation or ADL record;
+        # a liquidation record follows a trigger record of its account whose action is not 'none';
+        # a refused cross partial follows a PARTIAL decision; every ADL reduction is notified; the
+        # 'adl state' records follow the state
+        olds = {(a.id, q.instrument, q.side): q for a in prev.accounts for q in a.positions}
+        news = {(a.id, q.instrument, q.side): q for a in state.accounts for q in a.positions}
+        for (acct, inst_id, _side), q in olds.items():
+            n = news.get((acct, inst_id, _side))
+            if n is not None and conc(n.size) == conc(q.size):
+                continue
+            kinds = ("full liquidation", "adl") if n is None else ("partial liquidation", "adl")
+            if not any(r.kind in kinds and r.account == acct and r.instrument == inst_id for r in recs):
+                return False
+        last_trigger: dict[str, str] = {}
+        for r in recs:
+            if r.kind == "liquidation trigger":
+                if r.get("action") == "none":
+                    return False
+                last_trigger[r.account] = r.get("action")
+            elif r.kind in ("full liquidation", "partial liquidation") and r.account not in last_trigger:
+                return False
+            elif r.kind == "cross partial refused" and last_trigger.get(r.account) != "partial":
+                return False
+        adl_recs = [r for r in recs if r.kind == "adl"]
+        notes = [r for r in recs if r.kind == "notification"]
+        if len(notes) != len(adl_recs) or {r.account for r in notes} != {r.account for r in adl_recs}:
+            return False
+        # (p) the fund's postings: a fee record has a fee > 0 and its journal entry is paid by the
+        # account it names (user:<account>), or by the engine when it names none (INS-005); an
+        # engine close fills something; the liquidation results are one per engine close and one
+        # per full liquidation whose takeover moved engine cash (LIQ-007), the ADL results come
+        # after an 'adl trigger' (INS-004); a partial step reduces something (LIQ-005)
+        fee_recs = [r for r in recs if r.kind == "liquidation fee"]
+        parts += [val(r.get("amount")) > 0 for r in fee_recs]
+        fee_entries = [e for e in state.funds.ledger.entries[len(prev.funds.ledger.entries):] if e.kind == "liquidation fee"]
+        if len(fee_entries) != len(fee_recs):
+            return False
+        for r, e in zip(fee_recs, fee_entries):
+            payer = F.user_account(r.account) if r.account else F.engine_account(fund_key_of(prof.instruments[r.instrument]))
+            if e.legs[0].account != payer:                            # the source leg of the transfer
+                return False
+        parts += [val(r.get("filled")) > 0 for r in recs if r.kind == "engine close"]
+        parts += [val(r.get("reduced")) > 0 for r in recs if r.kind == "partial liquidation"]
+        results = [r for r in recs if r.kind in ("liquidation surplus", "liquidation deficit")]
+        cash = [r for r in recs if r.kind == "full liquidation" and conc(r.get("engine_cash")) != 0]
+        if len(results) != len([r for r in recs if r.kind == "engine close"]) + len(cash):
+            return False
+        parts += [val(r.get("to_user")) > 0 for r in recs if r.kind == "surplus to user"]
+        # (q) TRN-004: a cross partial round is refused only when its steps are not funded (the
+        # balance after them < 0) or it is the account's last round at this mark
+        rounds = T.max_cross_rounds(tuple(prof.instruments.values()))
+
+        def touched_before(x: Any) -> bool:  # an 'adl' record of x's account comes before x
+            for y in recs:
+                if y is x:
+                    return False
+                if y.kind == "adl" and y.account == x.account:
+                    return True
+            return False
+
+        seen_rounds: dict[str, int] = {}
+        for r in recs:
+            if r.kind == "liquidation trigger" and r.get("margin_mode") == "cross":
+                seen_rounds[r.account] = seen_rounds.get(r.account, 0) + 1
+            elif r.kind == "cross partial refused" and seen_rounds.get(r.account, 0) < rounds:
+                parts.append(val(r.get("balance_after")) < 0)
+                if seen_rounds[r.account] == 1 and not touched_before(r):
+                    # the account's first round, before any ADL touched it: plan its steps here
+                    # (LIQ-009 shares, the TRN-003 candidates, one LIQ-005 step each) from its
+                    # positions and balance before the event, at the marks after it
+                    acct = {a.id: a for a in prev.accounts}[r.account]
+                    group = [q for q in acct.positions if q.margin_mode is MarginMode.CROSS
+                             and prof.instruments[q.instrument].settle_currency.code == self.code]
+                    ips = tuple((prof.instruments[q.instrument], q.terms()) for q in group)
+                    ms = tuple(conc(dict(state.marks)[q.instrument]) for q in group)
+                    bal = conc(acct.balance(self.code))
+                    shares = L.compute_cross_shares(ips, bal, ms)
+                    steps = tuple(L.compute_partial_step(i, prof.margin, prof.liquidation,
+                                                         PositionTerms(tm.sign, tm.size, tm.entry, sh), m)
+                                  for (i, tm), m, sh in zip(ips, ms, shares)
+                                  if T.is_cross_partial_candidate(i, prof.margin, prof.liquidation, tm, m))
+                    if not L.compute_cross_partial_balance(bal, steps, tuple(True for _ in steps)) < 0:
+                        return False
+        # (s) LIQ-005, ENG-005: a partial step credits its exact PnL at its price (from the position's
+        # own entry) rounded down: the residue is in [0, 1) unit; a PARTIAL cross round takes a step
+        # (TRN-003) or is refused; the journal gets no empty entry, the dust no zero entry; an
+        # 'uncovered deficit' names a deficit > 0; a mark event records its mark (MRG-002)
+        for r in recs:
+            if r.kind == "partial liquidation":
+                sign = 1 if r.get("side") == "long" else -1
+                q = [x for (a, i, _), x in olds.items() if a == r.account and i == r.instrument and conc(x.sign) == sign]
+                if len(q) != 1:
+                    return False
+                exact = M.compute_unrealized_pnl(prof.instruments[r.instrument],
+                                                 PositionTerms(sign, val(r.get("reduced")), val(q[0].entry_price), 0),
+                                                 val(r.get("price")))
+                parts += [exact - val(r.get("realized_pnl")) >= 0, exact - val(r.get("realized_pnl")) < 1]
+        pending_round: dict[str, bool] = {}
+        for r in recs:
+            if r.kind == "liquidation trigger" and r.get("margin_mode") == "cross":
+                if pending_round.get(r.account):
+                    return False
+                pending_round[r.account] = r.get("action") == "partial"
+            elif r.kind in ("partial liquidation", "cross partial refused") and r.account in pending_round:
+                pending_round[r.account] = False
+        if any(pending_round.values()):
+            return False
+        for e in state.funds.ledger.entries[len(prev.funds.ledger.entries):]:
+            parts.append(num.or_(*[val(leg.amount) != 0 for leg in e.legs]))
+        parts += [val(v) > 0 for _, v in state.dust]
+        parts += [val(r.get("uncovered")) > 0 for r in recs if r.kind == "uncovered deficit"]
+        if is_mark and [conc(r.get("price")) for r in recs if r.kind == "mark" and r.instrument == p.id] != [conc(mark)]:
+            return False
+        seen_trigger = False
+        for r in recs:
+            seen_trigger = seen_trigger or r.kind == "adl trigger"
+            if r.kind in ("adl surplus", "adl deficit") and not seen_trigger:
+                return False
+        active = bool(conc(prev.is_adl_active(self.fund)))
+        for r in recs:
+            if r.kind == "adl state" and r.fund == self.fund.id:
+                if bool(conc(r.get("active"))) == active:
+                    return False
+                active = bool(conc(r.get("active")))
+        if active != bool(conc(state.is_adl_active(self.fund))):
+            return False
+        return parts
+
+
+class EventsScenario(WideScenario):
+    """The wide domain with the other event types between the marks (OBL-INV-025e): a mark on P,
+    a book event on P that refills both sides, the bid with H's whole size (the engine retries an
+    open remainder against it and can close it,
+    TRN-005), a platform top-up of the fund (INS-006), a second mark after the daily settlement,
+    and a platform withdrawal (INS-007) -- five events through ``process_event``, the claim of
+    INV-025 after each.  The rows are the wide rows where a crash leaves a remainder open (an empty
+    fund: ADL at once; a fund that covers it: it waits for the book), and two where little
+    happens.  The top-up is 5,000 whole units; the withdrawal 1,000 on the rows whose fund opens
+    at 80,000 or more, else 0 (a withdrawal beyond what is withdrawable is refused, INS-007)."""
+
+    EVENT_ROWS = (35, 43, 47, 95, 31, 15)
+    TOP_UP, WITHDRAW = 5_000, 1_000
+
+    def run(self, values: dict[str, Any], terms: dict[str, Any] | None = None) -> dict[str, Any]:
+        R = concolic_rules() if terms is not None else RULES
+        first = super().run(values, terms)  # the set-up and its two marks; only the start is kept
+        state = first["states"][0]
+        mh, m1, m2, bid, ask, fund, cash_x = self.GRID[values["price path"]]
+        p, E, unit = self.p, self.ENTRY_P, self.p.settle_currency.scale
+        refill = S.Book((Level(bid * E, self.h_size),), (Level(ask * E, self.s_size),))
+        top, out_ = self.TOP_UP * unit, (self.WITHDRAW * unit if fund >= 80_000 else 0)
+        events = ((S.MarkEvent(T1, p.id, m1 * E), m1 * E, None, 0, True),
+                  (S.BookEvent(T1 + 100, p.id, refill.bids, refill.asks), m1 * E, refill, 0, True),
+                  (S.TopUpEvent(T1 + 200, self.fund.id, top), m1 * E, None, top, False),
+                  (S.MarkEvent(T2, p.id, m2 * E), m2 * E, None, 0, True),
+                  (S.WithdrawEvent(T2 + 100, self.fund.id, out_), m2 * E, None, -out_, False))
+        out: dict[str, Any] = {"states": [state], "records": [], "marks": [], "times": [], "walk": [], "inject": [],
+                               "check": []}
+        for ev, mark, walk, inject, check in events:
+            state, recs = S.process_event(state, ev, R)
+            for k, v in (("states", state), ("records", recs), ("marks", mark), ("times", ev.time_ms), ("walk", walk),
+                         ("inject", inject), ("check", check)):
+                out[k].append(v)
+        return out
 
 
 def _wide_body(group: str) -> Any:
@@ -291,3 +586,27 @@ for _group, _rows in WideScenario.ROWS.items():
                applies=lambda p, i: wide_instruments(p) is not None,
                applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
         _wide_body(_group))
+
+
+def _events_body(ctx: Context) -> Any:
+    sc = EventsScenario(ctx.profile, wide_instruments(ctx.profile))
+    rows = EventsScenario.EVENT_ROWS
+    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
+    return prove_by_paths(ctx, sc, rows)
+
+
+obligation("OBL-INV-025e", "wide bounded whole loop with a book event, a top-up and a withdrawal between the marks, "
+           "through process_event",
+           rules=["INV-025", "TRN-001", "TRN-005", "TRN-006", "ENG-001", "INS-002", "INS-006", "INS-007", "INS-008",
+                  "ADL-003", "INV-009", "INV-022"],
+           statement=_STATEMENT + "; a top-up (withdrawal) moves exactly its amount into (out of) the settled balance "
+                     "and the venue's books, and checks no ADL (the state stays)",
+           premises=_PREMISES.format(h="tier-2 cap + 1 lot", s="P's tier-1 cap",
+                                     rows=", ".join(map(str, EventsScenario.EVENT_ROWS)))
+           + "; five events: the first mark, a book event refilling both sides of P (T1 + 100 ms), a top-up of "
+             "5,000 whole units (T1 + 200 ms), the second mark, a withdrawal of 1,000 whole units (0 on the rows "
+             "whose fund opens below 80,000) at T2 + 100 ms",
+           scope=Scope.BOUNDED, limit_seconds=WideScenario.LIMIT, per_instrument=False,
+           applies=lambda p, i: wide_instruments(p) is not None,
+           applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
+    _events_body)

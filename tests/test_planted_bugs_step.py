@@ -1,5 +1,5 @@
 """Planted bugs in the plumbing (reference/step.py, reference/fundbook.py), judged by the whole-loop
-obligations OBL-INV-024 and OBL-INV-025a-d.
+obligations OBL-INV-024 and OBL-INV-025a-e (-025e: a book event, a top-up and a withdrawal between the marks).
 
 The rule modules have their own kill tables; these bugs sit in the code between the rules -- what
 is credited to whom, what is booked to the fund, what stays open, in which order -- which only an
@@ -62,110 +62,63 @@ DEFAULT = (
     ("_engine_walk", "swap", "Book(new_levels, book.asks)", ""),  # the consumed bids replace the asks
 )
 
-# Why a mutant is not killed (the run of 2026-12-01 on okx, with binance's OBL-INV-024 for the engine fee).
+# Why a mutant is not killed (the run of 2026-12-01 13:00 UTC on okx, with binance's OBL-INV-024 for the
+# engine fee: 183 of 218 non-equivalent mutants killed, 56 errors apart -- see the issue-13 report).
 WHY: dict[str, str] = {
-    'ADL_WITHOUT_TRIGGER': "a remainder is deleveraged although ADL does not fire: no claim states that 'adl' records occur only when ADL-003 fires (computed independently)",
-    'BOOK_AFTER': 'the book after a fill is wrong (a filled level kept at size 0, or a partly filled level dropped), and the fill clause reads the book of the mutated state before: no claim states book after = book before - fills (ENG-001)',
-    'BOOK_EVENT': "the domains' only book event (OBL-INV-025, for an instrument with no mark) comes before the state the claims start from, and no claim reads that instrument's book",
-    'CLOSE_FEE': 'every partial step of the domain pays a positive close fee',
-    'COMMUTES': 'equivalent: the rule function is symmetric in the swapped arguments (a sum, or and-of-negations)',
-    'CROSS_LEFT': 'a cross group is left liquidatable (or liquidated as isolated): the claims check LIQ-004 on isolated positions only -- none states that no cross group is liquidatable at the marks after the event (LIQ-008)',
-    'CROSS_PARTIAL': "the cross partial round (TRN-003) and its refusal (TRN-004) never run: OBL-INV-025's cross account holds tier-1 positions only, so no cross position is a partial candidate",
-    'DUST0': "partial steps' realized PnL is a whole number of units on the domain: the dust is 0",
-    'DUST_ENTRY': 'a zero dust entry is added to the state: representation only, no money',
-    'EMPTY_ENTRY': 'an empty journal entry is appended: representation only, no money',
-    'EVENTS': 'top-up and withdrawal events never go through process_event in any domain (the obligations feed mark events)',
+    # equivalent for process_event (true on every input of it)
+    'COMMUTES': 'equivalent: the rule function is symmetric in the swapped arguments (a sum such as balance + realized - fee, an or of the two ADL-002 terms, an and of negations)',
     'FEE_ENUM': 'equivalent: the receiver is already a FeeReceiver (a str enum)',
-    'HISTORY': "the fund's balance history (what the drawdown trigger reads) is not appended, or appended wrong: the claim evaluates trigger (b) over the same mutated history -- no claim ties the history to the ledger",
-    'IDS': 'remainder ids only (not money); no claim states that ids are distinct -- two remainders with one id would be worked together (_work_remainder filters by id)',
-    'INACTIVE_STEP': 'an inactive partial step reduces nothing: its hand-over posts zero amounts',
-    'KIND': 'an ADL result is booked as a liquidation result or back (same rule INS-004, same amounts): record kinds only',
-    'MARKET_OPEN': 'liveness: the engine skips the book while the market is open and every close goes to a remainder; no claim requires an offer to the book outside the ADL state (ENG-001, TRN-005)',
-    'NO_BANKRUPTCY': 'no full liquidation without a bankruptcy price (engine cash, LIQ-007) in either domain',
+    'SETTLE_IN_POSTING': 'dead from process_event: every event settles first (TRN-001 step 1), so no posting closes a window',
+    'SIGN': 'equivalent: a sign is +1 or -1, never 0',
+    'UNCOVERED': 'dead: the engine never leaves a deficit uncovered within its ENG-006 budget (OBL-ENG-006), so the record is never built',
+    'VIEW_GIVEN': 'equivalent for process_event: its calls always pass a BalanceView (and okx reads the settled view)',
+    # holes: code no domain reaches, or a change no claim states
+    'CAPPED': "ENG-004's surplus return to the user runs only under liquidation.fund_share = capped_by_fee_rate, which no shipped profile sets (the table runs on the shipped profiles)",
+    'CLOSE_FEE': 'every partial step of the domain pays a positive close fee, so the fee <= 0 branch never runs (a zero fee posted would break INV-025 item 14)',
+    'DUST0': "partial steps' realized PnL is a whole number of units on the domain: the dust is 0",
+    'ESCALATION': "the last-round escalation of a PARTIAL cross decision (TRN-004) never matters on the domain: every PARTIAL round is funded and the next round's decision is NONE",
+    'FEE_RECORDS': "the engine's fee record is dropped: only binance charges an engine fee, and binance's one whole loop (INV-024) states nothing about records (INV-025's items 10 and 14 would see it, but INV-025 needs partial liquidation and the drawdown trigger: okx only)",
+    'INACTIVE_STEP': 'a zero ADL reduction is processed: the position is replaced by an identical one, no money moves',
+    'NO_BANKRUPTCY': 'no full liquidation without a bankruptcy price (engine cash, LIQ-007) in any domain',
+    'ONE_CANDIDATE': "one candidate per cross round on the domain (X's one tier-3 position): the stale account is the fresh one",
     'ONE_CROSS': "one cross account, whose group always holds a position on the event's instrument: the filter cannot matter",
     'ONE_POS': 'one position per account and instrument: the lookup finds the same position',
-    'OPEN_SIZES': 'on the domain the ADL state never persists on an open remainder alone (a trigger holds whenever it is active)',
-    'PAYER': "the journal's payer of a close fee (user:<account> vs the engine) is not compared with the account that paid",
-    'RECHECK': 'the re-check (TRN-008) does not run or runs without its step 5: no claim sees it, because no claim checks the cross group after the event (the account TRN-008 exists for)',
-    'RECORDS': 'changes records only (records are not money)',
-    'RETRY': 'a retry never fills anything: no book event refills the book between the two marks',
-    'SECOND_ROUND': 'a second cross round never starts on the domain (a FULL round returns; no PARTIAL round runs)',
-    'SETTLE_IN_POSTING': 'dead from process_event: every event settles first (TRN-001 step 1), so no posting closes a window',
-    'SETTLE_LEDGER': "the daily settlement is not booked (pending stays pending): conservation is over settled + pending, and no claim states that a closed window's pending net moved to settled (INS-002)",
-    'SIGN': 'equivalent: a sign is +1 or -1, never 0',
-    'TRIGGER_A': "the claim's ADL-003 term (a) is read from the code's own 'adl trigger' record (its 'uncovered' field), so a wrong uncovered figure is judged by itself: compute (a) in the claim independently",
-    'UNCOVERED': 'the engine never leaves a deficit uncovered within its ENG-006 budget: this branch is dead',
-    'VIEWS': 'not called by process_event (withdrawable, peak, window_peak -- window_peak is called by nothing at all)',
-    'VIEW_GIVEN': 'equivalent for process_event: its calls always pass a BalanceView (and okx reads the settled view)',
-    'ZERO_POST': "posts a zero amount: the journal, the fund's history and the records change, no money moves",
-    'ZERO_REM': 'a zero-size remainder is opened and worked away within the same event (records only); no claim states that the engine\'s remainders have size > 0',
+    'PARTIAL_NOT_WHOLE': 'a cross partial step never closes the whole position on the domain (it cuts to tier 1)',
+    'RECHECK': "the re-check's own step 5 works a remainder the re-check opened; on the domain that happens only in the ADL state (after the ADL that caused the re-check), where the claims only require that it stays open",
+    'RECHECK_IDLE': 'a second pass of step 5 at the same instant finds the same book, budget and triggers: it changes nothing and emits nothing a claim reads on the domain',
+    'REFUSED': "no cross partial round of the domain is refused (with X's Q leg at a loss, a PARTIAL decision's steps are always funded): the 'cross partial refused' record and its balance_after are never built",
+    'SECOND_ROUND': 'a second cross round never starts on the domain (a FULL round returns; a PARTIAL round ends the account NONE)',
+    'VIEWS': 'not called by process_event (withdrawable, peak, window_peak -- window_peak is called by nothing at all): no whole-loop obligation can judge them; their unit tests do',
 }
 
-# Equivalent for the money the obligations judge (true on every input of process_event), by the reason in WHY.
+# Equivalent for what process_event computes (true on every input of it), by the reason in WHY.
 EQUIVALENT: dict[str, str] = {
     'fundbook._apply drop `points.append(_point(settle_book, key, st.time_ms, R))` -> `pass`': 'SETTLE_IN_POSTING',
     'fundbook._apply drop `records.append(_settlement_record(key, st, kind, settle_book, R))` -> `pass`': 'SETTLE_IN_POSTING',
-    'fundbook._settlement_record arith `st.time_ms - F.DAY_MS` -> `st.time_ms + F.DAY_MS`': 'RECORDS',
     'fundbook.apply_fee drop `receiver = FeeReceiver(receiver)` -> `pass`': 'FEE_ENUM',
     'fundbook.available_balance drop `view = BalanceView(view) if view is not None else state.profile.adl.balance_view` -> `pass`': 'VIEW_GIVEN',
     'fundbook.available_balance swap `R.F.balance_in_view(view, R.F.settled_balance(state.book, key), R.F.pending_balance(sta...` -> `R.F.balance_in_view(view, R.F.pending_balance(state.book, key), R.F.settled_balance(sta...`': 'VIEW_GIVEN',
     'fundbook.balance_history arith `p.available - p.settled` -> `p.available + p.settled`': 'VIEW_GIVEN',
     'fundbook.balance_history cmp `view is not None` -> `view is None`': 'VIEW_GIVEN',
     'fundbook.balance_history drop `view = BalanceView(view) if view is not None else state.profile.adl.balance_view` -> `pass`': 'VIEW_GIVEN',
-    'fundbook.book_entry drop `return ledger` -> `pass`': 'EMPTY_ENTRY',
-    'fundbook.settle drop `records.append(_settlement_record(key, st, kind, after, R))` -> `pass`': 'RECORDS',
-    'step._add_dust drop `return state` -> `pass`': 'DUST_ENTRY',
     'step._add_dust swap `R.T.compute_dust_total(d.get(code, 0), amount)` -> `R.T.compute_dust_total(amount, d.get(code, 0))`': 'COMMUTES',
-    'step._deleverage drop `recs += r` -> `pass`': 'RECORDS',
-    "step._deleverage drop `recs.append(Record('notification', t, ('ADL-008',), rr.account, inst.id, fund.id, (('me...` -> `pass`": 'RECORDS',
     'step._deleverage swap `R.T.compute_balance_after_adl(acct.balance(code), res.realized_units, res.released_units)` -> `R.T.compute_balance_after_adl(acct.balance(code), res.released_units, res.realized_units)`': 'COMMUTES',
     'step._deleverage swap `R.T.compute_balance_after_adl(acct.balance(code), res.realized_units, res.released_units)` -> `R.T.compute_balance_after_adl(res.realized_units, acct.balance(code), res.released_units)`': 'COMMUTES',
-    "step._engine_close drop `recs.append(Record('bankrupt remainder', t, ('ENG-001', 'ENG-006', 'TRN-005'), account,...` -> `pass`": 'RECORDS',
-    'step._engine_walk cmp `f.size > 0` -> `f.size >= 0`': 'RECORDS',
     'step._engine_walk cmp `sign > 0` -> `sign >= 0`': 'SIGN',
     'step._engine_walk cmp `sign > 0` -> `sign >= 0` #2': 'SIGN',
     'step._engine_walk cmp `sign > 0` -> `sign >= 0` #3': 'SIGN',
-    'step._engine_walk cmp `uncovered > 0` -> `uncovered >= 0`': 'UNCOVERED',
-    'step._engine_walk cond `uncovered > 0` -> `not uncovered > 0`': 'UNCOVERED',
-    'step._engine_walk drop `recs += list(r2)` -> `pass`': 'RECORDS',
-    'step._engine_walk drop `recs += r` -> `pass`': 'RECORDS',
-    "step._engine_walk drop `recs.append(Record('engine close', t, ('ENG-002', 'ENG-003', 'ENG-004', 'ENG-005'), acc...` -> `pass`": 'RECORDS',
     "step._engine_walk drop `recs.append(Record('uncovered deficit', t, ('INS-004', 'ADL-002'), account, inst.id, fu...` -> `pass`": 'UNCOVERED',
-    'step._liquidate_cross cmp `action != decision` -> `action == decision`': 'RECORDS',
-    "step._liquidate_cross drop `recs.append(Record('cross partial refused', t, ('LIQ-008', 'TRN-004'), acct_id, '', '',...` -> `pass`": 'RECORDS',
-    "step._liquidate_cross drop `recs.append(Record('full liquidation', t, ('LIQ-009', 'LIQ-007', 'INV-023'), acct_id, i...` -> `pass`": 'RECORDS',
-    "step._liquidate_cross drop `recs.append(Record('liquidation trigger', t, ('LIQ-008', 'LIQ-004'), acct_id, ','.join(...` -> `pass`": 'RECORDS',
-    'step._liquidate_cross drop `return (state, recs)` -> `pass` #2': 'RECORDS',
-    "step._liquidate_isolated drop `recs.append(Record('full liquidation', t, ('LIQ-007', 'INV-021'), acct_id, inst.id, fun...` -> `pass`": 'RECORDS',
-    "step._liquidate_isolated drop `recs.append(_partial_record(t, acct_id, inst, s, 'isolated'))` -> `pass`": 'RECORDS',
-    'step._liquidate_isolated drop `return (state, [])` -> `pass`': 'RECORDS',
+    'step._liquidate_cross swap `R.T.compute_balance_after_step(acct.balance(code), s.realized_units, s.fee_units)` -> `R.T.compute_balance_after_step(s.realized_units, acct.balance(code), s.fee_units)`': 'COMMUTES',
+    'step._work_remainder swap `R.A.adl_fires(p.adl, _history(state, fund, R), t, uncovered, 0, rem.size)` -> `R.A.adl_fires(p.adl, _history(state, fund, R), t, 0, uncovered, rem.size)`': 'COMMUTES',
+    'step._work_remainder swap `R.A.is_fund_insufficient(uncovered, 0)` -> `R.A.is_fund_insufficient(0, uncovered)`': 'COMMUTES',
     'step._work_remainder swap `R.T.is_retry_allowed(state.is_adl_active(fund), trigger_b)` -> `R.T.is_retry_allowed(trigger_b, state.is_adl_active(fund))`': 'COMMUTES',
-    'step.process_mark_event drop `recs += r` -> `pass`': 'RECORDS',
-    'step.process_recheck drop `recs += r` -> `pass`': 'RECORDS',
-    'step.process_recheck drop `recs += r` -> `pass` #2': 'RECORDS',
-    'step.process_recheck drop `return (state, ())` -> `pass`': 'RECORDS',
-    "step.process_remainders drop `recs.append(Record('adl state', t, ('ADL-003', 'TRN-006'), '', inst.id, fund.id, (('act...` -> `pass`": 'RECORDS',
 }
 
-# Proved survivors (the four whole obligations proved with the mutant planted, 2026-12-01 on okx):
-#   step._liquidate_cross cmp `decision == R.L.NONE` -> `decision != R.L.NONE`   (CROSS_LEFT, 250 s)
-#   step._engine_walk not `not R.T.is_market_open(...)` -> `R.T.is_market_open(...)` (MARKET_OPEN, 45 s)
-# The other holes are "no counterexample on the paths tried" (the screening inputs' paths) or unreached.
-# Holes: not killed, and not equivalent -- code no domain reaches, or a change no claim states.  A hole
-# closes when a claim is added: the proposals are in the report (issue 13).
+# Holes: not killed, and not equivalent (the path attempts of the run found no counterexample, or the
+# original never runs the statement on any path of any domain: unreached).
 HOLES: dict[str, str] = {
-    'fundbook._apply cmp `event is not None` -> `event is None`': 'HISTORY',
-    'fundbook._apply cond `kind` -> `not kind`': 'HISTORY',
-    'fundbook._apply drop `history[key] = tuple(points)` -> `pass`': 'HISTORY',
-    'fundbook._apply drop `points.append(_point(step.book, key, event.time_ms, R))` -> `pass`': 'HISTORY',
-    'fundbook._apply drop `records.append(Record(event.kind, event.time_ms, event.rules, event.account, event.inst...` -> `pass`': 'HISTORY',
-    'fundbook._point swap `HistoryPoint(time_ms, s, R.F.available_balance(s, p))` -> `HistoryPoint(time_ms, R.F.available_balance(s, p), s)`': 'HISTORY',
-    'fundbook.apply_fee cond `account` -> `not account`': 'PAYER',
     'fundbook.peak cmp `view is not None` -> `view is None`': 'VIEWS',
     'fundbook.peak drop `view = BalanceView(view) if view is not None else state.profile.adl.balance_view` -> `pass`': 'VIEWS',
-    'fundbook.settle cond `kind` -> `not kind`': 'HISTORY',
-    'fundbook.settle drop `history[key] = history[key] + (_point(after, key, st.time_ms, R),)` -> `pass`': 'HISTORY',
-    'fundbook.settle drop `ledger = book_entry(ledger, entry, R)` -> `pass`': 'SETTLE_LEDGER',
     'fundbook.window_peak cmp `p.time_ms <= since_ms` -> `p.time_ms < since_ms`': 'VIEWS',
     'fundbook.window_peak cmp `p.time_ms > since_ms` -> `p.time_ms >= since_ms`': 'VIEWS',
     'fundbook.window_peak cond `p.time_ms <= since_ms` -> `not p.time_ms <= since_ms`': 'VIEWS',
@@ -174,87 +127,31 @@ HOLES: dict[str, str] = {
     'fundbook.window_peak drop `best = p.balance` -> `pass`': 'VIEWS',
     'fundbook.window_peak swap `R.F.running_peak(best, p.balance)` -> `R.F.running_peak(p.balance, best)`': 'VIEWS',
     'fundbook.withdrawable swap `R.F.withdrawable(R.F.settled_balance(state.book, key), R.F.pending_balance(state.book, ...` -> `R.F.withdrawable(R.F.pending_balance(state.book, key), R.F.settled_balance(state.book, ...`': 'VIEWS',
-    'step._consume cmp `lv.size > 0` -> `lv.size >= 0`': 'BOOK_AFTER',
-    'step._consume cond `lv.size > 0` -> `not lv.size > 0`': 'BOOK_AFTER',
-    'step._consume swap `R.T.compute_levels_after(levels, fills)` -> `R.T.compute_levels_after(fills, levels)`': 'BOOK_AFTER',
-    'step._cross_group cmp `insts[q.instrument].settle_currency.code == code` -> `insts[q.instrument].settle_currency.code != code`': 'CROSS_LEFT',
     'step._deleverage bool `x.instrument == res.instrument and x.sign == res.new_position.sign` -> `x.instrument == res.instrument or x.sign == res.new_position.sign`': 'ONE_POS',
     'step._deleverage drop `continue` -> `pass`': 'INACTIVE_STEP',
-    'step._engine_close arith `state.next_id + 1` -> `state.next_id - 1`': 'IDS',
-    'step._engine_close cmp `remainder > 0` -> `remainder >= 0`': 'ZERO_REM',
-    'step._engine_walk cmp `c.fee_units > 0` -> `c.fee_units >= 0`': 'ZERO_POST',
-    'step._engine_walk cmp `filled > 0` -> `filled >= 0`': 'ZERO_POST',
-    'step._engine_walk not `not R.T.is_market_open(state.is_adl_active(fund))` -> `R.T.is_market_open(state.is_adl_active(fund))`': 'MARKET_OPEN',
-    'step._engine_walk swap `_consume(levels, c.fills, R)` -> `_consume(c.fills, levels, R)`': 'BOOK_AFTER',
-    'step._fund_result cond `adl_result` -> `not adl_result`': 'KIND',
-    'step._hand_over_full cmp `tk.cash != 0` -> `tk.cash == 0`': 'ZERO_POST',
+    'step._engine_walk drop `recs += list(r2)` -> `pass`': 'FEE_RECORDS',
+    "step._engine_walk drop `recs.append(Record('surplus to user', t, ('ENG-004',), account, inst.id, fund.id, (('to...` -> `pass`": 'CAPPED',
+    'step._engine_walk drop `state = _with_account(state, _set_balance(acct, code, R.T.compute_balance_after_surplus...` -> `pass`': 'CAPPED',
+    'step._engine_walk swap `R.T.compute_balance_after_surplus_return(acct.balance(code), c.user_units)` -> `R.T.compute_balance_after_surplus_return(c.user_units, acct.balance(code))`': 'CAPPED',
     'step._hand_over_full drop `state = _add_dust(state, inst.settle_currency.code, R.T.compute_takeover_dust(tk.cash, ...` -> `pass`': 'NO_BANKRUPTCY',
     'step._hand_over_full swap `R.T.compute_takeover_dust(tk.cash, tk.cash_units)` -> `R.T.compute_takeover_dust(tk.cash_units, tk.cash)`': 'NO_BANKRUPTCY',
     'step._hand_over_full swap `_add_dust(state, inst.settle_currency.code, R.T.compute_takeover_dust(tk.cash, tk.cash_...` -> `_add_dust(state, R.T.compute_takeover_dust(tk.cash, tk.cash_units), inst.settle_currenc...`': 'NO_BANKRUPTCY',
     'step._hand_over_full swap `_fund_result(state, fund_key_of(inst), tk.cash_units, t, acct_id, inst.id, R)` -> `_fund_result(state, tk.cash_units, fund_key_of(inst), t, acct_id, inst.id, R)`': 'NO_BANKRUPTCY',
     'step._hand_over_partial drop `state = _add_dust(state, inst.settle_currency.code, dust, R)` -> `pass`': 'DUST0',
-    'step._liquidate_cross arith `rounds - 1` -> `rounds + 1`': 'CROSS_PARTIAL',
-    'step._liquidate_cross cmp `action == R.L.FULL` -> `action != R.L.FULL`': 'CROSS_LEFT',
-    'step._liquidate_cross cmp `decision == R.L.NONE` -> `decision != R.L.NONE`': 'CROSS_LEFT',
-    'step._liquidate_cross cmp `k == rounds - 1` -> `k != rounds - 1`': 'CROSS_PARTIAL',
-    'step._liquidate_cross cmp `s.position.size > 0` -> `s.position.size >= 0`': 'CROSS_PARTIAL',
-    'step._liquidate_cross cond `R.T.is_cross_partial_candidate(inst, p.margin, p.liquidation, terms, m)` -> `not R.T.is_cross_partial_candidate(inst, p.margin, p.liquidation, terms, m)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross cond `s.position.size > 0` -> `not s.position.size > 0`': 'CROSS_PARTIAL',
-    'step._liquidate_cross drop `acct = _set_balance(acct, code, R.T.compute_balance_after_step(acct.balance(code), s.re...` -> `pass`': 'CROSS_PARTIAL',
-    'step._liquidate_cross drop `acct = state.account(acct_id)` -> `pass`': 'CROSS_PARTIAL',
-    'step._liquidate_cross drop `planned.append((q, inst, terms, m, R.L.compute_partial_step(inst, p.margin, p.liquidati...` -> `pass`': 'CROSS_PARTIAL',
-    'step._liquidate_cross drop `recs += r` -> `pass`': 'CROSS_PARTIAL',
-    "step._liquidate_cross drop `recs.append(_partial_record(t, acct_id, inst, s, 'cross'))` -> `pass`": 'CROSS_PARTIAL',
+    'step._liquidate_cross arith `rounds - 1` -> `rounds + 1`': 'ESCALATION',
+    'step._liquidate_cross cmp `s.position.size > 0` -> `s.position.size >= 0`': 'PARTIAL_NOT_WHOLE',
+    'step._liquidate_cross drop `acct = state.account(acct_id)` -> `pass`': 'ONE_CANDIDATE',
+    "step._liquidate_cross drop `recs.append(Record('cross partial refused', t, ('LIQ-008', 'TRN-004'), acct_id, '', '',...` -> `pass`": 'REFUSED',
     'step._liquidate_cross drop `return (state, recs)` -> `pass`': 'SECOND_ROUND',
-    'step._liquidate_cross drop `return (state, recs)` -> `pass` #3': 'CROSS_PARTIAL',
-    'step._liquidate_cross drop `state = _with_account(state, _replace_position(acct, q, new))` -> `pass`': 'CROSS_PARTIAL',
-    'step._liquidate_cross drop `state, r = _hand_over_partial(state, t, acct_id, inst, terms.entry, s, m, terms.sign, R)` -> `pass`': 'CROSS_PARTIAL',
-    'step._liquidate_cross not `not group` -> `group`': 'CROSS_LEFT',
-    'step._liquidate_cross swap `PositionTerms(terms.sign, terms.size, terms.entry, share)` -> `PositionTerms(terms.sign, terms.entry, terms.size, share)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `PositionTerms(terms.sign, terms.size, terms.entry, share)` -> `PositionTerms(terms.sign, terms.size, share, terms.entry)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `R.L.compute_cross_partial_balance(balance, steps, active)` -> `R.L.compute_cross_partial_balance(balance, active, steps)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `R.L.compute_cross_partial_balance(balance, steps, active)` -> `R.L.compute_cross_partial_balance(steps, balance, active)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `R.L.compute_partial_step(inst, p.margin, p.liquidation, PositionTerms(terms.sign, terms...` -> `R.L.compute_partial_step(inst, p.margin, p.liquidation, m, PositionTerms(terms.sign, te...`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `R.L.is_cross_partial_funded(balance, steps, active)` -> `R.L.is_cross_partial_funded(balance, active, steps)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `R.T.compute_balance_after_step(acct.balance(code), s.realized_units, s.fee_units)` -> `R.T.compute_balance_after_step(acct.balance(code), s.fee_units, s.realized_units)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `R.T.compute_balance_after_step(acct.balance(code), s.realized_units, s.fee_units)` -> `R.T.compute_balance_after_step(s.realized_units, acct.balance(code), s.fee_units)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `R.T.decide_cross_round(decision, funded, k == rounds - 1)` -> `R.T.decide_cross_round(decision, k == rounds - 1, funded)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `R.T.decide_cross_round(decision, funded, k == rounds - 1)` -> `R.T.decide_cross_round(funded, decision, k == rounds - 1)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `_hand_over_partial(state, t, acct_id, inst, terms.entry, s, m, terms.sign, R)` -> `_hand_over_partial(state, t, acct_id, inst, s, terms.entry, m, terms.sign, R)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `_hand_over_partial(state, t, acct_id, inst, terms.entry, s, m, terms.sign, R)` -> `_hand_over_partial(state, t, acct_id, inst, terms.entry, m, s, terms.sign, R)`': 'CROSS_PARTIAL',
-    'step._liquidate_cross swap `_replace_position(acct, q, new)` -> `_replace_position(acct, new, q)`': 'CROSS_PARTIAL',
-    'step._liquidate_isolated drop `continue` -> `pass`': 'INACTIVE_STEP',
+    'step._liquidate_cross swap `R.L.compute_cross_partial_balance(balance, steps, active)` -> `R.L.compute_cross_partial_balance(balance, active, steps)`': 'REFUSED',
+    'step._liquidate_cross swap `R.L.compute_cross_partial_balance(balance, steps, active)` -> `R.L.compute_cross_partial_balance(steps, balance, active)`': 'REFUSED',
     'step._pay_close_fee cmp `fee <= 0` -> `fee < 0`': 'CLOSE_FEE',
     'step._pay_close_fee drop `return (state, [])` -> `pass`': 'CLOSE_FEE',
-    'step._work_remainder cond `R.T.is_retry_allowed(state.is_adl_active(fund), trigger_b)` -> `not R.T.is_retry_allowed(state.is_adl_active(fund), trigger_b)`': 'RETRY',
-    'step._work_remainder drop `rem = dataclasses.replace(rem, size=left)` -> `pass`': 'RETRY',
-    'step._work_remainder drop `return (dataclasses.replace(state, remainders=state.remainders + (rem,)), recs, insuffi...` -> `pass`': 'ADL_WITHOUT_TRIGGER',
-    'step._work_remainder drop `return (state, recs, False)` -> `pass`': 'RETRY',
-    'step._work_remainder swap `R.A.adl_fires(p.adl, _history(state, fund, R), t, uncovered, 0, rem.size)` -> `R.A.adl_fires(p.adl, _history(state, fund, R), t, 0, uncovered, rem.size)`': 'TRIGGER_A',
-    'step._work_remainder swap `R.A.compute_remainder_uncovered(inst, rem.sign, rem.size, rem.price, mark, _available(s...` -> `R.A.compute_remainder_uncovered(inst, rem.sign, rem.price, rem.size, mark, _available(s...`': 'TRIGGER_A',
-    'step._work_remainder swap `R.A.compute_remainder_uncovered(inst, rem.sign, rem.size, rem.price, mark, _available(s...` -> `R.A.compute_remainder_uncovered(inst, rem.sign, rem.size, mark, rem.price, _available(s...`': 'TRIGGER_A',
-    'step._work_remainder swap `R.A.is_fund_insufficient(uncovered, 0)` -> `R.A.is_fund_insufficient(0, uncovered)`': 'TRIGGER_A',
-    'step.process_book_event drop `state = process_book(state, inst, Book(event.bids, event.asks))` -> `pass`': 'BOOK_EVENT',
-    'step.process_book_event swap `Book(event.bids, event.asks)` -> `Book(event.asks, event.bids)`': 'BOOK_EVENT',
     'step.process_cross_accounts bool `group and (not on_instrument or any((q.instrument == inst.id for q in group)))` -> `group or (not on_instrument or any((q.instrument == inst.id for q in group)))`': 'ONE_CROSS',
-    'step.process_cross_accounts bool `not on_instrument or any((q.instrument == inst.id for q in group))` -> `not on_instrument and any((q.instrument == inst.id for q in group))`': 'CROSS_LEFT',
     'step.process_cross_accounts cmp `q.instrument == inst.id` -> `q.instrument != inst.id`': 'ONE_CROSS',
-    'step.process_cross_accounts cond `group and (not on_instrument or any((q.instrument == inst.id for q in group)))` -> `not (group and (not on_instrument or any((q.instrument == inst.id for q in group))))`': 'CROSS_LEFT',
-    'step.process_cross_accounts not `not on_instrument` -> `on_instrument`': 'ONE_CROSS',
-    'step.process_event cond `isinstance(event, BookEvent)` -> `not isinstance(event, BookEvent)`': 'BOOK_EVENT',
-    'step.process_event cond `isinstance(event, TopUpEvent)` -> `not isinstance(event, TopUpEvent)`': 'EVENTS',
-    'step.process_event cond `isinstance(event, WithdrawEvent)` -> `not isinstance(event, WithdrawEvent)`': 'EVENTS',
-    'step.process_event drop `funds, r = FB.withdraw(state.funds, event.fund, event.amount, event.time_ms, R=R)` -> `pass`': 'EVENTS',
-    'step.process_event drop `return (dataclasses.replace(state, funds=funds), recs + r)` -> `pass`': 'EVENTS',
-    'step.process_event drop `return (dataclasses.replace(state, funds=funds), recs + r)` -> `pass` #2': 'EVENTS',
-    'step.process_event drop `return process_book_event(state, event, R)` -> `pass`': 'BOOK_EVENT',
-    'step.process_event swap `FB.top_up(state.funds, event.fund, event.amount, event.time_ms, R=R)` -> `FB.top_up(state.funds, event.amount, event.fund, event.time_ms, R=R)`': 'EVENTS',
-    'step.process_event swap `FB.withdraw(state.funds, event.fund, event.amount, event.time_ms, R=R)` -> `FB.withdraw(state.funds, event.amount, event.fund, event.time_ms, R=R)`': 'EVENTS',
-    'step.process_isolated_positions bool `q.instrument == inst.id and q.margin_mode is MarginMode.ISOLATED` -> `q.instrument == inst.id or q.margin_mode is MarginMode.ISOLATED`': 'CROSS_LEFT',
-    'step.process_mark_event drop `state, r = process_recheck(state, t, inst, r, R)` -> `pass`': 'RECHECK',
+    'step.process_recheck drop `recs += r` -> `pass` #2': 'RECHECK_IDLE',
+    'step.process_recheck drop `return (state, ())` -> `pass`': 'RECHECK_IDLE',
     'step.process_recheck drop `state, r = process_remainders(state, t, inst, R)` -> `pass`': 'RECHECK',
-    'step.process_recheck not `not touched` -> `touched`': 'RECHECK',
-    'step.process_remainders cmp `fund_key_of(state.profile.instruments[r.instrument]) == fund` -> `fund_key_of(state.profile.instruments[r.instrument]) != fund`': 'OPEN_SIZES',
 }
 
 # Mutants okx's domains cannot kill but binance's OBL-INV-024 does: okx charges no liquidation fee
@@ -358,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-prove-same", action="store_true", help="do not prove mutants no screening input distinguishes")
     ap.add_argument("--no-equivalence", action="store_true", help="do not check survivors for equivalence")
     ap.add_argument("--screen-only", action="store_true")
+    ap.add_argument("--every-break", action="store_true",
+                    help="screen every obligation (default: stop at the first whose claim breaks)")
     ap.add_argument("--full", action="store_true",
                     help="after the path attempts, run the whole obligations (minutes per mutant)")
     ap.add_argument("--from", dest="from_", default="", help="take the mutants from this table (with --verdict)")
@@ -375,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         summary(merged)
         return 0
     t_start = time.perf_counter()
+    MP.FIRST_BREAK = not a.every_break
     profile = load_profile(a.profile)
     ms = [m for m in MUTANTS if not a.only or any(o in m.key for o in a.only)]
     if a.from_:

@@ -93,3 +93,48 @@ def test_INV_025_row_2_with_a_mid_fund_deleverages_by_trigger_b_after_the_settle
     assert trig.get("drawdown") is True and trig.get("uncovered") == 0
     assert "engine fill" not in kinds[1]
     assert sc.claim(out, symbolic=False) is True
+
+
+@pytest.mark.rules("INV-025", "TRN-005", "INS-006", "INS-007")
+def test_INV_025e_a_book_event_refills_the_bids_the_remainder_retries_and_the_fund_events_move_the_settled_balance():
+    """OBL-INV-025e's row 47 (price row 2, fund and X's cash 10,000,000 USDT).  Mark 18,000: H's
+    3,000.01 contracts go to the engine at its bankruptcy price 19,600; 500 sell into the bid at
+    14,000, a loss of 500 x 0.01 BTC x 5,600 = 28,000 USDT paid from the pending balance; 2,500.01
+    stay open (the fund covers them: no ADL).  The book event refills the bid with 3,000.01 at
+    14,000: the remainder is retried (TRN-005) and closes whole, 25.0001 BTC x 5,600 = 140,000.56
+    more, pending -168,000.56.  The top-up adds 5,000 to the settled balance (10,005,000); the
+    second mark settles the window: 10,005,000 - 168,000.56 = 9,836,999.44 settled, 0 pending;
+    the withdrawal takes 1,000: 9,835,999.44."""
+    from backstop.proofs.loop_wide import EventsScenario
+    from backstop.reference import fundbook as FB
+
+    sc = EventsScenario(OKX, wide_instruments(OKX))
+    out = sc.run({"price path": 47, "cash H": 0, "cash S": 0, "cash D": 0})
+    fills = [[(r.get("size"), r.get("price")) for r in recs if r.kind == "engine fill"] for recs in out["records"]]
+    assert fills == [[(500, 14_000)], [(F("2500.01"), 14_000)], [], [], []]
+    assert [r.get("why") for r in out["records"][1] if r.kind == "engine close"] == ["retry"]
+    assert [[x.size for x in st.remainders] for st in out["states"][1:3]] == [[F("2500.01")], []]
+    settled = [FB.settled_balance(st.funds, sc.fund) for st in out["states"][1:]]
+    pending = [FB.pending_balance(st.funds, sc.fund) for st in out["states"][1:]]
+    assert settled == [10_000_000 * U, 10_000_000 * U, 10_005_000 * U, 9_836_999_440_000, 9_835_999_440_000]
+    assert pending == [-28_000 * U, -168_000_560_000, -168_000_560_000, 0, 0]
+    assert sc.claim(out, symbolic=False) is True
+
+
+@pytest.mark.rules("INV-025")
+def test_INV_025_the_plumbing_claims_fail_on_a_book_that_keeps_an_emptied_level():
+    """Claim item 8 is not vacuous: the run of row 47 with an empty bid level left in the book
+    after the first mark (what the planted `lv.size >= 0` in _consume does) breaks the claim."""
+    import dataclasses
+
+    from backstop.reference import step as S
+    from backstop.reference.engine import Level
+
+    sc = WideScenario(OKX, wide_instruments(OKX))
+    out = sc.run({"price path": 47, "cash H": 0, "cash S": 0, "cash D": 0})
+    assert sc.claim(out, symbolic=False) is True
+    st = out["states"][1]
+    book = st.book(sc.p.id)
+    bad = dataclasses.replace(st, books=((sc.p.id, S.Book((Level(F(14_000), F(0)),), book.asks)),))
+    out["states"][1] = bad
+    assert sc.claim(out, symbolic=False) is False
