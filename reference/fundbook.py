@@ -20,8 +20,8 @@ Public API (all functions are pure; they return a new :class:`FundState`)::
     withdraw(state, fund, amount, time_ms, *, currency=None) -> (state, records)   refused above withdrawable()
     settle(state, now_ms) -> (state, records)
     settled_balance / pending_balance / available_balance(state, fund, view=None) / withdrawable
-    balance_history(state, fund, view=None) -> tuple[BalancePoint, ...]; peak(state, fund, view=None)
-    window_peak(state, fund, since_ms, view=None)
+    balance_history(state, fund, view=None) -> tuple[BalancePoint, ...]
+    (the drawdown trigger's peak or average over a window is ADL-001's rule, reference/adl.py)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from backstop.reference.rules import RULES, Rules
 __all__ = [
     "FundState", "HistoryPoint", "new_state", "apply_liquidation_result", "apply_adl_result",
     "apply_fee", "top_up", "withdraw", "settle", "settled_balance", "pending_balance",
-    "available_balance", "withdrawable", "balance_history", "peak", "window_peak",
+    "available_balance", "withdrawable", "balance_history",
     "check_entry", "book_entry", "SETTLEMENT_KINDS",
 ]
 
@@ -330,27 +330,3 @@ def balance_history(state: FundState, fund: Any, view: Any = None, R: Rules = RU
     view = BalanceView(view) if view is not None else state.profile.adl.balance_view
     return tuple(BalancePoint(p.time_ms, R.F.balance_in_view(view, p.settled, p.available - p.settled))
                  for p in state.history[key])
-
-
-def peak(state: FundState, fund: Any, view: Any = None) -> int:
-    """The running peak (the highest balance ever booked) in ``view``."""
-    key = _fund(state, fund)
-    view = BalanceView(view) if view is not None else state.profile.adl.balance_view
-    t = state.funds[key]
-    return {BalanceView.SETTLED: t.peak_settled, BalanceView.SETTLED_PLUS_PENDING: t.peak_available}[view]
-
-
-def window_peak(state: FundState, fund: Any, since_ms: int, view: Any = None, R: Rules = RULES) -> int:
-    """The highest balance in ``view`` at any instant of ``[since_ms, now]``: the balance in force
-    at ``since_ms`` and every balance booked after it (for the ADL drawdown trigger)."""
-    key = _fund(state, fund)
-    _int("since_ms", since_ms, "INS-010")
-    points = balance_history(state, key, view, R)
-    best = 0
-    for p in points:  # the balance in force at since_ms is the last point at or before it
-        if p.time_ms <= since_ms:
-            best = p.balance
-    for p in points:
-        if p.time_ms > since_ms:
-            best = R.F.running_peak(best, p.balance)
-    return best

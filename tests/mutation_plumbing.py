@@ -100,7 +100,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "fundbook": ("book_entry", "_value", "_fields", "_apply", "_point", "_settlement_record", "_result",
                  "apply_liquidation_result", "apply_adl_result", "apply_fee", "_platform", "top_up", "withdraw",
                  "settle", "settled_balance", "pending_balance", "available_balance", "withdrawable",
-                 "balance_history", "peak", "window_peak"),
+                 "balance_history"),
 }
 
 VALIDATION = ("refused inputs are the unit tests' (tests/unit/test_step.py, test_fundbook): a Z3 obligation "

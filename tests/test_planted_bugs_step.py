@@ -88,7 +88,7 @@ WHY: dict[str, str] = {
     'RECHECK_IDLE': 'a second pass of step 5 at the same instant finds the same book, budget and triggers: it changes nothing and emits nothing a claim reads on the domain',
     'REFUSED': "no cross partial round of the domain is refused (with X's Q leg at a loss, a PARTIAL decision's steps are always funded): the 'cross partial refused' record and its balance_after are never built",
     'SECOND_ROUND': 'a second cross round never starts on the domain (a FULL round returns; a PARTIAL round ends the account NONE)',
-    'VIEWS': 'not called by process_event (withdrawable, peak, window_peak -- window_peak is called by nothing at all): no whole-loop obligation can judge them; their unit tests do',
+    'VIEWS': 'not called by process_event (withdrawable, a view for callers): no whole-loop obligation can judge them; their unit tests do',
 }
 
 # Equivalent for what process_event computes (true on every input of it), by the reason in WHY.
@@ -117,15 +117,6 @@ EQUIVALENT: dict[str, str] = {
 # Holes: not killed, and not equivalent (the path attempts of the run found no counterexample, or the
 # original never runs the statement on any path of any domain: unreached).
 HOLES: dict[str, str] = {
-    'fundbook.peak cmp `view is not None` -> `view is None`': 'VIEWS',
-    'fundbook.peak drop `view = BalanceView(view) if view is not None else state.profile.adl.balance_view` -> `pass`': 'VIEWS',
-    'fundbook.window_peak cmp `p.time_ms <= since_ms` -> `p.time_ms < since_ms`': 'VIEWS',
-    'fundbook.window_peak cmp `p.time_ms > since_ms` -> `p.time_ms >= since_ms`': 'VIEWS',
-    'fundbook.window_peak cond `p.time_ms <= since_ms` -> `not p.time_ms <= since_ms`': 'VIEWS',
-    'fundbook.window_peak cond `p.time_ms > since_ms` -> `not p.time_ms > since_ms`': 'VIEWS',
-    'fundbook.window_peak drop `best = R.F.running_peak(best, p.balance)` -> `pass`': 'VIEWS',
-    'fundbook.window_peak drop `best = p.balance` -> `pass`': 'VIEWS',
-    'fundbook.window_peak swap `R.F.running_peak(best, p.balance)` -> `R.F.running_peak(p.balance, best)`': 'VIEWS',
     'fundbook.withdrawable swap `R.F.withdrawable(R.F.settled_balance(state.book, key), R.F.pending_balance(state.book, ...` -> `R.F.withdrawable(R.F.pending_balance(state.book, key), R.F.settled_balance(state.book, ...`': 'VIEWS',
     'step._deleverage bool `x.instrument == res.instrument and x.sign == res.new_position.sign` -> `x.instrument == res.instrument or x.sign == res.new_position.sign`': 'ONE_POS',
     'step._deleverage drop `continue` -> `pass`': 'INACTIVE_STEP',
