@@ -91,8 +91,18 @@ class WideScenario:
     # by: a variable in a divisor under a floor, and the prover's exhaustiveness check of those
     # paths answered unknown (measured: OBL-INV-025c at the 280 s limit).  H's, S's and D's cash stay free.
     CASH_X = (0, 54_000, 145_000, 10_000_000)
-    GRID = tuple(prices + (fund, cash) for prices, fund, cash in itertools.product(PRICES, FUNDS, CASH_X))
-    ROWS = {g: tuple(range(24 * k, 24 * (k + 1))) for k, g in enumerate("abcd")}
+    # rows 96-99 (OBL-INV-025f): X's long on Q bought at 550 (in profit at Q's mark 1,000) and no cash,
+    # on the price row that rises to 1.05 x entry: the Q profit holds X's equity above its tier-1
+    # requirement (a PARTIAL decision) while the short's realized loss of the step exceeds the balance,
+    # so the round is refused (LIQ-008, TRN-004) and X is liquidated in full -- one row per fund
+    # balance.  (The 96 rows above never refuse a round: with the Q leg at a loss, a PARTIAL
+    # decision's steps are always funded.  Measured concretely over Q entries 300-1,050, X's cash 0,
+    # 54,000, 145,000 and every price row: only this price row with cash 0 refuses.)
+    ENTRY_XQ_PROFIT = Fraction(550)
+    GRID = (tuple(pr + (fund, cash, xq) for pr, fund, cash, xq in itertools.product(PRICES, FUNDS, CASH_X, (ENTRY_XQ,)))
+            + tuple(pr + (fund, cash, xq) for pr, cash, fund, xq
+                    in itertools.product(PRICES[3:4], (0,), FUNDS, (ENTRY_XQ_PROFIT,))))
+    ROWS = {g: tuple(range(24 * k, 24 * (k + 1))) for k, g in enumerate("abcd")} | {"f": tuple(range(96, 100))}
 
     def __init__(self, profile: Profile, insts: tuple[Instrument, Instrument]) -> None:
         self.profile = profile
@@ -126,7 +136,7 @@ class WideScenario:
             return sym(values[n], terms[n]) if terms is not None else values[n]
 
         R = concolic_rules() if terms is not None else RULES
-        mh, m1, m2, bid, ask, fund, cash_x = self.GRID[values["price path"]]
+        mh, m1, m2, bid, ask, fund, cash_x, entry_xq = self.GRID[values["price path"]]
         p, q, E, code = self.p, self.q, self.ENTRY_P, self.code
         h_margin = int(self._notional(p, self.h_size, E) * mh)
         s_margin = int(self._notional(p, self.s_size, E) / 10)
@@ -135,7 +145,7 @@ class WideScenario:
             Account("S", ((code, x("cash S")),), (Position(p.id, Side.SHORT, self.s_size, E, MarginMode.ISOLATED, s_margin),)),
             Account("X", ((code, cash_x * self.p.settle_currency.scale),),
                     (Position(p.id, Side.SHORT, self.x_size_p, self.ENTRY_XP, MarginMode.CROSS, 0),
-                     Position(q.id, Side.LONG, self.x_size_q, self.ENTRY_XQ, MarginMode.CROSS, 0))),
+                     Position(q.id, Side.LONG, self.x_size_q, entry_xq, MarginMode.CROSS, 0))),
             Account("D", ((code, x("cash D")),)),
         ]
         book = S.Book((Level(bid * E, self.s_size),), (Level(ask * E, self.s_size),))
@@ -531,7 +541,7 @@ class EventsScenario(WideScenario):
         R = concolic_rules() if terms is not None else RULES
         first = super().run(values, terms)  # the set-up and its two marks; only the start is kept
         state = first["states"][0]
-        mh, m1, m2, bid, ask, fund, cash_x = self.GRID[values["price path"]]
+        mh, m1, m2, bid, ask, fund, cash_x, _ = self.GRID[values["price path"]]
         p, E, unit = self.p, self.ENTRY_P, self.p.settle_currency.scale
         refill = S.Book((Level(bid * E, self.h_size),), (Level(ask * E, self.s_size),))
         top, out_ = self.TOP_UP * unit, (self.WITHDRAW * unit if fund >= 80_000 else 0)
@@ -575,13 +585,18 @@ _STATEMENT = ("after each event: every fund's settled and available balances >= 
               "drawdown trigger) or (it was in the state and a remainder is open); and the venue's books valued at the "
               "marks change by exactly the fills against the book (no money created or lost, to the last unit)")
 
+_PREMISES_F = ("as OBL-INV-025a-d but X's long on Q bought at 550 (in profit at Q's mark 1,000); the price row of "
+               "marks 0.95 and 1.05 x entry (H's margin 8 %); the fund's opening balance 0, 1,000, 80,000 or "
+               "10,000,000 whole units and X's cash 0 (row constants): rows {rows} of WideScenario.GRID")
+
 for _group, _rows in WideScenario.ROWS.items():
     obligation(f"OBL-INV-025{_group}", f"wide bounded whole loop (rows {_rows[0]}-{_rows[-1]}): cross on two instruments, "
                "a tier-3 partial step, both ADL triggers, through process_event",
                rules=["INV-025", "INV-024", "TRN-001", "TRN-002", "TRN-003", "TRN-004", "TRN-005", "TRN-006", "TRN-008",
                       "LIQ-005", "LIQ-008", "LIQ-009", "ADL-003", "INV-009", "INV-022"],
                statement=_STATEMENT,
-               premises=_PREMISES.format(h="tier-2 cap + 1 lot", s="P's tier-1 cap", rows=", ".join(map(str, _rows))),
+               premises=(_PREMISES_F if _group == "f" else _PREMISES).format(h="tier-2 cap + 1 lot", s="P's tier-1 cap",
+                                                                             rows=", ".join(map(str, _rows))),
                scope=Scope.BOUNDED, limit_seconds=WideScenario.LIMIT, per_instrument=False,
                applies=lambda p, i: wide_instruments(p) is not None,
                applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(

@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="*", default=[], help="mutants whose key contains one of these texts")
     ap.add_argument("--max", type=int, default=0, help="prove at most N mutants (after screening all)")
-    ap.add_argument("--profile", default="okx")
+    ap.add_argument("--profile", default="okx", help="a shipped profile, a TOML file or a variant of MP.VARIANTS")
     ap.add_argument("--out", default="/tmp/backstop-mutstep-table.jsonl", help="one JSON line per judged mutant")
     ap.add_argument("--resume", action="store_true", help="skip mutants already in --out")
     ap.add_argument("--screen-cache", default="", help="screen results: read (same profile) and append")
@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="screen every obligation (default: stop at the first whose claim breaks)")
     ap.add_argument("--full", action="store_true",
                     help="after the path attempts, run the whole obligations (minutes per mutant)")
+    ap.add_argument("--obligations", nargs="*", default=[],
+                    help="judge only with these obligations (e.g. the OBL-INV-025 ones on a variant whose -024 is not proved)")
     ap.add_argument("--from", dest="from_", default="", help="take the mutants from this table (with --verdict)")
     ap.add_argument("--verdict", default="unreached", help="with --from: the verdict to take (default unreached)")
     ap.add_argument("--summarize", nargs="*", default=None,
@@ -266,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t_start = time.perf_counter()
     MP.FIRST_BREAK = not a.every_break
-    profile = load_profile(a.profile)
+    MP.ONLY = tuple(a.obligations)
+    profile = MP.profile_named(a.profile)
     ms = [m for m in MUTANTS if not a.only or any(o in m.key for o in a.only)]
     if a.from_:
         def _unlined(k: str) -> str:  # a table keyed on an older step.py: match without the line number

@@ -16,9 +16,9 @@ OKX = load_profile("okx")
 U = 10**6
 
 
-def _run(prices, fund_usdt, cash_x=0):
+def _run(prices, fund_usdt, cash_x=0, entry_xq=WideScenario.ENTRY_XQ):
     sc = WideScenario(OKX, wide_instruments(OKX))
-    row = WideScenario.GRID.index(WideScenario.PRICES[prices] + (fund_usdt, cash_x))
+    row = WideScenario.GRID.index(WideScenario.PRICES[prices] + (fund_usdt, cash_x, entry_xq))
     values = {"price path": row, "cash H": 0, "cash S": 0, "cash D": 7 * U}
     out = sc.run(values)
     return sc, out, [[r.kind for r in recs] for recs in out["records"]], out["records"]
@@ -46,6 +46,29 @@ def test_INV_025_a_rise_takes_the_cross_account_through_a_partial_round():
     sc, out, kinds, recs = _run(3, 1_000, cash_x=54_000)
     parts = [r for r in recs[1] if r.kind == "partial liquidation" and r.account == "X"]
     assert [(r.instrument, r.get("tier_before"), r.get("new_size")) for r in parts] == [("BTC-USDT-SWAP", 3, 500)]
+    assert sc.claim(out, symbolic=False) is True
+
+
+@pytest.mark.rules("INV-025", "LIQ-008", "TRN-004")
+def test_INV_025f_a_refused_cross_partial_round_liquidates_the_cross_account_in_full():
+    """OBL-INV-025f's rows: X long 100 ETH of Q bought at 550 (marked 1,000: +45,000), no cash.  Price
+    row 3, second mark 21,000: P's UPnL -30.0001 x 1,300 = -39,000.13, equity 5,999.87; requirement
+    6,615.02 + 450 = 7,065.02 (as the partial-round test above) >= 5,999.87 > 3,285.01 at tier-1 rates:
+    PARTIAL.  The step cuts P to tier 1 (500 contracts): 25.0001 BTC reduced, realized
+    -25.0001 x 1,300 = -32,500.13 and fee 25.0001 x 21,000 x 0.05 % = 262.50105, so the balance would
+    be 0 - 32,500.13 - 262.50105 = -32,762.63105 < 0: the round is refused and X is liquidated in full
+    on both instruments, its balance 0 (the Q profit was its margin)."""
+    sc, out, kinds, recs = _run(3, 1_000, entry_xq=WideScenario.ENTRY_XQ_PROFIT)
+    assert WideScenario.GRID.index(WideScenario.PRICES[3] + (1_000, 0, F(550))) in WideScenario.ROWS["f"]
+    (trig,) = [r for r in recs[1] if r.kind == "liquidation trigger" and r.account == "X"]
+    assert (trig.get("action"), trig.get("equity"), trig.get("balance")) == ("partial", 5_999_870_000, 0)
+    (ref,) = [r for r in recs[1] if r.kind == "cross partial refused"]
+    assert (ref.account, ref.get("balance"), ref.get("balance_after")) == ("X", 0, -32_762_631_050)
+    assert sorted(r.instrument for r in recs[1] if r.kind == "full liquidation" and r.account == "X") == \
+        ["BTC-USDT-SWAP", "ETH-USDT-SWAP"]
+    assert not [r for r in recs[1] if r.kind == "partial liquidation" and r.account == "X"]
+    x = {a.id: a for a in out["states"][-1].accounts}["X"]
+    assert (x.balance("USDT"), x.positions) == (0, ())
     assert sc.claim(out, symbolic=False) is True
 
 
