@@ -930,3 +930,105 @@ def _decide(o: Outcome, m: Mutant, profile: Profile, kind: str, rows: dict[str, 
         eq, why = equivalent(m, profile)
         o.verdict = "equivalent" if eq is True else "survived"
         o.detail = why
+
+
+# ---------------------------------------------------------------- equivalence shown by the solver, per call site
+
+_PURE_READS = {"balance", "get", "is_adl_active"}
+
+
+def _pure(n: ast.AST) -> bool:
+    """An argument whose evaluation has no effect (so swapping two changes only which value goes where)."""
+    if isinstance(n, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(n, ast.Attribute):
+        return _pure(n.value)
+    if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _PURE_READS:
+        return _pure(n.func.value) and all(_pure(a) for a in n.args)
+    return False
+
+
+def _node(m: Mutant) -> ast.AST:
+    fdef, _ = _source(m.module, m.function)
+    return list(ast.walk(fdef))[m.site]
+
+
+def swap_commutes(m: Mutant) -> tuple[bool | None, str]:
+    """A swap of two pure arguments of a rule function called through the rules namespace
+    (``R.T.f(a, b, c)``): equivalent when Z3 proves ``f`` returns the same term with the two swapped
+    for every value of every argument (all real, or all Boolean: a superset of what the plumbing
+    passes).  (True, how) when proved; (None, why not) when the call is not of that form or the
+    solver does not prove it; (False, ...) when it finds arguments that tell the two apart."""
+    from backstop.reference.rules import RULES
+    n = _node(m)
+    if m.op != "swap" or not isinstance(n, ast.Call):
+        return None, "not a swap of call arguments"
+    f = n.func
+    if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) and isinstance(f.value.value, ast.Name)
+            and f.value.value.id == "R") or n.keywords:
+        return None, "not a positional call of a rule function through R"
+    k = m.variant
+    if not (_pure(n.args[k]) and _pure(n.args[k + 1])):
+        return None, "a swapped argument is not a pure read"
+    fn = getattr(getattr(RULES, f.value.attr), f.attr)
+    arity = len(n.args)
+    for sort, make in (("real", z3.Real), ("Boolean", z3.Bool)):
+        xs = [make(f"x{i}") for i in range(arity)]
+        ys = list(xs)
+        ys[k], ys[k + 1] = ys[k + 1], ys[k]
+        try:
+            a, b = fn(*xs), fn(*ys)
+            differ = z3.Not(a == b) if not isinstance(a, z3.BoolRef) else z3.Xor(a, b)
+        except Exception:  # noqa: BLE001 -- the function does not take this sort: try the next
+            continue
+        s = z3.Solver()
+        s.set("timeout", 10_000)
+        s.add(differ)
+        r = s.check()
+        name = f"R.{f.value.attr}.{f.attr}"
+        if r == z3.unsat:
+            return True, (f"Z3: {name}(x0..x{arity - 1}) == {name} with x{k}, x{k + 1} swapped, for all {sort} "
+                          f"x0..x{arity - 1} (unsat negation); the swapped arguments are pure reads")
+        if r == z3.sat:
+            return False, f"Z3: {name} differs at {s.model()}"
+        return None, f"Z3: {r}"
+    return None, "the rule function takes neither all-real nor all-Boolean arguments"
+
+
+# premises a comparison's variable meets on every input of process_event, and why
+PREMISES: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "sign": (lambda v: z3.Or(v == 1, v == -1),
+             "a position's sign is +1 or -1 (PositionTerms.sign of a Side: LONG +1, SHORT -1)"),
+}
+
+
+def cmp_under_premise(m: Mutant) -> tuple[bool | None, str]:
+    """A flipped comparison ``v OP c`` (a name against a constant) with a premise on ``v`` in
+    :data:`PREMISES`: equivalent when Z3 proves the two comparisons agree on every ``v`` of the premise."""
+    n = _node(m)
+    if m.op != "cmp" or not isinstance(n, ast.Compare) or len(n.ops) != 1:
+        return None, "not a single comparison"
+    left, right = n.left, n.comparators[0]
+    if not (isinstance(left, ast.Name) and left.id in PREMISES and isinstance(right, ast.Constant)):
+        return None, "not a premised name against a constant"
+    premise, why = PREMISES[left.id]
+    v = z3.Real(left.id)
+    ops = {ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b, ast.Lt: lambda a, b: a < b,
+           ast.LtE: lambda a, b: a <= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b}
+    before = ops[type(n.ops[0])](v, right.value)
+    after = ops[_CMP_FLIP[type(n.ops[0])]](v, right.value)
+    s = z3.Solver()
+    s.add(premise(v), z3.Xor(before, after))
+    r = s.check()
+    if r == z3.unsat:
+        return True, f"Z3: `{m.before}` == `{m.after}` for every {left.id} with {why} (unsat negation)"
+    return (False if r == z3.sat else None), f"Z3: {r}"
+
+
+def proved_equivalent(m: Mutant) -> tuple[bool | None, str]:
+    """The per-site equivalence checks, in turn."""
+    for check in (swap_commutes, cmp_under_premise):
+        eq, why = check(m)
+        if eq is not None:
+            return eq, why
+    return None, "no per-site check applies"
