@@ -1,5 +1,6 @@
 """Planted bugs in the plumbing (reference/step.py, reference/fundbook.py), judged by the whole-loop
-obligations OBL-INV-024 and OBL-INV-025a-e (-025e: a book event, a top-up and a withdrawal between the marks).
+obligations OBL-INV-024 and OBL-INV-025a-f (-025e: a book event, a top-up and a withdrawal between the
+marks; -025f: a refused cross partial round).
 
 The rule modules have their own kill tables; these bugs sit in the code between the rules -- what
 is credited to whom, what is booked to the fund, what stays open, in which order -- which only an
@@ -19,7 +20,11 @@ obligations on a mutant the path attempts did not kill (minutes each); without
 ``--no-equivalence`` a survivor is checked for equivalence by a product exploration (slow: the
 OBL-INV-024 and -025c domains took more than 120 s per mutant on the shared machine);
 ``--profile binance --from TABLE --verdict unreached`` re-judges okx's unreached mutants on
-binance (which charges the engine's liquidation fee); ``--summarize TABLE ...`` merges and prints.
+binance (which charges the engine's liquidation fee); ``--profile okx+capped`` / ``okx+bpfee`` on the
+variants of :data:`mutation_plumbing.VARIANTS` (okx+bpfee judges with its OBL-INV-025a-f only);
+``--obligations ID ...`` restricts the judges; ``--summarize TABLE ...`` merges and prints.
+A survivor of a symmetric rule function's swap, or of a comparison under a stated premise, is proved
+equivalent by Z3 at its site (:func:`mutation_plumbing.proved_equivalent`, checked by a test below).
 """
 
 from __future__ import annotations
