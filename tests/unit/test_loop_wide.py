@@ -50,7 +50,7 @@ def test_INV_025_a_rise_takes_the_cross_account_through_a_partial_round():
 
 
 @pytest.mark.rules("INV-025", "LIQ-008", "TRN-004")
-def test_INV_025f_a_refused_cross_partial_round_liquidates_the_cross_account_in_full():
+def test_INV_025_a_refused_cross_partial_round_liquidates_the_cross_account_in_full():
     """OBL-INV-025f's rows: X long 100 ETH of Q bought at 550 (marked 1,000: +45,000), no cash.  Price
     row 3, second mark 21,000: P's UPnL -30.0001 x 1,300 = -39,000.13, equity 5,999.87; requirement
     6,615.02 + 450 = 7,065.02 (as the partial-round test above) >= 5,999.87 > 3,285.01 at tier-1 rates:
