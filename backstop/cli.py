@@ -407,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     from backstop.simulate import register_cli as register_simulate
     register_fund_history(sub)
     register_simulate(sub)
+    from backstop.vectors import register_cli as register_vectors; register_vectors(sub)
     return ap
 
 
