@@ -89,8 +89,8 @@ def region_vectors(profile: Profile, *, rules: set[str] | None = None, instrumen
         if stats is not None:
             stats.append(rr)
         for g in rr.regions:
-            rid = f"{rr.instrument}-{g.id}"
-            words = f"{rr.instrument}, {g.description} (witness: {g.readable})"
+            rid = g.id
+            words = f"{rr.function} on {rr.instrument}: {g.description} (witness: {g.readable})"
             v = _vector(profile.name, rr.operation, [rr.rule], rid, words, list(g.constraints), g.request)
             out.append((f"{profile.name}/{rr.operation}/{rr.rule}/{rid}/witness.json", v))
     return out
@@ -274,13 +274,13 @@ def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
             c = counts.setdefault((name, rr.operation, rr.rule), [0, 0])
             for g in rr.regions:
                 c[0] += 1
-                d = root / name / rr.operation / rr.rule / f"{rr.instrument}-{g.id}"
+                d = root / name / rr.operation / rr.rule / g.id
                 if not any(d.glob("*.json")):
-                    problems.append(f"no vector: {name}/{rr.operation}/{rr.rule} {rr.instrument} {g.id}: {g.description}")
+                    problems.append(f"no vector: {name}/{rr.operation}/{rr.rule}/{g.id}: {g.description}")
                 else:
                     c[1] += 1
             if not rr.complete:
-                problems.append(f"enumeration incomplete: {name}/{rr.rule} {rr.instrument} {rr.side}: {rr.note}")
+                problems.append(f"enumeration incomplete: {name}/{rr.rule} {rr.function} {rr.instrument} {rr.side}: {rr.note}")
     lines.append(f"{'profile':8}  {'operation':11}  {'rule':8}  {'regions':>7}  {'covered':>7}")
     for (p, op, rule), (n, k) in sorted(counts.items()):
         lines.append(f"{p:8}  {op:11}  {rule:8}  {n:7d}  {k:7d}")
@@ -319,7 +319,7 @@ def _cmd(args: argparse.Namespace) -> int:
     print(f"wrote {n} vector(s) to {Path(args.out) / 'v1'} ({regions} region witnesses, {bad} invalid, "
           f"{n - regions - bad} examples and scenarios) for {', '.join(profiles)} in {time.perf_counter() - t0:.1f} s")
     for r in incomplete:
-        print(f"warning: enumeration incomplete: {r.profile}/{r.rule} {r.instrument} {r.side}: {r.note}")
+        print(f"warning: enumeration incomplete: {r.profile}/{r.rule} {r.function} {r.instrument} {r.side}: {r.note}")
     return 1 if incomplete else 0
 
 

@@ -35,6 +35,7 @@ from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import adl as A
 from backstop.reference import num
+from backstop.reference.events import BalancePoint
 from backstop.reference.profile import PriceBasis, Profile
 from backstop.reference.types import Instrument, PositionTerms, format_exact
 
@@ -42,8 +43,10 @@ __all__ = ["Spec", "Region", "RuleRegions", "specs", "enumerate_regions", "regio
 
 SEED = 20261127
 CHECK_MS = 4000        # one feasibility check
-WITNESS_MS = 1500      # one attempt at a readable witness
-MAX_REGIONS = 400      # per rule, instrument and side (a safety net: reported when hit)
+RETRY_MS = 20000       # the same check once more when it was unknown
+WITNESS_MS = 800      # one attempt at a readable witness
+MAX_REGIONS = 400      # per rule function, instrument and side (a safety net: reported when hit)
+BUDGET_S = 120.0       # per rule function, instrument and side (reported when hit: never complete)
 
 _ORDER = {z3.Z3_OP_LE, z3.Z3_OP_LT, z3.Z3_OP_GE, z3.Z3_OP_GT}
 _EQ = {z3.Z3_OP_EQ, z3.Z3_OP_DISTINCT}
@@ -84,6 +87,20 @@ class Inputs:
         self.vars[name] = ("money", v, scale)
         return v
 
+    def integer(self, name: str, *, low: int | None = 0) -> Any:
+        n = z3.Int(name + "_int")
+        v = z3.Real(name)
+        self.premises += [v == z3.ToReal(n)] + ([n >= low] if low is not None else [])
+        self.ints[name] = n
+        self.vars[name] = ("int", v, None)
+        return v
+
+    def number(self, name: str) -> Any:
+        v = z3.Real(name)
+        self.premises.append(v >= 0)
+        self.vars[name] = ("number", v, None)
+        return v
+
     def read(self, model: z3.ModelRef) -> dict[str, Any] | None:
         out = {}
         for name, (kind, v, _) in self.vars.items():
@@ -91,7 +108,7 @@ class Inputs:
             if not z3.is_rational_value(x):
                 return None  # an irrational (algebraic) value: not a request
             f = Fraction(x.numerator_as_long(), x.denominator_as_long())
-            out[name] = int(f) if kind == "money" else f
+            out[name] = int(f) if kind in ("money", "int") else f
         return out
 
     def nice(self, level: int) -> list[Any]:
@@ -109,6 +126,9 @@ class Inputs:
                 elif kind == "money":
                     k = z3.Int(name + "_coins")
                     cs += [v == z3.ToReal(k) * grid, k <= 10 ** 7, k >= -10 ** 7]
+                elif kind == "number":
+                    k = z3.Int(name + "_whole")
+                    cs += [v == z3.ToReal(k), k <= 10 ** 6]
             elif level == 1 and kind == "price":
                 k = z3.Int(name + "_ticks")
                 cs += [v == z3.ToReal(k) * num.lift(grid), k >= 1]
@@ -124,15 +144,19 @@ class Built:
     probes: list[tuple[str, Any]]                 # words -> term (a tier, a bool): describes a region
     request: Callable[[dict[str, Any]], dict[str, Any]]
     premises: list[Any] = field(default_factory=list)
+    # the function's own conditions when it calls other rule functions whose regions are their own:
+    # each callee's decision (a bool) or a comparison of the body; None: every condition on the path
+    atoms: list[Any] | None = None
 
 
 @dataclass(frozen=True)
 class Spec:
     operation: str
     rule: str
-    title: str
+    function: str           # the rule function whose branch conditions make the regions
     build: Callable[[Profile, Instrument, int], Built]
     applies: Callable[[Profile, Instrument], bool] = lambda p, i: True
+    sided: bool = True      # False: one run per profile (a fund's rules: no instrument, no side)
 
 
 @dataclass(frozen=True)
@@ -149,6 +173,7 @@ class Region:
 class RuleRegions:
     operation: str
     rule: str
+    function: str
     profile: str
     instrument: str
     side: str
@@ -227,6 +252,20 @@ def path_literals(terms: list[Any], m: z3.ModelRef) -> list[tuple[str, Any]]:
     return sorted(out.items())
 
 
+def atom_literals(atoms: list[Any], m: z3.ModelRef) -> list[tuple[str, Any]]:
+    """The outcome of each of ``atoms`` in ``m``: a comparison three ways (two for an equality), any
+    other boolean (a callee rule function's decision) as true or false."""
+    out: dict[str, Any] = {}
+    for a in atoms:
+        if _is_arith_cmp(a):
+            for w, f in path_literals([a], m):
+                out.setdefault(w, f)
+        else:
+            v = z3.is_true(m.eval(a, model_completion=True))
+            out.setdefault(("holds: " if v else "fails: ") + _show(z3.simplify(a))[:120], a if v else z3.Not(a))
+    return sorted(out.items())
+
+
 def _show(t: Any) -> str:
     s = str(t).replace("\n", " ")
     s = " ".join(s.split())
@@ -272,7 +311,7 @@ def _witness(b: Built, region: list[Any], fallback: dict[str, Any]) -> tuple[dic
 def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int) -> RuleRegions:
     import time
     t0 = time.perf_counter()
-    side = {1: "long", -1: "short"}[sign]
+    side = {1: "long", -1: "short"}[sign] if spec.sided else "any"
     b = spec.build(profile, inst, sign)
     terms = [t for t in b.outputs.values() if isinstance(t, z3.ExprRef)]
     s = _solver(CHECK_MS)
@@ -280,7 +319,17 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
     found: list[Region] = []
     complete, note = False, ""
     while len(found) < MAX_REGIONS:
+        if time.perf_counter() - t0 > BUDGET_S:
+            note = f"time budget of {BUDGET_S:.0f} s spent after {len(found)} region(s)"
+            break
         r = s.check()
+        if r == z3.unsat:
+            complete = True
+            break
+        if r == z3.unknown:  # once more with a longer limit, then give up (never counted complete)
+            s.set("timeout", RETRY_MS)
+            r = s.check()
+            s.set("timeout", CHECK_MS)
         if r == z3.unsat:
             complete = True
             break
@@ -288,7 +337,7 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
             note = f"solver unknown after {len(found)} region(s): {s.reason_unknown()}"
             break
         m = s.model()
-        lits = path_literals(terms, m)
+        lits = path_literals(terms, m) if b.atoms is None else atom_literals(b.atoms, m)
         conj = [f for _, f in lits]
         vals = b.inputs.read(m)
         if vals is None:  # an irrational model: ask for a rational point of the same region
@@ -300,14 +349,14 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
             break
         witness, readable = _witness(b, conj, vals)
         words = tuple(w for w, _ in lits)
-        rid = side + "-" + hashlib.sha256("\n".join(words).encode()).hexdigest()[:10]
+        rid = f"{inst.id if spec.sided else 'fund'}-{spec.function}-{side}-" + hashlib.sha256("\n".join(words).encode()).hexdigest()[:10]
         # the description from the readable witness (the same region: the same discrete values)
         found.append(Region(rid, _describe(side, b.probes, m), words, witness, b.request(witness), readable))
         s.add(z3.Not(z3.And(*conj)) if conj else z3.BoolVal(False))
     else:
         note = f"stopped at {MAX_REGIONS} regions"
     found.sort(key=lambda x: x.id)
-    return RuleRegions(spec.operation, spec.rule, profile.name, inst.id, side, found, complete, note,
+    return RuleRegions(spec.operation, spec.rule, spec.function, profile.name, inst.id if spec.sided else "fund", side, found, complete, note,
                        time.perf_counter() - t0)
 
 
@@ -395,28 +444,41 @@ def _mrg006(p, inst, pos, mark):
     return {"fee": M.compute_close_fee(inst, r, pos, mark), "fee_units": M.compute_close_fee_units(inst, r, pos, mark)}, []
 
 
-def _mrg007(p, inst, pos, mark):
-    r = p.margin
-    return ({"ratio": M.compute_margin_ratio(inst, pos, mark),
-             "required": M.compute_required_margin_ratio(inst, r, pos, mark)},
-            [_tier_probe(inst, pos.size, _mm_price(p, pos, mark), "at the MM price")])
-
-
 def _mrg008(p, inst, pos, mark):
     return {"realized": M.compute_realized_pnl_units(inst, pos, mark)}, []
 
 
-def _mrg009(p, inst, pos, mark):
+def _mrg009_im(p, inst, pos, mark):
     r = p.margin
+    return ({"im": M.compute_initial_margin(inst, r, pos, mark), "im_units": M.compute_initial_margin_units(inst, r, pos, mark)},
+            [_tier_probe(inst, pos.size, _mm_price(p, pos, mark), "at the MM price")])
+
+
+def _mrg009_cap(p, inst, pos, mark):
     price = _mm_price(p, pos, mark)
     cap = M.compute_tier_cap(inst, pos.size, price)
     tier = M.compute_tier_index(inst, pos.size, price)
-    return ({"im": M.compute_initial_margin(inst, r, pos, mark), "cap_defined": cap.defined, "cap": cap.value,
-             "max_size": L.compute_max_size_in_tier(inst, tier, price),
-             "leverage_exists": pos.margin > 0, "leverage": M.compute_leverage(inst, pos),
-             "within": M.is_within_max_leverage(inst, pos)},
-            [_tier_probe(inst, pos.size, price, "at the MM price"), _tier_probe(inst, pos.size, pos.entry, "at entry"),
-             ("within max leverage: {}", M.is_within_max_leverage(inst, pos))])
+    return ({"cap_defined": cap.defined, "cap": cap.value, "max_size": L.compute_max_size_in_tier(inst, tier, price)},
+            [_tier_probe(inst, pos.size, price, "at the MM price"), _maybe("tier cap", cap)])
+
+
+def _mrg009_lev(p, inst, pos, mark):
+    return ({"leverage_exists": pos.margin > 0, "leverage": M.compute_leverage(inst, pos)},
+            [("margin > 0: {}", pos.margin > 0)])
+
+
+def _mrg009_within(p, inst, pos, mark):
+    w = M.is_within_max_leverage(inst, pos)
+    return {"within": w}, [_tier_probe(inst, pos.size, pos.entry, "at entry"), ("within max leverage: {}", w)]
+
+
+def _mrg007_ratio(p, inst, pos, mark):
+    return {"ratio": M.compute_margin_ratio(inst, pos, mark)}, []
+
+
+def _mrg007_required(p, inst, pos, mark):
+    return ({"required": M.compute_required_margin_ratio(inst, p.margin, pos, mark)},
+            [_tier_probe(inst, pos.size, _mm_price(p, pos, mark), "at the MM price")])
 
 
 def _liq001(p, inst, pos, mark):
@@ -528,31 +590,95 @@ def _eng_split(res, ctx):
 
 
 _MARGIN_SPECS = [
-    ("MRG-001", "position value", _mrg001), ("MRG-002", "unrealized PnL", _mrg002), ("MRG-003", "equity", _mrg003),
-    ("MRG-004", "tier at the mark", _mrg004), ("MRG-005", "maintenance margin", _mrg005),
-    ("MRG-006", "close fee", _mrg006), ("MRG-007", "margin ratios", _mrg007), ("MRG-008", "realized PnL", _mrg008),
-    ("MRG-009", "initial margin, leverage, tier limits", _mrg009), ("LIQ-001", "the trigger", _liq001),
-    ("LIQ-002", "bankruptcy price", _liq002), ("LIQ-003", "liquidation price", _liq003),
-    ("ADL-004", "effective leverage", _adl004),
+    ("MRG-001", "compute_position_value", _mrg001), ("MRG-002", "compute_unrealized_pnl", _mrg002),
+    ("MRG-003", "compute_equity", _mrg003), ("MRG-004", "compute_tier_index", _mrg004),
+    ("MRG-005", "compute_maintenance_margin", _mrg005), ("MRG-006", "compute_close_fee", _mrg006),
+    ("MRG-007", "compute_margin_ratio", _mrg007_ratio),
+    ("MRG-007", "compute_required_margin_ratio", _mrg007_required),
+    ("MRG-008", "compute_realized_pnl_units", _mrg008),
+    ("MRG-009", "compute_initial_margin", _mrg009_im), ("MRG-009", "compute_tier_cap", _mrg009_cap),
+    ("MRG-009", "compute_leverage", _mrg009_lev), ("MRG-009", "is_within_max_leverage", _mrg009_within),
+    ("LIQ-001", "is_liquidatable", _liq001), ("LIQ-002", "compute_bankruptcy_price", _liq002),
+    ("LIQ-003", "compute_liquidation_price", _liq003), ("ADL-004", "compute_effective_leverage", _adl004),
 ]
 _LIQUIDATION_SPECS = [
-    ("LIQ-004", "the decision", _liq004), ("LIQ-005", "one partial step", _liq005),
-    ("LIQ-006", "the partial loop", _liq006), ("LIQ-007", "the full takeover", _liq007),
+    ("LIQ-004", "decide_action", _liq004), ("LIQ-005", "compute_partial_step", _liq005),
+    ("LIQ-006", "run_liquidation", _liq006), ("LIQ-007", "compute_full_takeover", _liq007),
 ]
+
+
+# -- the fund's drawdown and the ADL triggers: a balance history of HISTORY points
+
+HISTORY = 2
+
+
+def _fund_spec(rule: str, function: str, pick: Callable[[Profile, Any], tuple[dict[str, Any], list[tuple[str, Any]]]]) -> Spec:
+    def build(profile: Profile, inst: Instrument, sign: int) -> Built:
+        i = Inputs()
+        times = [i.integer(f"time{n}") for n in range(HISTORY)]
+        bals = [i.integer(f"balance{n}", low=None) for n in range(HISTORY)]
+        now = i.integer("now")
+        unc = i.money("uncovered", inst.scale)
+        unplaced, rem = i.number("unplaced"), i.number("remainder")
+        hist = tuple(BalancePoint(t, b) for t, b in zip(times, bals))
+        picked = pick(profile, dict(history=hist, now=now, uncovered=unc, unplaced=unplaced, remainder=rem))
+        outs, probes = picked[0], picked[1]
+        atoms = picked[2] if len(picked) > 2 else None
+        order = [a <= b for a, b in zip(times, times[1:])]  # eval takes a history in time order
+
+        def req(v: dict[str, Any]) -> dict[str, Any]:
+            return {"operation": "fund_drawdown", "profile": profile.name,
+                    "history": [{"time_ms": v[f"time{n}"], "balance": v[f"balance{n}"]} for n in range(HISTORY)],
+                    "now_ms": v["now"], "uncovered": v["uncovered"], "unplaced": _fmt(v["unplaced"]),
+                    "remainder": _fmt(v["remainder"])}
+        return Built(i, outs, probes, req, order, atoms)
+    return Spec("fund_drawdown", rule, function, build, sided=False)
+
+
+def _adl001(p, x):
+    rules = p.adl
+    has_now, cur = A.compute_balance_at(x["history"], x["now"])
+    has_ref, ref = A.compute_drawdown_reference(rules, x["history"], x["now"])
+    trig = A.is_drawdown_trigger(rules, x["history"], x["now"])
+    return ({"has_now": has_now, "current": cur, "has_ref": has_ref, "ref": ref, "trigger": trig},
+            [("balance at now: {}", has_now), ("reference exists: {}", has_ref), ("drawdown trigger: {}", trig)])
+
+
+def _adl001_avg(p, x):
+    has, avg = A.compute_window_average(p.adl, x["history"], x["now"])
+    return {"has": has, "avg": avg}, [("average exists: {}", has)]
+
+
+def _adl002(p, x):
+    t = A.is_fund_insufficient(x["uncovered"], x["unplaced"])
+    return {"trigger_a": t}, [("fund insufficient: {}", t)]
+
+
+def _adl003(p, x):
+    f = A.adl_fires(p.adl, x["history"], x["now"], x["uncovered"], x["unplaced"], x["remainder"])
+    a = A.is_fund_insufficient(x["uncovered"], x["unplaced"])
+    b = A.is_drawdown_trigger(p.adl, x["history"], x["now"])
+    # its own conditions: trigger (a) and trigger (b) (ADL-002's and ADL-001's regions are theirs), remainder > 0
+    return ({"fires": f}, [("trigger (a): {}", a), ("trigger (b): {}", b), ("ADL fires: {}", f)],
+            [a, b, x["remainder"] > 0])
 
 
 def specs() -> list[Spec]:
     out = [_margin_spec(r, t, f) for r, t, f in _MARGIN_SPECS]
     out += [_margin_spec(r, t, f, "liquidation") for r, t, f in _LIQUIDATION_SPECS]
-    out += [_engine_spec("ENG-001", "the book walk", _eng_walk, budget=False),
-            _engine_spec("ENG-002", "the close result", _eng_result, budget=False),
-            _engine_spec("ENG-003", "the liquidation fee", _eng_fee, budget=False),
-            _engine_spec("ENG-004", "the fund's and the venue's parts", _eng_split, budget=False),
-            _engine_spec("ENG-006", "the walk within the fund's budget", _eng_walk, budget=True)]
+    out += [_engine_spec("ENG-001", "walk_book", _eng_walk, budget=False),
+            _engine_spec("ENG-002", "compute_close_result_units", _eng_result, budget=False),
+            _engine_spec("ENG-003", "compute_liquidation_fee_units", _eng_fee, budget=False),
+            _engine_spec("ENG-004", "settle_close", _eng_split, budget=False),
+            _engine_spec("ENG-006", "walk_book_within", _eng_walk, budget=True)]
+    out += [_fund_spec("ADL-001", "is_drawdown_trigger", _adl001),
+            _fund_spec("ADL-001", "compute_window_average", _adl001_avg),
+            _fund_spec("ADL-002", "is_fund_insufficient", _adl002),
+            _fund_spec("ADL-003", "adl_fires", _adl003)]
     return out
 
 
-OPERATIONS_COVERED = ("margin", "liquidation", "engine")
+OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown")
 
 
 def regions_for(profile: Profile, *, rules: set[str] | None = None, instruments: set[str] | None = None,
@@ -562,6 +688,10 @@ def regions_for(profile: Profile, *, rules: set[str] | None = None, instruments:
     out = []
     for spec in specs():
         if rules and spec.rule not in rules or operations and spec.operation not in operations:
+            continue
+        if not spec.sided:  # the profile's default fund (eval's, without a "fund" key)
+            if not instruments:
+                out.append(enumerate_regions(spec, profile, next(iter(profile.instruments.values())), 1))
             continue
         for inst in sorted(profile.instruments.values(), key=lambda x: x.id):
             if instruments and inst.id not in instruments or not spec.applies(profile, inst):
