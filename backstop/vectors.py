@@ -289,6 +289,9 @@ def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
     lines.append(f"{total} feasible region(s), {covered} with a vector "
                  f"({100 * covered // total if total else 100} %)")
     lines += problems
+    for rule, why in sorted(RG.NOT_ENUMERATED.items()):
+        if not rules or rule in rules:
+            lines.append(f"not enumerated: {rule}: {why}")
     return not problems, lines
 
 

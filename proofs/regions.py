@@ -46,7 +46,7 @@ CHECK_MS = 4000        # one feasibility check
 RETRY_MS = 20000       # the same check once more when it was unknown
 WITNESS_MS = 800      # one attempt at a readable witness
 MAX_REGIONS = 400      # per rule function, instrument and side (a safety net: reported when hit)
-BUDGET_S = 120.0       # per rule function, instrument and side (reported when hit: never complete)
+BUDGET_S = 90.0       # per rule function, instrument and side (reported when hit: never complete)
 
 _ORDER = {z3.Z3_OP_LE, z3.Z3_OP_LT, z3.Z3_OP_GE, z3.Z3_OP_GT}
 _EQ = {z3.Z3_OP_EQ, z3.Z3_OP_DISTINCT}
@@ -402,8 +402,9 @@ def _margin_spec(rule: str, title: str, fn: Callable[[Profile, Instrument, Posit
                  operation: str = "margin") -> Spec:
     def build(profile: Profile, inst: Instrument, sign: int) -> Built:
         i, pos, mark = _position_inputs(inst, sign)
-        outs, probes = fn(profile, inst, pos, mark)
-        return Built(i, outs, probes, _margin_request(profile, inst, sign, operation), _within(inst, pos, mark))
+        picked = fn(profile, inst, pos, mark)
+        return Built(i, picked[0], picked[1], _margin_request(profile, inst, sign, operation), _within(inst, pos, mark),
+                     picked[2] if len(picked) > 2 else None)
     return Spec(operation, rule, title, build)
 
 
@@ -530,8 +531,11 @@ def _liq005(p, inst, pos, mark):
 def _liq006(p, inst, pos, mark):
     r, lr = p.margin, p.liquidation
     out = L.run_liquidation(inst, r, lr, pos, mark)
+    # the loop's own conditions: whether each turn takes a partial step (LIQ-004's decision, whose
+    # regions are LIQ-004's) and the final decision; the steps' arithmetic is LIQ-005's
+    atoms = [a for a, _ in out.steps] + [out.action == L.NONE, out.action == L.FULL]
     return ({"action": out.action, "count": out.step_count, "size": out.position.size, "margin": out.position.margin},
-            [("final action {}", out.action), ("{} partial step(s)", out.step_count)])
+            [("final action {}", out.action), ("{} partial step(s)", out.step_count)], atoms)
 
 
 def _liq007(p, inst, pos, mark):
@@ -603,7 +607,7 @@ _MARGIN_SPECS = [
 ]
 _LIQUIDATION_SPECS = [
     ("LIQ-004", "decide_action", _liq004), ("LIQ-005", "compute_partial_step", _liq005),
-    ("LIQ-006", "run_liquidation", _liq006), ("LIQ-007", "compute_full_takeover", _liq007),
+    ("LIQ-007", "compute_full_takeover", _liq007),
 ]
 
 
@@ -680,6 +684,13 @@ def specs() -> list[Spec]:
 
 OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown")
 
+# Rule functions of those operations whose regions are NOT enumerated, and why (reported by the audit).
+NOT_ENUMERATED = {
+    "LIQ-006": "run_liquidation: the loop's symbolic run nests up to three partial steps (each with floors of "
+               "nonlinear terms); one feasibility check takes 30 s or more, so no enumeration finishes in budget "
+               "(its cases come as the shipped liquidation example)",
+}
+
 
 def regions_for(profile: Profile, *, rules: set[str] | None = None, instruments: set[str] | None = None,
                 operations: set[str] | None = None) -> list[RuleRegions]:
@@ -690,8 +701,7 @@ def regions_for(profile: Profile, *, rules: set[str] | None = None, instruments:
         if rules and spec.rule not in rules or operations and spec.operation not in operations:
             continue
         if not spec.sided:  # the profile's default fund (eval's, without a "fund" key)
-            if not instruments:
-                out.append(enumerate_regions(spec, profile, next(iter(profile.instruments.values())), 1))
+            out.append(enumerate_regions(spec, profile, next(iter(profile.instruments.values())), 1))
             continue
         for inst in sorted(profile.instruments.values(), key=lambda x: x.id):
             if instruments and inst.id not in instruments or not spec.applies(profile, inst):

@@ -29,7 +29,7 @@ from backstop.reference.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
 INST = "BTC-USDT-SWAP"
-RULES = {"MRG-004", "LIQ-001", "LIQ-002", "ENG-001"}
+RULES = {"MRG-004", "LIQ-001", "LIQ-002", "ENG-001", "ADL-002"}
 CAPS = [500, 3000, 12000, 24000, 36000, 48000, 60000]          # okx.toml [tier_tables.BTC]
 MMRS = [Fraction(x) for x in ("0.004", "0.005", "0.01", "0.015", "0.02", "0.025", "0.03")]
 FEE = Fraction("0.0005")                                         # okx.toml close_fee_rate
@@ -163,6 +163,18 @@ def test_ENG_001_fills_follow_the_walk(vec_dir):
         assert Fraction(v["response"]["quantities"]["remainder"]["value"]) == left
         regions += 1
     assert regions >= 6  # per side at least: the size inside level 1, at it, beyond it into level 2, ...
+
+
+@pytest.mark.rules("ADL-002")
+def test_ADL_002_regions_are_the_four_combinations(vec_dir):
+    # By hand: trigger (a) = uncovered > 0 or unplaced > 0, both >= 0 by the request domain: each is
+    # either 0 or positive, so 2 x 2 = 4 regions, and the trigger fails only when both are 0.
+    seen = set()
+    for p, v in _vectors(vec_dir, "okx/fund_drawdown/ADL-002/*/witness.json"):
+        unc, unplaced = v["request"]["uncovered"], Fraction(v["request"]["unplaced"])
+        assert v["response"]["quantities"]["fund_insufficient"]["value"] is (unc > 0 or unplaced > 0), p
+        seen.add((unc > 0, unplaced > 0))
+    assert seen == {(False, False), (False, True), (True, False), (True, True)}
 
 
 @pytest.mark.rules("MRG-001", "MRG-002", "MRG-004", "ENG-001")
