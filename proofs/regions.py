@@ -351,7 +351,9 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
         words = tuple(w for w, _ in lits)
         rid = f"{inst.id if spec.sided else 'fund'}-{spec.function}-{side}-" + hashlib.sha256("\n".join(words).encode()).hexdigest()[:10]
         # the description from the readable witness (the same region: the same discrete values)
-        found.append(Region(rid, _describe(side, b.probes, m), words, witness, b.request(witness), readable))
+        edges = [w for w in words if " = " in w]
+        text = _describe(side, b.probes, m) + (f", on the boundary {'; '.join(edges)}" if edges else "")
+        found.append(Region(rid, text, words, witness, b.request(witness), readable))
         s.add(z3.Not(z3.And(*conj)) if conj else z3.BoolVal(False))
     else:
         note = f"stopped at {MAX_REGIONS} regions"
