@@ -257,12 +257,13 @@ def atom_literals(atoms: list[Any], m: z3.ModelRef) -> list[tuple[str, Any]]:
     other boolean (a callee rule function's decision) as true or false."""
     out: dict[str, Any] = {}
     for a in atoms:
-        if _is_arith_cmp(a):
+        if isinstance(a, tuple):  # (words, a callee's decision): named, not printed (a printed term's
+            label, a = a          # argument order depends on the solver's term ids: not a stable id)
+            v = z3.is_true(m.eval(a, model_completion=True))
+            out.setdefault(f"{label}: {'yes' if v else 'no'}", a if v else z3.Not(a))
+        else:
             for w, f in path_literals([a], m):
                 out.setdefault(w, f)
-        else:
-            v = z3.is_true(m.eval(a, model_completion=True))
-            out.setdefault(("holds: " if v else "fails: ") + _show(z3.simplify(a))[:120], a if v else z3.Not(a))
     return sorted(out.items())
 
 
@@ -535,7 +536,8 @@ def _liq006(p, inst, pos, mark):
     out = L.run_liquidation(inst, r, lr, pos, mark)
     # the loop's own conditions: whether each turn takes a partial step (LIQ-004's decision, whose
     # regions are LIQ-004's) and the final decision; the steps' arithmetic is LIQ-005's
-    atoms = [a for a, _ in out.steps] + [out.action == L.NONE, out.action == L.FULL]
+    atoms = [(f"turn {n + 1} takes a partial step", a) for n, (a, _) in enumerate(out.steps)] + \
+        [("the final action is none", out.action == L.NONE), ("the final action is full", out.action == L.FULL)]
     return ({"action": out.action, "count": out.step_count, "size": out.position.size, "margin": out.position.margin},
             [("final action {}", out.action), ("{} partial step(s)", out.step_count)], atoms)
 
@@ -666,7 +668,7 @@ def _adl003(p, x):
     b = A.is_drawdown_trigger(p.adl, x["history"], x["now"])
     # its own conditions: trigger (a) and trigger (b) (ADL-002's and ADL-001's regions are theirs), remainder > 0
     return ({"fires": f}, [("trigger (a): {}", a), ("trigger (b): {}", b), ("ADL fires: {}", f)],
-            [a, b, x["remainder"] > 0])
+            [("trigger (a), is_fund_insufficient", a), ("trigger (b), is_drawdown_trigger", b), x["remainder"] > 0])
 
 
 def specs() -> list[Spec]:
