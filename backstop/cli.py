@@ -551,7 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_fund_history(sub)
     register_simulate(sub)
     register_conform(sub)
-    from backstop.checktrace import register_cli as register_check_trace; register_check_trace(sub)  # noqa: E702
+    from backstop.checktrace import register_cli as register_check_trace
+    from backstop.vectors import register_cli as register_vectors
+    register_check_trace(sub)
+    register_vectors(sub)
     return ap
 
 

@@ -226,10 +226,10 @@ def compute_bankruptcy_price(inst: Instrument, rules: MarginRules, pos: Position
     linear ``(m - s k e) / (k (r - s))``, inverse ``k (r + s) / (m + s k / e)``.
     """
     zero_rules = MarginRules(PriceBasis.MARK, rules.trigger, rules.close_fee_rate)
-    return _solve_price(inst, zero_rules, pos, compute_bankruptcy_fee_rate(rules), 0)
+    return _solve_price(inst, zero_rules, pos, _bankruptcy_fee_rate(rules), 0)
 
 
-def compute_bankruptcy_fee_rate(rules: MarginRules) -> Number:
+def _bankruptcy_fee_rate(rules: MarginRules) -> Number:
     """LIQ-002: the rate of the fee to close that the bankruptcy price leaves: ``close_fee_rate``
     with ``margin.bankruptcy_includes_close_fee`` (Bybit), else 0 (the zero-equity price)."""
     return num.ite(rules.bankruptcy_includes_close_fee, rules.close_fee_rate, 0)
@@ -240,7 +240,7 @@ def compute_bankruptcy_close_fee(inst: Instrument, rules: MarginRules, size: Num
     at ``price`` (exact): ``value(size, price) x close_fee_rate`` with
     ``margin.bankruptcy_includes_close_fee``, else 0.  At the bankruptcy price it is the equity
     there (OBL-LIQ-002); LIQ-007 books it to the close-fee receiver."""
-    return compute_position_value(inst, size, price) * compute_bankruptcy_fee_rate(rules)
+    return compute_position_value(inst, size, price) * _bankruptcy_fee_rate(rules)
 
 
 def compute_liquidation_price(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:

@@ -119,7 +119,7 @@ def test_INV_025_row_2_with_a_mid_fund_deleverages_by_trigger_b_after_the_settle
 
 
 @pytest.mark.rules("INV-025", "TRN-005", "INS-006", "INS-007")
-def test_INV_025e_a_book_event_refills_the_bids_the_remainder_retries_and_the_fund_events_move_the_settled_balance():
+def test_INV_025_events_domain_a_book_event_refills_the_bids_the_remainder_retries_and_the_fund_events_move_the_settled_balance():
     """OBL-INV-025e's row 47 (price row 2, fund and X's cash 10,000,000 USDT).  Mark 18,000: H's
     3,000.01 contracts go to the engine at its bankruptcy price 19,600; 500 sell into the bid at
     14,000, a loss of 500 x 0.01 BTC x 5,600 = 28,000 USDT paid from the pending balance; 2,500.01
