@@ -31,7 +31,7 @@ from backstop.reference.profile import BalanceView, PartialRule, Profile
 from backstop.reference.rules import RULES
 from backstop.reference.types import Account, ContractKind, Instrument, MarginMode, Position, PositionTerms, Side
 
-__all__ = ["WideScenario", "EventsScenario", "wide_instruments"]
+__all__ = ["WideScenario", "CrossOnlyScenario", "EventsScenario", "wide_instruments"]
 
 
 def wide_instruments(profile: Profile) -> tuple[Instrument, Instrument] | None:
@@ -147,7 +147,7 @@ class WideScenario:
                     (Position(p.id, Side.SHORT, self.x_size_p, self.ENTRY_XP, MarginMode.CROSS, 0),
                      Position(q.id, Side.LONG, self.x_size_q, entry_xq, MarginMode.CROSS, 0))),
             Account("D", ((code, x("cash D")),)),
-        ]
+        ] + list(self.extra_accounts())
         book = S.Book((Level(bid * E, self.s_size),), (Level(ask * E, self.s_size),))
         state = S.initial_state(self.profile, accounts, {p.id: E, q.id: self.ENTRY_Q}, {p.id: book},
                                 {self.fund.id: fund * self.p.settle_currency.scale}, start_ms=T0, R=R)
@@ -163,6 +163,10 @@ class WideScenario:
             marks.append(mark)
         return {"states": states, "records": records, "marks": marks, "times": (T1, T2),
                 "walk": [None, None], "inject": [0, 0], "check": [True, True]}
+
+    def extra_accounts(self) -> tuple[Account, ...]:
+        """Accounts a sub-domain adds (none here)."""
+        return ()
 
     def no_mark_instrument(self) -> Instrument | None:
         """An instrument of the profile other than P and Q (it never gets a mark here)."""
@@ -523,6 +527,20 @@ class WideScenario:
         return parts
 
 
+class CrossOnlyScenario(WideScenario):
+    """The wide domain with a second cross account (OBL-INV-025g): Y, cross short S's size of P at
+    P's entry with no cash and no other position -- a cross group that holds only the event's
+    instrument, so TRN-001's step 4 must pick it by its P position (X's group holds P and Q, so the
+    filter never mattered for X alone).  The rows are the rising price rows 3 and 4 (marks to 1.05 x
+    and 1.2 x entry), X's cash 0, one per fund balance: Y is liquidated in full on each."""
+
+    G_ROWS = (48, 52, 56, 60, 64, 68, 72, 76)
+
+    def extra_accounts(self) -> tuple[Account, ...]:
+        return (Account("Y", ((self.code, 0),),
+                        (Position(self.p.id, Side.SHORT, self.s_size, self.ENTRY_P, MarginMode.CROSS, 0),)),)
+
+
 class EventsScenario(WideScenario):
     """The wide domain with the other event types between the marks (OBL-INV-025e): a mark on P,
     a book event on P that refills both sides, the bid with H's whole size (the engine retries an
@@ -601,6 +619,25 @@ for _group, _rows in WideScenario.ROWS.items():
                applies=lambda p, i: wide_instruments(p) is not None,
                applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
         _wide_body(_group))
+
+
+def _cross_only_body(ctx: Context) -> Any:
+    sc = CrossOnlyScenario(ctx.profile, wide_instruments(ctx.profile))
+    rows = CrossOnlyScenario.G_ROWS
+    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
+    return prove_by_paths(ctx, sc, rows)
+
+
+obligation("OBL-INV-025g", "wide bounded whole loop with a second cross account holding only P, through process_event",
+           rules=["INV-025", "TRN-001", "TRN-002", "LIQ-008", "LIQ-009", "ADL-003", "INV-009", "INV-022"],
+           statement=_STATEMENT,
+           premises=_PREMISES.format(h="tier-2 cap + 1 lot", s="P's tier-1 cap",
+                                     rows=", ".join(map(str, CrossOnlyScenario.G_ROWS)))
+           + "; and Y: cross, short P's tier-1 cap of P at P's entry, no cash, no other position",
+           scope=Scope.BOUNDED, limit_seconds=WideScenario.LIMIT, per_instrument=False,
+           applies=lambda p, i: wide_instruments(p) is not None,
+           applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
+    _cross_only_body)
 
 
 def _events_body(ctx: Context) -> Any:

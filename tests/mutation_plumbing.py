@@ -99,7 +99,8 @@ VARIANTS: dict[str, str] = {
 # a variant judges only with the obligations proved on it (okx+bpfee: OBL-INV-025a-e; its OBL-INV-024
 # was not proved when the table was run, and a claim the original does not keep cannot judge a mutant)
 VARIANT_JUDGES: dict[str, tuple[str, ...]] = {
-    "okx+bpfee": ("OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e", "OBL-INV-025f"),
+    "okx+bpfee": ("OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e", "OBL-INV-025f",
+                  "OBL-INV-025g"),
 }
 
 
@@ -498,7 +499,7 @@ def planted(m: Mutant | None, counter: list[int] | None = None) -> Iterator[None
 # ---------------------------------------------------------------- the scenarios of the obligations
 
 OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e",
-               "OBL-INV-025f")
+               "OBL-INV-025f", "OBL-INV-025g")
 _APPLICABLE: dict[str, tuple[str, ...]] = {}
 
 
@@ -522,6 +523,8 @@ def scenario(profile: Profile, ob_id: str) -> tuple[Any, tuple[int, ...]]:
         return sc, tuple(range(len(sc.GRID)))
     if ob_id == "OBL-INV-025e":
         return PW.EventsScenario(profile, PW.wide_instruments(profile)), PW.EventsScenario.EVENT_ROWS
+    if ob_id == "OBL-INV-025g":
+        return PW.CrossOnlyScenario(profile, PW.wide_instruments(profile)), PW.CrossOnlyScenario.G_ROWS
     sc = PW.WideScenario(profile, PW.wide_instruments(profile))
     return sc, PW.WideScenario.ROWS[ob_id[-1]]
 
@@ -549,8 +552,8 @@ def _cache_path(profile: Profile) -> Path:
     h = hashlib.sha256()
     for mod in (S, FB):
         h.update(inspect.getsource(mod).encode())
-    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario):
-        for name in ("__init__", "declare", "run", "no_mark_instrument"):
+    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario, PW.CrossOnlyScenario):
+        for name in ("__init__", "declare", "run", "no_mark_instrument", "extra_accounts"):
             if name in vars(sc):
                 h.update(inspect.getsource(getattr(sc, name)).encode())
         h.update(repr((sc.GRID, getattr(sc, "ROWS", None), sc.MAX_PATHS, getattr(sc, "NAMES", None))).encode())
@@ -562,7 +565,8 @@ def _cache_path(profile: Profile) -> Path:
 # the wide scenario's concolic runs are slow (minutes per row on a loaded machine): its witness
 # sets may stop early ("timeout"); they are then a sample of its paths, and say so
 ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75,
-               "OBL-INV-025e": 75, "OBL-INV-025f": 75}
+               "OBL-INV-025e": 75, "OBL-INV-025f": 75,
+               "OBL-INV-025g": 75}
 
 
 def path_witnesses(profile: Profile, log: Callable[[str], None] = print) -> dict[str, list[dict[str, Any]]]:

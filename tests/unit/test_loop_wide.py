@@ -9,7 +9,7 @@ from fractions import Fraction as F
 
 import pytest
 
-from backstop.proofs.loop_wide import WideScenario, wide_instruments
+from backstop.proofs.loop_wide import CrossOnlyScenario, WideScenario, wide_instruments
 from backstop.reference.profile import load_profile
 
 OKX = load_profile("okx")
@@ -69,6 +69,25 @@ def test_INV_025_a_refused_cross_partial_round_liquidates_the_cross_account_in_f
     assert not [r for r in recs[1] if r.kind == "partial liquidation" and r.account == "X"]
     x = {a.id: a for a in out["states"][-1].accounts}["X"]
     assert (x.balance("USDT"), x.positions) == (0, ())
+    assert sc.claim(out, symbolic=False) is True
+
+
+@pytest.mark.rules("INV-025", "TRN-001", "LIQ-008")
+def test_INV_025_a_cross_account_holding_only_P_is_picked_at_the_P_mark_and_liquidated():
+    """OBL-INV-025g's row 52 (price row 3, fund 1,000 USDT, X's cash 0) with Y: cross short 500
+    contracts = 5 BTC of P at 20,000, no cash.  Mark 21,000: equity 0 + 5 x (20,000 - 21,000) =
+    -5,000 <= the tier-1 requirement 0.45 % x 105,000 = 472.50: full; with a zero balance the
+    bankruptcy price is the entry, 20,000, and Y loses its (zero) balance."""
+    sc = CrossOnlyScenario(OKX, wide_instruments(OKX))
+    row = WideScenario.GRID.index(WideScenario.PRICES[3] + (1_000, 0, WideScenario.ENTRY_XQ))
+    assert row in CrossOnlyScenario.G_ROWS
+    out = sc.run({"price path": row, "cash H": 0, "cash S": 0, "cash D": 7 * U})
+    (trig,) = [r for r in out["records"][1] if r.kind == "liquidation trigger" and r.account == "Y"]
+    assert (trig.get("action"), trig.get("equity"), trig.get("requirement")) == ("full", -5_000 * U, 472_500_000)
+    (full,) = [r for r in out["records"][1] if r.kind == "full liquidation" and r.account == "Y"]
+    assert (full.get("size"), full.get("takeover_price")) == (500, 20_000)
+    y = {a.id: a for a in out["states"][-1].accounts}["Y"]
+    assert (y.balance("USDT"), y.positions) == (0, ())
     assert sc.claim(out, symbolic=False) is True
 
 
