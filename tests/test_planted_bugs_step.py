@@ -68,10 +68,11 @@ DEFAULT = (
 )
 
 # Why a mutant is not killed (the whole table re-run on main of 2026-12-01 13:19 UTC, step.py with LIQ-007's
-# close fee: okx, with OBL-INV-025f's refused cross round; binance's OBL-INV-024 for the engine fee;
-# okx+capped for ENG-004's surplus return; okx+bpfee (its OBL-INV-025a-f) for the fee to close a full
-# liquidation: 193 of 210 non-equivalent mutants killed, 59 errors apart, 20 equivalent -- 10 proved by
-# Z3 per call site (:func:`mutation_plumbing.proved_equivalent`), 10 argued below).
+# close fee, its survivors re-judged on okx with OBL-INV-025f (a refused cross round) and -025g (a cross
+# account holding only P); binance's OBL-INV-024 for the engine fee; okx+capped for ENG-004's surplus
+# return; okx+bpfee (its OBL-INV-025a-f) for the fee to close a full liquidation: 194 of 210
+# non-equivalent mutants killed, 59 errors apart, 20 equivalent -- 10 proved by Z3 per call site
+# (:func:`mutation_plumbing.proved_equivalent`), 10 argued below).
 WHY: dict[str, str] = {
     # equivalent for process_event (true on every input of it)
     'COMMUTES': 'equivalent, proved by Z3 at the call site: the rule function returns the same term with the two pure arguments swapped, for all values (a sum such as balance + realized - fee, an or of the two ADL-002 terms, an and of negations)',
@@ -88,7 +89,7 @@ WHY: dict[str, str] = {
     'INACTIVE_STEP': 'a zero ADL reduction is processed: the position is replaced by an identical one, no money moves',
     'NO_BANKRUPTCY': "the engine-cash branch of LIQ-007 (a takeover without a bankruptcy price) runs on no domain: for an isolated position on a mark-basis profile (okx, binance) it is dead (OBL-LIQ-007: a FULL position at mark basis always has a bankruptcy price, so the cash is 0); on an entry-basis profile (bybit) it needs a position whose margin covers its value, which no domain holds; for a cross takeover it needs a short leg whose LIQ-009 share is below -size x entry (cross equity below minus the positions' value: a long leg under half its entry), and there the unmutated step function itself breaks INV-025's conservation (the negative engine cash is a deficit the fund cannot pay and nothing covers: measured with X's Q leg bought at 10,000, on every price row), so no proved row can reach it until that is fixed",
     'ONE_CANDIDATE': "one candidate per cross round on the domain (X's one tier-3 position): the stale account is the fresh one",
-    'ONE_CROSS': "one cross account, whose group always holds a position on the event's instrument: the filter cannot matter",
+    'ONE_CROSS': "the `or` takes every account with a cross group, also one holding no position on the event's instrument: on the domains every such group holds P (X's; Y's of OBL-INV-025g), and an account whose group held only Q would be taken at a P mark with Q's mark unchanged -- a no-op unless it is liquidatable there, which the original leaves so and the claim ('no cross account left liquidatable') forbids: no domain the original keeps can tell the two apart",
     'ONE_POS': 'one position per account and instrument: the lookup finds the same position',
     'PARTIAL_NOT_WHOLE': 'a cross partial step never closes the whole position on the domain (it cuts to tier 1)',
     'RECHECK_IDLE': 'a second pass of step 5 at the same instant finds the same book, budget and triggers: it changes nothing and emits nothing a claim reads on the domain',
@@ -137,7 +138,6 @@ HOLES: dict[str, str] = {
     'step._liquidate_cross drop `acct = state.account(acct_id)` -> `pass`': 'ONE_CANDIDATE',
     'step._liquidate_cross drop `return (state, recs)` -> `pass`': 'SECOND_ROUND',
     'step.process_cross_accounts bool `group and (not on_instrument or any((q.instrument == inst.id for q in group)))` -> `group or (not on_instrument or any((q.instrument == inst.id for q in group)))`': 'ONE_CROSS',
-    'step.process_cross_accounts cmp `q.instrument == inst.id` -> `q.instrument != inst.id`': 'ONE_CROSS',
     'step.process_recheck drop `recs += r` -> `pass` #2': 'RECHECK_IDLE',
     'step.process_recheck drop `return (state, ())` -> `pass`': 'RECHECK_IDLE',
 }
