@@ -48,7 +48,8 @@ name = "{base}+bpfee"
 [margin]
 bankruptcy_includes_close_fee = true
 '''
-LOOP = ["OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e"]
+LOOP = ["OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e", "OBL-INV-025f",
+        "OBL-INV-025g"]
 
 
 def _bp_fee_variant(name: str, rate: str | None = None):
@@ -120,7 +121,7 @@ def test_the_whole_loop_cases_cover_every_variant():
     for name in ("okx+capped", "binance+capped", "bybit+capped", "okx+average", "bybit+average"):
         assert f"{name}:OBL-INV-024" in ids
     for name in ("okx+capped", "okx+average"):
-        assert {f"{name}:OBL-INV-025{g}" for g in "abcde"} <= ids
+        assert {f"{name}:OBL-INV-025{g}" for g in "abcdefg"} <= ids
     for name in ("binance+capped", "bybit+capped", "bybit+average"):
         assert not any(i.startswith(f"{name}:OBL-INV-025") for i in ids)
     assert {"okx+bpfee:OBL-INV-024", "bybit+bpfee:OBL-INV-024"} <= ids
