@@ -68,7 +68,9 @@ class LoopScenario:
     # within 5,000,000 resource units (a few seconds) is asked of a new solver, and so is every
     # later check of that row (concolic.explore): with the fund balance free the incremental
     # solver stalled on its floors under the ENG-004 cap and the average drawdown reference; on
-    # the shipped profiles it answers every check within 800,000 units and is the faster one
+    # the shipped profiles it answers every check within 800,000 units and is the faster one; a
+    # renewed check asks new solvers in rounds from a fifth of this budget (concolic._ask_new: one
+    # new solver stalled too on the close fee's floors, okx with bankruptcy_includes_close_fee)
     FRESH_AFTER = 5_000_000
     LOTS = {"A": 4, "B": 3, "C": 2}
     SIDES = {"A": Side.LONG, "B": Side.SHORT, "C": Side.LONG}
