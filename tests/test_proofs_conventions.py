@@ -113,6 +113,23 @@ def test_INV_024_path_search_of_price_path_7_on_okx_capped_completes():
     assert status == "complete" and len(paths) > 5, (status, len(paths))
 
 
+@pytest.mark.rules("INV-024", "LIQ-007")
+def test_INV_024_path_search_of_price_path_15_on_okx_bpfee_completes():
+    """The question a new plain solver stalled on too (okx+bpfee, price path 15, the sixth search:
+    nested floors of the close fee a bankruptcy price leaves, no answer in 60 s; the obligation
+    timed out after 4 paths): the renewed checks go to new solvers in rounds of growing budgets and
+    seeds (concolic._ask_new), and the search covers the row (measured: 10 paths in about 15 s on a
+    loaded machine)."""
+    prof = load_profile_text(BPFEE.format(base="okx"))
+    sc = LoopScenario(prof, loop_instrument(prof))
+    ctx = Context(prof, None)
+    v = sc.declare(ctx)
+    domain = [p for p in ctx.premises if isinstance(p, z3.ExprRef)] + [v["price path"] == 15]
+    paths, status = explore(v, domain, lambda vals: sc.run(vals, v), seed=SEED, deadline=time.perf_counter() + 120,
+                            max_paths=sc.MAX_PATHS, fresh_after=sc.FRESH_AFTER)
+    assert status == "complete" and len(paths) > 5, (status, len(paths))
+
+
 @pytest.mark.rules("INV-024", "INV-025")
 def test_the_whole_loop_cases_cover_every_variant():
     # INV-024 on every variant; the four INV-025 obligations (a to d) where they apply (partial liquidation and the drawdown
