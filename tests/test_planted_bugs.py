@@ -48,12 +48,13 @@ import mutation
 from mutation import Mutant, applied, run_mutant
 from backstop.reference import margin as margin_mod
 from backstop.reference import num as num_mod
-from backstop.reference.profile import PriceBasis, Profile, load_profile
+from backstop.reference.profile import PriceBasis, Profile, load_profile, load_profile_text
 from strategies import inverse_with_deductions
 
 # okx first; bybit reaches MM at entry and linear deductions, binance deductions valued at mark, the
-# synthetic profiles inverse contracts with deductions (see synthetic_inverse_profile).
-PROFILE_CHAIN = ("okx", "bybit", "binance", "synthetic-inverse-mark", "synthetic-inverse-entry")
+# synthetic profiles inverse contracts with deductions (see synthetic_inverse_profile), okx+bpfee the
+# bankruptcy price that leaves the fee to close (margin.bankruptcy_includes_close_fee, LIQ-002).
+PROFILE_CHAIN = ("okx", "bybit", "binance", "synthetic-inverse-mark", "synthetic-inverse-entry", "okx+bpfee")
 NUM_TARGETS = ("floor", "ceil", "floor_to_step", "ceil_to_step", "round_to_step_toward")
 
 
@@ -68,6 +69,8 @@ def synthetic_inverse_profile(basis: PriceBasis) -> Profile:
                                margin=dataclasses.replace(okx.margin, mm_price_basis=basis))
 
 
+mutation.register_profile("okx+bpfee", lambda: load_profile_text(
+    'extends = "okx"\nname = "okx+bpfee"\n[margin]\nbankruptcy_includes_close_fee = true\n'))
 for _basis in PriceBasis:
     mutation.register_profile(f"synthetic-inverse-{_basis.value}", lambda b=_basis: synthetic_inverse_profile(b))
 
