@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from backstop.reference.errors import CurrencyMismatch, InvalidInput
+from backstop.reference.read import number as _read_number  # the one exact reader (read.py imports this module lazily)
 
 __all__ = [
     "Side", "ContractKind", "BusinessLine", "MarginMode", "TierBasis",
@@ -62,21 +63,13 @@ def parse_exact(field_: str, value: Any, rule: str = "") -> Fraction:
     Floats are refused even when they look harmless (``0.1`` is not one tenth); so are bools,
     NaN, infinities, exponents, empty strings, non-ASCII digits and zero denominators.  This is
     the input layer's reader (:func:`backstop.reference.read.number`): one reader everywhere."""
-    from backstop.reference.read import number  # read.py imports this module lazily in turn
-    return number(field_, value, rule)
+    return _read_number(field_, value, rule)
 
 
 def exact(field_: str, value: Any, rule: str = "", *, positive: bool = False,
           nonnegative: bool = False, below_one: bool = False) -> Fraction:
-    """:func:`parse_exact` plus range checks, each naming the field."""
-    x = parse_exact(field_, value, rule)
-    if positive and x <= 0:
-        raise InvalidInput(field_, value, "must be > 0", rule)
-    if nonnegative and x < 0:
-        raise InvalidInput(field_, value, "must be >= 0", rule)
-    if below_one and x >= 1:
-        raise InvalidInput(field_, value, "must be < 1", rule)
-    return x
+    """:func:`parse_exact` plus range checks, each naming the field (the input layer's)."""
+    return _read_number(field_, value, rule, positive=positive, nonnegative=nonnegative, below_one=below_one)
 
 
 def money(field_: str, value: Any, rule: str = "", *, nonnegative: bool = True) -> int:
