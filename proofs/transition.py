@@ -156,10 +156,59 @@ def _cross_takeover_sides(ctx: Context) -> Any:
     rules = ctx.profile.margin
     ips, balance, marks = _cross_setup(ctx)
     takeovers = L.compute_cross_takeovers(ips, rules, balance, marks)
-    shares = L.compute_cross_shares(ips, balance, marks)
+    shares = L.compute_cross_full_shares(ips, rules, balance, marks)
     rate = rules.close_fee_rate if rules.bankruptcy_includes_close_fee else 0  # LIQ-002's option, as the spec states it
     return num.and_(*[num.and_(tk.sign == p.sign, tk.size == p.size, tk.user_loss_units == share,
                                tk.close_fee == M.compute_position_value(i, p.size, tk.price) * rate,
                                M.compute_equity(i, PositionTerms(p.sign, p.size, p.entry, share), tk.price)
                                == tk.cash + tk.close_fee)
                       for (i, p), tk, share in zip(ips, takeovers, shares)])
+
+
+@obligation("OBL-LIQ-009d", "a full cross liquidation under water: every leg keeps a bankruptcy price while an up-side leg exists",
+            rules=["LIQ-009", "LIQ-007", "LIQ-002"],
+            statement="the full liquidation's shares sum to the balance exactly; under water (cross equity E <= -sum of the "
+                      "values at the marks, some leg a linear long or an inverse short) each down-side leg's equity with its "
+                      "share at its mark is the fee to close it there (value x close_fee_rate with "
+                      "margin.bankruptcy_includes_close_fee, else 0) and its takeover is at the mark, each up-side leg's "
+                      "equity times the up-side legs' summed value is (E - the down-side fees) times its value; otherwise "
+                      "each leg's equity is E in proportion to its value (LIQ-009's shares); E <= -sum V only with an "
+                      "up-side leg (every down-side leg's upl + value is its value at the entry, > 0), so every takeover "
+                      "is at a bankruptcy price with engine cash 0",
+            premises="the cross positions of every instrument settled in this instrument's currency, on the lot grid and "
+                     "within their tables; a balance >= 0; marks > 0; the cross equity below the summed value at the marks "
+                     "(every liquidatable account: its requirements are below that value)",
+            scope=Scope.MODULAR, applies=_once_per_currency, applies_note="once per settlement currency (on its first instrument)")
+def _cross_under_water(ctx: Context) -> Any:
+    rules = ctx.profile.margin
+    ips, balance, marks = _cross_setup(ctx)
+    eq = L.compute_cross_equity(ips, balance, marks)
+    values = [M.compute_position_value(i, p.size, m) for (i, p), m in zip(ips, marks)]
+    total = num.sum_(values)
+    ctx.assume(eq < total)
+    shares = L.compute_cross_full_shares(ips, rules, balance, marks)
+    takeovers = L.compute_cross_takeovers(ips, rules, balance, marks)
+    rate = rules.close_fee_rate if rules.bankruptcy_includes_close_fee else 0  # LIQ-002's option, as the spec states it
+    ups = [num.or_(num.and_(i.is_linear, p.sign > 0), num.and_(not i.is_linear, p.sign < 0)) for i, p in ips]  # restated
+    up_total = num.sum_(num.ite(u, v, 0) for u, v in zip(ups, values))
+    down_fees = num.sum_(num.ite(u, 0, v * rate) for u, v in zip(ups, values))
+    deep = num.and_(num.any_(ups), eq <= -total)
+    down_eq, up_eq, prop, held = [], [], [], []
+    for (i, p), m, v, u, sh, tk in zip(ips, marks, values, ups, shares, takeovers):
+        e = M.compute_equity(i, PositionTerms(p.sign, p.size, p.entry, sh), m)
+        down_eq.append(num.implies(num.not_(u), num.and_(e == v * rate, tk.price == m)))
+        up_eq.append(num.implies(u, e * up_total == (eq - down_fees) * v))
+        prop.append(e * total == eq * v)
+        held.append(num.and_(tk.defined, tk.cash == 0))
+    for n, (_, p) in enumerate(ips):  # each leg's side, then each claim: one solver call each (together: unknown)
+        ctx.cases(f"p{n} side", [("long", p.sign == 1), ("short", p.sign == -1)])
+    ctx.cases("claim", [
+        ("the shares sum to the balance", True,
+         num.and_(num.sum_(shares) == balance, deep == L.is_cross_under_water(ips, balance, marks))),
+        ("under water: the down-side legs", True, num.implies(deep, num.all_(down_eq))),
+        ("under water: the up-side legs", True, num.implies(deep, num.all_(up_eq))),
+        ("under water: every takeover at a bankruptcy price", True, num.implies(deep, num.all_(held))),
+        ("otherwise: LIQ-009's proportional equity", True, num.implies(num.not_(deep), num.all_(prop))),
+        ("under water needs an up-side leg (a balance >= 0)", True, num.implies(eq <= -total, num.any_(ups))),
+        ("otherwise: every takeover at a bankruptcy price", True, num.implies(num.not_(deep), num.all_(held)))])
+    return True

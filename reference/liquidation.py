@@ -279,12 +279,60 @@ def compute_cross_shares(inst_pos: tuple[tuple[Instrument, PositionTerms], ...],
                  for v, (i, p), m in zip(values, inst_pos, marks))
 
 
+def is_cross_up_side(inst: Instrument, pos: PositionTerms) -> Any:
+    """LIQ-009 (C51): an "up-side" leg, a linear long or an inverse short: its bankruptcy price
+    exists for any negative equity at its mark (it lies above the mark for a linear long, below it
+    for an inverse short, in 1/price).  The other legs (linear shorts, inverse longs) are "down-side":
+    their bankruptcy price needs an equity above minus their value at the mark."""
+    return num.or_(num.and_(inst.is_linear, pos.sign > 0), num.and_(num.not_(inst.is_linear), pos.sign < 0))
+
+
+def is_cross_under_water(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], balance: Number,
+                         marks: tuple[Number, ...]) -> Any:
+    """LIQ-009 (C51): the cross equity is at or below minus the summed value at the marks (possible
+    after a gap) and some leg is up-side: the proportional shares would leave every down-side leg
+    without a bankruptcy price, so the full liquidation's shares are reallocated
+    (:func:`compute_cross_full_shares`)."""
+    values = [M.compute_position_value(i, p.size, m) for (i, p), m in zip(inst_pos, marks)]
+    up = num.any_(is_cross_up_side(i, p) for i, p in inst_pos)
+    return num.and_(up, compute_cross_equity(inst_pos, balance, marks) <= -num.sum_(values))
+
+
+def compute_cross_full_shares(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,
+                              balance: Number, marks: tuple[Number, ...]) -> tuple[Number, ...]:
+    """LIQ-009: the margin shares a full cross liquidation takes over at.  Normally the proportional
+    shares (:func:`compute_cross_shares`).  Under water (:func:`is_cross_under_water`, C51) each
+    down-side leg instead gets the equity at its mark that makes the mark its bankruptcy price: the
+    fee to close there (``V_i x close_fee_rate`` with ``margin.bankruptcy_includes_close_fee``, else
+    0), so it is taken over at the mark with no engine cash; the rest of the cross equity, all of
+    its loss, is shared among the up-side legs in proportion to their values at the marks
+    (``E_i = (E - sum of the down-side fees) x V_i / sum of up-side V``), whose bankruptcy prices
+    then lie past their marks: the engine's close against the book produces the deficit through the
+    normal path (ENG-004, ENG-006, a remainder, ADL).  Exact, no rounding; the shares sum to the
+    balance exactly."""
+    equity = compute_cross_equity(inst_pos, balance, marks)
+    values = [M.compute_position_value(i, p.size, m) for (i, p), m in zip(inst_pos, marks)]
+    total = num.sum_(values)
+    ups = [is_cross_up_side(i, p) for i, p in inst_pos]
+    fees = [M.compute_bankruptcy_close_fee(i, rules, p.size, m) for (i, p), m in zip(inst_pos, marks)]
+    up_total = num.sum_(num.ite(u, v, 0) for u, v in zip(ups, values))
+    down_fees = num.sum_(num.ite(u, 0, f) for u, f in zip(ups, fees))
+    deep = is_cross_under_water(inst_pos, balance, marks)
+    return tuple(num.ite(deep, num.ite(u, num.div_or((equity - down_fees) * v, up_total, 0), f), num.div(equity * v, total))
+                 - M.compute_unrealized_pnl(i, p, m)
+                 for u, v, f, (i, p), m in zip(ups, values, fees, inst_pos, marks))
+
+
 def compute_cross_takeovers(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,
                             balance: Number, marks: tuple[Number, ...]) -> tuple[Takeover, ...]:
     """LIQ-009: full cross liquidation: every cross position of the currency goes to the engine at the
-    bankruptcy price of the position carrying its share (LIQ-009 shares; LIQ-007 per position); the
-    user loses the whole balance of that currency, and no other balance."""
-    shares = compute_cross_shares(inst_pos, balance, marks)
+    bankruptcy price of the position carrying its share (:func:`compute_cross_full_shares`; LIQ-007
+    per position); the user loses the whole balance of that currency, and no other balance.  With a
+    balance >= 0 and the equity below the summed value every takeover is at a bankruptcy price
+    (OBL-LIQ-009d: with no up-side leg the account cannot be under water); should one not be,
+    LIQ-007 takes it over at the mark with its equity as engine cash, and the part the fund cannot
+    pay is recorded as an uncovered deficit (step.py; C51)."""
+    shares = compute_cross_full_shares(inst_pos, rules, balance, marks)
     out = []
     for (i, p), m, share in zip(inst_pos, marks, shares):
         t = compute_full_takeover(i, rules, PositionTerms(p.sign, p.size, p.entry, share), m)

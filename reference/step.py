@@ -459,7 +459,10 @@ def _hand_over_full(state: SimState, t: int, acct_id: str, inst: Instrument, tk:
     recs: list[Record] = []
     if tk.cash != 0:
         state = _add_dust(state, inst.settle_currency.code, R.T.compute_takeover_dust(tk.cash, tk.cash_units), R)
-        state, recs, _ = _fund_result(state, fund_key_of(inst), tk.cash_units, t, acct_id, inst.id, R)
+        state, recs, uncovered = _fund_result(state, fund_key_of(inst), tk.cash_units, t, acct_id, inst.id, R)
+        if uncovered > 0:  # LIQ-009 (C51): not reached with a balance >= 0 (OBL-LIQ-009d); recorded, never discarded
+            recs.append(Record("uncovered deficit", t, ("LIQ-009", "INS-004", "ADL-002"), acct_id, inst.id,
+                               fund_key_of(inst).id, (("uncovered", uncovered),)))
     fee_dust = R.T.compute_takeover_fee_dust(tk.close_fee, tk.close_fee_units)
     state = _add_dust(state, inst.settle_currency.code, fee_dust, R)
     state, r = _pay_close_fee(state, t, acct_id, inst, tk.close_fee_units, R)

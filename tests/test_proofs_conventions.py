@@ -166,7 +166,7 @@ def test_LIQ_002_fee_bankruptcy_price_is_the_derived_fixed_point(kind):
 # (0.075%, MM valued at the entry); the loader accepts the option now (not with trigger "zero_equity").
 # The shipped profiles (option off) are proved with the same restated claims (tests/test_proofs.py).
 BPFEE_OBLIGATIONS = ["OBL-LIQ-002", "OBL-INV-001", "OBL-INV-002", "OBL-INV-003", "OBL-LIQ-007", "OBL-INV-021",
-                     "OBL-INV-022", "OBL-LIQ-009c", "OBL-LIQ-010"]
+                     "OBL-INV-022", "OBL-LIQ-009c", "OBL-LIQ-009d", "OBL-LIQ-010"]
 
 
 def _bpfee_cases():

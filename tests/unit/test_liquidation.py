@@ -115,6 +115,53 @@ def test_LIQ_009_cross_shares_and_bankruptcy_prices():
     assert after == (("BTC", 5), ("USDT", 0), ("ETH", 7))
 
 
+@pytest.mark.rules("LIQ-009", "LIQ-007", "LIQ-002")
+def test_LIQ_009_under_water_the_down_side_leg_is_taken_at_its_mark_and_the_up_side_leg_carries_the_loss():
+    # C51, by hand: long 100 BTC-USDT-SWAP (1 BTC) at 30,000 marked 1,000: upl -29,000, V 1,000; short
+    # 100 ETH-USDT-SWAP (10 ETH) at 2,000 marked 4,000: upl -20,000, V 40,000; balance 1,000.
+    # E = 1,000 - 49,000 = -48,000 <= -(1,000 + 40,000): under water.  The proportional ETH share
+    # would give it equity -48,000 x 40/41 < -40,000 = -V: no bankruptcy price (the defect).
+    ips = ((BTC, PositionTerms(1, F(100), F(30_000), 0)), (ETH, PositionTerms(-1, F(100), F(2_000), 0)))
+    marks = (F(1_000), F(4_000))
+    bal = 1_000 * U
+    assert L.is_cross_under_water(ips, bal, marks) is True
+    prop = L.compute_cross_shares(ips, bal, marks)
+    assert not L.compute_full_takeover(ETH, OKX.margin, PositionTerms(-1, F(100), F(2_000), prop[1]), marks[1]).defined
+    # ETH (down-side) equity 0 at its mark: share = 20,000; BTC (up-side) equity E: share = -48,000 + 29,000
+    assert L.compute_cross_full_shares(ips, OKX.margin, bal, marks) == (-19_000 * U, 20_000 * U)
+    t_btc, t_eth = L.compute_cross_takeovers(ips, OKX.margin, bal, marks)
+    assert (t_eth.defined, t_eth.price, t_eth.cash) == (True, 4_000, 0)
+    # BTC's bankruptcy price: -48,000 + 1 x (p - 1,000) = 0, p = 49,000, past its mark
+    assert (t_btc.defined, t_btc.price, t_btc.cash) == (True, 49_000, 0)
+    assert t_btc.user_loss_units + t_eth.user_loss_units == bal
+
+
+@pytest.mark.rules("LIQ-009", "LIQ-002")
+def test_LIQ_009_under_water_with_the_bankruptcy_fee_the_down_side_leg_keeps_its_fee_at_the_mark():
+    # The same account with margin.bankruptcy_includes_close_fee (r = 0.0005): ETH's equity at its mark
+    # is its fee there, 40,000 x r = 20, so ETH's share is 20,020 and its bankruptcy price is the
+    # mark; BTC carries E - 20 = -48,020: share -19,020; its price solves -48,020 + (p - 1,000) = p r:
+    # p = 49,020 / 0.9995.
+    import dataclasses
+    rules = dataclasses.replace(OKX.margin, bankruptcy_includes_close_fee=True)
+    ips = ((BTC, PositionTerms(1, F(100), F(30_000), 0)), (ETH, PositionTerms(-1, F(100), F(2_000), 0)))
+    marks = (F(1_000), F(4_000))
+    assert L.compute_cross_full_shares(ips, rules, 1_000 * U, marks) == (-19_020 * U, 20_020 * U)
+    t_btc, t_eth = L.compute_cross_takeovers(ips, rules, 1_000 * U, marks)
+    assert (t_eth.price, t_eth.cash, t_eth.close_fee) == (4_000, 0, 20 * U)
+    assert (t_btc.price, t_btc.cash) == (F(49_020) / F("0.9995"), 0)
+
+
+@pytest.mark.rules("LIQ-009")
+def test_LIQ_009_not_under_water_the_full_shares_are_the_proportional_ones():
+    # LIQ-009's worked example (E = 200 > -46,200): the full shares are the proportional ones
+    ips = ((BTC, PositionTerms(1, F(100), F(30_000), 0)), (ETH, PositionTerms(-1, F(100), F(2_000), 0)))
+    marks = (F(23_200), F(2_300))
+    assert L.is_cross_under_water(ips, 10_000 * U, marks) is False
+    assert L.compute_cross_full_shares(ips, OKX.margin, 10_000 * U, marks) == (
+        (6_800 + F(23_200, 231)) * U, (3_000 + F(23_000, 231)) * U)
+
+
 @pytest.mark.rules("ENG-001")
 def test_ENG_001_walk_rounds_levels_down_to_the_lot_and_keeps_a_remainder():
     levels = (E.Level(F(29_000), F("100.005")), E.Level(F(28_990), F(100)), E.Level(F(28_900), F(30)))

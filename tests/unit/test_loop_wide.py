@@ -183,23 +183,26 @@ def test_INV_025_the_plumbing_claims_fail_on_a_book_that_keeps_an_emptied_level(
 
 
 @pytest.mark.rules("INV-025", "LIQ-007", "LIQ-009")
-@pytest.mark.xfail(strict=True, reason="defect (reported with the plumbing table, issue 13): a cross takeover without "
-                   "a bankruptcy price books a negative engine cash the fund cannot pay and nothing covers")
 def test_INV_025_a_cross_account_under_water_by_more_than_its_value_keeps_the_books():
-    """Not in the obligations' domain (it fails): X's Q leg bought at 10,000 (marked 1,000: UPnL
-    100 x -9,000 = -900,000), no cash; price row 0, mark 19,800: P's UPnL 30.0001 x -100 = -3,000.01,
-    so the cross equity is -903,000.01, below minus the positions' value (594,001.98 + 100,000).
-    LIQ-009's share of the short P leg is then below -size x entry, so the P leg has no bankruptcy
-    price (p = mark x (1 + E / sum V) <= 0) and LIQ-007 takes it over at the mark with its equity
-    there as engine cash: -772,885.11 USDT.  The fund (1,000 USDT and the fee it had just
-    received) pays 747.50 and 772,137.61 stay uncovered: the deficit is recorded and then borne by
-    no one -- no remainder carries it, so ADL never sees it -- and the venue's books valued at the
-    mark rise by 771,637.61 USDT in the event (INV-022 / INV-025's conservation, item 1)."""
+    """Issue 13, LIQ-009 (C51): X's Q leg (ETH-USDT-SWAP, long, 100 ETH) bought at 10,000 and marked
+    1,000: UPnL 100 x -9,000 = -900,000; no cash; price row 0, mark 19,800: the short P leg's UPnL
+    30.0001 x -100 = -3,000.01, so the cross equity is E = -903,000.01, below minus the positions'
+    value (594,001.98 + 100,000).  The proportional share would leave the short (down-side) P leg
+    without a bankruptcy price.  Under C51 the P leg gets equity 0 at its mark: share = -UPnL =
+    3,000.01 USDT, taken over at the mark 19,800 with engine cash 0; the up-side Q leg carries all
+    of E: share = balance - 3,000.01 = -3,000.01 USDT, and its bankruptcy price solves
+    -903,000.01 + 100 x (p - 1,000) = 0: p = 10,030.0001, past its mark.  No takeover books
+    engine cash, so no deficit is left uncovered outside the engine's normal path (the engine's
+    closes, the fund, the remainders) and the books balance (INV-022 / INV-025 item 1)."""
     class Deep(WideScenario):
         GRID = (WideScenario.PRICES[0] + (1_000, 0, F(10_000)),)
     sc = Deep(OKX, wide_instruments(OKX))
     out = sc.run({"price path": 0, "cash H": 0, "cash S": 0, "cash D": 0})
-    (p_leg,) = [r for r in out["records"][0] if r.kind == "full liquidation" and r.account == "X"
-                and r.instrument == "BTC-USDT-SWAP"]
-    assert p_leg.get("engine_cash") < 0  # the branch the plumbing table's NO_BANKRUPTCY mutants sit in
+    usdt = 10 ** 6  # smallest units per USDT
+    legs = {r.instrument: r for r in out["records"][0] if r.kind == "full liquidation" and r.account == "X"}
+    p_leg, q_leg = legs["BTC-USDT-SWAP"], legs["ETH-USDT-SWAP"]
+    assert (p_leg.get("takeover_price"), p_leg.get("engine_cash"), p_leg.get("margin_share")) == (19_800, 0, F("3000.01") * usdt)
+    assert (q_leg.get("takeover_price"), q_leg.get("engine_cash"), q_leg.get("margin_share")) == (F("10030.0001"), 0, F("-3000.01") * usdt)
+    assert not [r for r in out["records"][0] if r.kind == "uncovered deficit"]
+    assert [r for r in out["records"][0] if r.kind == "bankrupt remainder" and r.account == "X"]  # the loss goes on (ADL's path)
     assert sc.claim(out, symbolic=False) is True
