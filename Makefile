@@ -31,8 +31,10 @@ report-pdf: $(VENV)/.pdf-installed
 	@echo "wrote $(OUT)/audit.pdf"
 
 ## The whole test suite (unit, property, proofs on every shipped profile, planted bugs).
+## JOBS=1 runs it in one process; the default is one worker per core (pytest-xdist), slowest files first.
+JOBS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal
 
 prove: $(STAMP)
 	$(BIN)/backstop prove --profile $(PROFILE)

@@ -53,3 +53,24 @@ def binance(profiles):
 @pytest.fixture(scope="session")
 def bybit(profiles):
     return profiles["bybit"]
+
+
+# Files whose tests take the longest (measured with ``--durations``): run first, so that under
+# ``pytest -n`` (``make test``) the long ones start at once and the short ones fill the gaps.
+SLOW_FIRST = (
+    "tests/test_proofs.py",
+    "tests/test_proofs_partial_variants.py",
+    "tests/test_planted_bugs",
+    "tests/stateful/",
+    "tests/property/",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        path = Path(str(item.fspath)).resolve().relative_to(TESTS_DIR.parent).as_posix()
+        for i, prefix in enumerate(SLOW_FIRST):
+            if path.startswith(prefix):
+                return i
+        return len(SLOW_FIRST)
+    items.sort(key=rank)  # stable: the order within a file is kept
