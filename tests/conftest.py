@@ -1,7 +1,7 @@
 """Shared test configuration: the shipped profiles as fixtures, and the Hypothesis settings.
 
 ``tests/`` is put on ``sys.path`` so that test modules in ``tests/unit`` and ``tests/property``
-can ``import strategies`` (the reusable Hypothesis strategies in ``tests/strategies.py``).
+can ``import strategies`` (the reusable Hypothesis strategies in ``backstop/strategies.py``).
 
 Hypothesis profiles (choose with ``HYPOTHESIS_PROFILE=...``):
 

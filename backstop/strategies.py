@@ -1,5 +1,8 @@
 """Reusable Hypothesis strategies for backstop: exact numbers only, never a float.
 
+Shipped for other projects' tests (``pip install 'backstop[strategies]'``, then
+``from backstop.strategies import scenarios``); backstop's own tests use the same module.
+
 * numbers: :func:`exact_fractions`, :func:`signed_fractions`, :func:`nonzero_fractions`,
   :func:`money_units` (ints of a currency's smallest unit);
 * per instrument: :func:`prices` (on or off the tick grid), :func:`sizes` (multiples of the lot
@@ -20,8 +23,11 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from hypothesis import assume
-from hypothesis import strategies as st
+try:
+    from hypothesis import assume
+    from hypothesis import strategies as st
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("backstop.strategies needs Hypothesis: pip install 'backstop[strategies]'") from e
 
 from backstop.reference.profile import (
     MarginRules, PriceBasis, Profile, TriggerRule, load_profile, profile_names,
