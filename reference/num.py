@@ -26,12 +26,35 @@ combination (proved in ``backstop.proofs.kernel_laws`` and tested against ``//``
 from __future__ import annotations
 
 import math
+import sys
 from fractions import Fraction
 from typing import Any, Iterable
 
-import z3
-
 from backstop.reference.errors import KernelTypeError
+
+# z3 is imported only when a symbolic value appears.  A concrete run (``backstop eval``) never
+# imports it: while z3 is not in ``sys.modules`` no value can be a Z3 term, so ``_terms()`` is
+# ``()`` (``isinstance(x, ())`` is always False).  ``z3`` below is a stand-in that imports the
+# real module (and puts it in its place) the first time a symbolic branch uses it; such a branch
+# is only reached with a term in hand, i.e. once z3 is imported (``lift`` of a concrete number
+# imports it, since it returns a term).
+_modules = sys.modules
+
+
+def _terms() -> Any:
+    """The class of Z3 terms, or ``()`` while z3 has never been imported."""
+    z = _modules.get("z3")
+    return () if z is None else getattr(z, "ExprRef", ())
+
+
+class _LazyZ3:
+    def __getattr__(self, name: str) -> Any:
+        import z3 as module
+        globals()["z3"] = module
+        return getattr(module, name)
+
+
+z3: Any = _LazyZ3()
 
 __all__ = [
     "Number", "is_symbolic", "check_concrete", "to_fraction",
@@ -47,7 +70,8 @@ Number = Any  # int | Fraction | z3.ArithRef
 
 def is_symbolic(*xs: object) -> bool:
     """True when any argument is a Z3 expression (the symbolic interpretation)."""
-    return any(isinstance(x, z3.ExprRef) for x in xs)
+    t = _terms()
+    return t != () and any(isinstance(x, t) for x in xs)
 
 
 def check_concrete(x: object, what: str = "value") -> None:
@@ -60,7 +84,7 @@ def check_concrete(x: object, what: str = "value") -> None:
 
 def _check(*xs: object) -> None:
     for x in xs:
-        if not isinstance(x, z3.ExprRef):
+        if not isinstance(x, _terms()):
             check_concrete(x)
 
 
@@ -71,14 +95,14 @@ def to_fraction(x: int | Fraction) -> Fraction:
 
 def lift(x: Number) -> z3.ExprRef:
     """A Z3 term for ``x`` (``int`` -> Int, ``Fraction`` -> Real); terms pass through."""
-    if isinstance(x, z3.ExprRef):
+    if isinstance(x, _terms()):
         return _real(x)
     check_concrete(x)
     return z3.RealVal(Fraction(x).numerator) / z3.RealVal(Fraction(x).denominator)
 
 
 def _real(x: Number) -> z3.ArithRef:
-    if not isinstance(x, z3.ExprRef):
+    if not isinstance(x, _terms()):
         return lift(x)
     if isinstance(x, z3.ArithRef) and x.is_int():
         return z3.ToReal(x)
@@ -89,7 +113,7 @@ def _real(x: Number) -> z3.ArithRef:
 
 def ite(cond: Any, then: Number, other: Number) -> Number:
     """``then`` when ``cond`` holds, else ``other``.  Both branches are values, not thunks."""
-    if isinstance(cond, z3.ExprRef):
+    if isinstance(cond, _terms()):
         return z3.If(cond, lift(then), lift(other))
     if not isinstance(cond, bool):
         raise KernelTypeError(f"ite condition must be a bool, not {type(cond).__name__}")
@@ -109,7 +133,7 @@ def or_(*cs: Any) -> Any:
 
 
 def not_(c: Any) -> Any:
-    return z3.Not(c) if isinstance(c, z3.ExprRef) else (not c)
+    return z3.Not(c) if isinstance(c, _terms()) else (not c)
 
 
 def implies(a: Any, b: Any) -> Any:
@@ -181,7 +205,7 @@ def div_or(a: Number, b: Number, default: Number) -> Number:
 def floor(x: Number) -> Number:
     """NUM-001: the largest integer ``<= x`` (toward minus infinity, for either sign)."""
     _check(x)
-    if isinstance(x, z3.ExprRef):
+    if isinstance(x, _terms()):
         return z3.ToReal(z3.ToInt(_real(x)))  # SMT to_int is floor; kept in sort Real
     return math.floor(x)
 
@@ -239,7 +263,7 @@ def round_to_step_toward(x: Number, step: Number, sign: Number) -> Number:
 
 def value_of(term: Any, model: "z3.ModelRef | None" = None) -> Any:
     """Read a term (or a concrete value) back as ``int``, ``Fraction`` or ``bool``; never ``float``."""
-    if not isinstance(term, z3.ExprRef):
+    if not isinstance(term, _terms()):
         return term
     v = model.eval(term, model_completion=True) if model is not None else z3.simplify(term)
     if z3.is_true(v):
