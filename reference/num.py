@@ -32,29 +32,55 @@ from typing import Any, Iterable
 
 from backstop.reference.errors import KernelTypeError
 
-# z3 is imported only when a symbolic value appears.  A concrete run (``backstop eval``) never
-# imports it: while z3 is not in ``sys.modules`` no value can be a Z3 term, so ``_terms()`` is
-# ``()`` (``isinstance(x, ())`` is always False).  ``z3`` below is a stand-in that imports the
-# real module (and puts it in its place) the first time a symbolic branch uses it; such a branch
-# is only reached with a term in hand, i.e. once z3 is imported (``lift`` of a concrete number
-# imports it, since it returns a term).
-_modules = sys.modules
+# z3 is imported only when a symbolic value appears: a concrete run (``backstop eval``) never
+# imports it.  While z3 is not imported no value can be a Z3 term, and ``z3`` here is a stand-in
+# whose ``ExprRef`` nothing is an instance of (``isinstance(x, z3.ExprRef)`` stays a plain, fast
+# check).  The moment z3 is imported -- by a proof, a test, or here by a symbolic branch (``lift``
+# of a concrete number returns a term) -- the real module takes the stand-in's place: a
+# ``sys.meta_path`` entry that finds nothing itself has z3's loader bind it here when it runs.
 
 
-def _terms() -> Any:
-    """The class of Z3 terms, or ``()`` while z3 has never been imported."""
-    z = _modules.get("z3")
-    return () if z is None else getattr(z, "ExprRef", ())
+class _Z3NotImported:
+    class ExprRef:
+        """No value is an instance: z3 is not imported."""
 
-
-class _LazyZ3:
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:   # a symbolic branch: import z3 (which binds it here)
         import z3 as module
         globals()["z3"] = module
         return getattr(module, name)
 
 
-z3: Any = _LazyZ3()
+class _BindZ3WhenImported:
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "z3" or _BindZ3WhenImported not in sys.meta_path:
+            return None
+        sys.meta_path.remove(_BindZ3WhenImported)      # once; and the search below skips it
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        inner = spec.loader
+
+        class Loader(type(inner)):  # type: ignore[misc]  # z3's own loader, binding z3 here after it ran
+            def exec_module(self, module: Any) -> None:
+                super().exec_module(module)
+                globals()["z3"] = module
+
+        loader = object.__new__(Loader)
+        loader.__dict__.update(inner.__dict__)
+        spec.loader = loader
+        return spec
+
+
+if "z3" in sys.modules:
+    import z3
+else:
+    z3: Any = _Z3NotImported()
+    sys.meta_path.insert(0, _BindZ3WhenImported)
 
 __all__ = [
     "Number", "is_symbolic", "check_concrete", "to_fraction",
@@ -70,8 +96,7 @@ Number = Any  # int | Fraction | z3.ArithRef
 
 def is_symbolic(*xs: object) -> bool:
     """True when any argument is a Z3 expression (the symbolic interpretation)."""
-    t = _terms()
-    return t != () and any(isinstance(x, t) for x in xs)
+    return any(isinstance(x, z3.ExprRef) for x in xs)
 
 
 def check_concrete(x: object, what: str = "value") -> None:
@@ -84,7 +109,7 @@ def check_concrete(x: object, what: str = "value") -> None:
 
 def _check(*xs: object) -> None:
     for x in xs:
-        if not isinstance(x, _terms()):
+        if not isinstance(x, z3.ExprRef):
             check_concrete(x)
 
 
@@ -95,14 +120,14 @@ def to_fraction(x: int | Fraction) -> Fraction:
 
 def lift(x: Number) -> z3.ExprRef:
     """A Z3 term for ``x`` (``int`` -> Int, ``Fraction`` -> Real); terms pass through."""
-    if isinstance(x, _terms()):
+    if isinstance(x, z3.ExprRef):
         return _real(x)
     check_concrete(x)
     return z3.RealVal(Fraction(x).numerator) / z3.RealVal(Fraction(x).denominator)
 
 
 def _real(x: Number) -> z3.ArithRef:
-    if not isinstance(x, _terms()):
+    if not isinstance(x, z3.ExprRef):
         return lift(x)
     if isinstance(x, z3.ArithRef) and x.is_int():
         return z3.ToReal(x)
@@ -113,7 +138,7 @@ def _real(x: Number) -> z3.ArithRef:
 
 def ite(cond: Any, then: Number, other: Number) -> Number:
     """``then`` when ``cond`` holds, else ``other``.  Both branches are values, not thunks."""
-    if isinstance(cond, _terms()):
+    if isinstance(cond, z3.ExprRef):
         return z3.If(cond, lift(then), lift(other))
     if not isinstance(cond, bool):
         raise KernelTypeError(f"ite condition must be a bool, not {type(cond).__name__}")
@@ -133,7 +158,7 @@ def or_(*cs: Any) -> Any:
 
 
 def not_(c: Any) -> Any:
-    return z3.Not(c) if isinstance(c, _terms()) else (not c)
+    return z3.Not(c) if isinstance(c, z3.ExprRef) else (not c)
 
 
 def implies(a: Any, b: Any) -> Any:
@@ -205,7 +230,7 @@ def div_or(a: Number, b: Number, default: Number) -> Number:
 def floor(x: Number) -> Number:
     """NUM-001: the largest integer ``<= x`` (toward minus infinity, for either sign)."""
     _check(x)
-    if isinstance(x, _terms()):
+    if isinstance(x, z3.ExprRef):
         return z3.ToReal(z3.ToInt(_real(x)))  # SMT to_int is floor; kept in sort Real
     return math.floor(x)
 
@@ -263,7 +288,7 @@ def round_to_step_toward(x: Number, step: Number, sign: Number) -> Number:
 
 def value_of(term: Any, model: "z3.ModelRef | None" = None) -> Any:
     """Read a term (or a concrete value) back as ``int``, ``Fraction`` or ``bool``; never ``float``."""
-    if not isinstance(term, _terms()):
+    if not isinstance(term, z3.ExprRef):
         return term
     v = model.eval(term, model_completion=True) if model is not None else z3.simplify(term)
     if z3.is_true(v):

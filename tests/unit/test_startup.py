@@ -115,14 +115,21 @@ def test_symbolic_values_still_work_after_z3_is_imported_late():
             "concrete = [num.is_symbolic(1, Fraction(1, 3)), str(num.max_(1, Fraction(3, 2)))]\n"
             "import z3\nx = z3.Real('x')\nt = num.max_(x, 3)\n"
             "at = lambda v: str(z3.simplify(z3.substitute(t, (x, z3.RealVal(v)))))\n"
-            "print(json.dumps([before, concrete, num.is_symbolic(x), num.is_symbolic(1, x), at(5), at(1),"
+            "print(json.dumps([before, concrete, num.z3 is z3, num.is_symbolic(x), num.is_symbolic(1, x), at(5), at(1),"
             " str(num.value_of(num.div(z3.RealVal(1), 3)))]))")
-    before, concrete, sym, sym_mixed, at5, at1, third = _fresh(code)
+    before, concrete, bound, sym, sym_mixed, at5, at1, third = _fresh(code)
     assert before is False
+    assert bound is True        # the real module took the stand-in's place when z3 was imported
     assert concrete == [False, "3/2"]
     assert sym is True and sym_mixed is True
     assert (at5, at1) == ("5", "3")
     assert third == "1/3"
+
+
+def test_z3_imported_before_the_kernel_is_bound_at_once():
+    code = ("import json, z3\nfrom backstop.reference import num\n"
+            "print(json.dumps([num.z3 is z3, num.is_symbolic(z3.Int('n')), num.is_symbolic(3)]))")
+    assert _fresh(code) == [True, True, False]
 
 
 def test_lift_of_a_concrete_number_imports_z3_on_demand():
