@@ -46,8 +46,13 @@ class _Z3NotImported:
 
     def __getattr__(self, name: str) -> Any:   # a symbolic branch: import z3 (which binds it here)
         import z3 as module
-        globals()["z3"] = module
+        _bind(module)
         return getattr(module, name)
+
+
+def _bind(module: Any) -> None:
+    globals()["z3"] = module
+    _Z3NotImported.ExprRef = module.ExprRef     # a copy of these globals that kept the stand-in sees terms too
 
 
 class _BindZ3WhenImported:
@@ -64,16 +69,28 @@ class _BindZ3WhenImported:
         else:
             return None
         inner = spec.loader
+        try:
+            class Loader(type(inner)):  # type: ignore[misc]  # z3's own loader, binding z3 here after it ran
+                def exec_module(self, module: Any) -> None:
+                    super().exec_module(module)
+                    _bind(module)
 
-        class Loader(type(inner)):  # type: ignore[misc]  # z3's own loader, binding z3 here after it ran
-            def exec_module(self, module: Any) -> None:
-                super().exec_module(module)
-                globals()["z3"] = module
-
-        loader = object.__new__(Loader)
-        loader.__dict__.update(inner.__dict__)
-        spec.loader = loader
+            loader = object.__new__(Loader)
+            loader.__dict__.update(inner.__dict__)
+            spec.loader = loader
+        except Exception:   # a loader that cannot be extended: every check asks sys.modules instead
+            _Z3NotImported.ExprRef = _AskSysModules.ExprRef
         return spec
+
+
+class _AskSysModules:
+    class _Check(type):
+        def __instancecheck__(cls, x: object) -> bool:
+            module = sys.modules.get("z3")
+            return module is not None and hasattr(module, "ExprRef") and isinstance(x, module.ExprRef)
+
+    class ExprRef(metaclass=_Check):
+        """A Z3 term when z3 is imported."""
 
 
 if "z3" in sys.modules:

@@ -132,6 +132,27 @@ def test_z3_imported_before_the_kernel_is_bound_at_once():
     assert _fresh(code) == [True, True, False]
 
 
+def test_a_z3_import_the_hook_cannot_bind_is_still_seen():
+    """If z3's loader could not be extended, the stand-in asks sys.modules at every check."""
+    code = ("import json, sys\nfrom backstop.reference import num\n"
+            "sys.meta_path.remove(num._BindZ3WhenImported)\n"
+            "num._Z3NotImported.ExprRef = num._AskSysModules.ExprRef\n"
+            "before = num.is_symbolic(3)\nimport z3\n"
+            "print(json.dumps([before, num.z3 is z3, num.is_symbolic(z3.Real('x')), num.is_symbolic(3),"
+            " str(num.value_of(num.div(z3.RealVal(2), 3)))]))")
+    assert _fresh(code) == [False, False, True, False, "2/3"]
+
+
+def test_a_copy_of_the_kernel_globals_taken_before_z3_sees_terms_after():
+    """tests/mutation.py runs mutants in a copy of num's globals: one taken before z3 was imported
+    still holds the stand-in, which sees terms once z3 is imported."""
+    code = ("import json\nfrom backstop.reference import num\n"
+            "g = dict(vars(num))\nimport z3\n"
+            "print(json.dumps([g['z3'] is z3, isinstance(z3.Real('x'), g['z3'].ExprRef),"
+            " isinstance(3, g['z3'].ExprRef), str(g['z3'].RealVal(5))]))")
+    assert _fresh(code) == [False, True, False, "5"]
+
+
 def test_lift_of_a_concrete_number_imports_z3_on_demand():
     """``lift`` returns a term, so it imports z3 itself; 1/3 lifted reads back as 1/3."""
     code = ("import sys, json\nfrom fractions import Fraction\nfrom backstop.reference import num\n"
