@@ -398,7 +398,8 @@ def _error_object(e: BackstopError) -> dict[str, Any]:
 def _eval_jsonl(stream: Any, out: Any) -> int:
     """One request per line in, one response per line out (compact JSON); a refused line answers
     ``{"line": n, "error": {...}}`` and the run goes on; blank lines are skipped.  Profiles are
-    loaded once per process (:mod:`backstop.profile_cache`, fresh when a shipped file changes).  Exit 0 when every line was answered, 2 when some line was refused."""
+    loaded once per process (:mod:`backstop.profile_cache`, again when a shipped profile file
+    changes).  Exit 0 when every line was answered, 2 when some line was refused."""
     import json as _json
     from backstop.jsonio import loads
     from backstop.profile_cache import PROCESS_PROFILES as profiles
