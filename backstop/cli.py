@@ -9,7 +9,6 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -28,8 +27,23 @@ def _z3_version() -> str:
     return z3.get_version_string()
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: like argparse's, but asks z3 for its version only when the option is given
+    (building the parser must not import z3)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
+                 option_string: str | None = None) -> None:
+        parser._print_message(f"backstop {__version__} (z3 {_z3_version()})\n", sys.stdout)
+        parser.exit()
+
+
 def _commit() -> str:
     """The git commit of the source tree (with ``+dirty`` when it has local changes), or ""."""
+    import subprocess
     from backstop.trace import repo_root
     root = repo_root()
     if not (root / ".git").exists():
@@ -384,10 +398,11 @@ def _error_object(e: BackstopError) -> dict[str, Any]:
 def _eval_jsonl(stream: Any, out: Any) -> int:
     """One request per line in, one response per line out (compact JSON); a refused line answers
     ``{"line": n, "error": {...}}`` and the run goes on; blank lines are skipped.  Profiles are
-    loaded once.  Exit 0 when every line was answered, 2 when some line was refused."""
+    loaded once per process (:mod:`backstop.profile_cache`, again when a shipped profile file
+    changes).  Exit 0 when every line was answered, 2 when some line was refused."""
     import json as _json
     from backstop.jsonio import loads
-    profiles: dict[Any, Any] = {}
+    from backstop.profile_cache import PROCESS_PROFILES as profiles
     refused = 0
     for n, line in enumerate(stream, start=1):
         if not line.strip():
@@ -488,13 +503,24 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 
-def build_parser() -> argparse.ArgumentParser:
+# The subcommands defined in this module.  Their handlers import what they need when they run;
+# the other subcommands are defined (register_cli) by their own modules, imported only when the
+# command line names none of these (so `backstop eval` never imports simulate, conform, ...).
+CORE_COMMANDS = ("prove", "eval", "audit", "profiles")
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand the arguments name (the first one that is not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
+    """The whole command line; with ``core_only``, only :data:`CORE_COMMANDS` (start-up)."""
     from backstop.reference.profile import DEFAULT_PROFILE
     ap = argparse.ArgumentParser(
         prog="backstop",
         description="Exchange liquidation rules: exact reference evaluation, Z3 proofs, audit report.")
-    ap.add_argument("--version", action="version",
-                    version=f"backstop {__version__} (z3 {_z3_version()})")
+    ap.add_argument("--version", action=_VersionAction, help="show program's version number and exit")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -545,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", metavar="NAME|PATH")
     pf.set_defaults(func=cmd_profiles)
 
+    if core_only:   # the command is one of the above: the other modules' parsers are not needed
+        return ap
     from backstop.history import register_cli as register_fund_history
     from backstop.conform import register_cli as register_conform
     from backstop.simulate import register_cli as register_simulate
@@ -559,7 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(core_only=_command_word(argv) in CORE_COMMANDS)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors (argparse already printed them)

@@ -16,7 +16,7 @@ import json
 from fractions import Fraction
 from typing import Any
 
-from backstop.proofs.kernel import format_value
+from backstop.reference.types import format_exact  # not from proofs/: the eval path never imports z3
 from backstop.reference.errors import InvalidInput
 from backstop.reference.read import FloatLiteral
 
@@ -56,7 +56,7 @@ def dump_number(v: Any) -> Any:
     if v is None or isinstance(v, bool):
         return v
     if isinstance(v, (int, Fraction)):
-        return format_value(v)
+        return format_exact(v)
     raise TypeError(f"not an exact number: {v!r} ({type(v).__name__})")
 
 

@@ -26,12 +26,78 @@ combination (proved in ``backstop.proofs.kernel_laws`` and tested against ``//``
 from __future__ import annotations
 
 import math
+import sys
 from fractions import Fraction
 from typing import Any, Iterable
 
-import z3
-
 from backstop.reference.errors import KernelTypeError
+
+# z3 is imported only when a symbolic value appears: a concrete run (``backstop eval``) never
+# imports it.  While z3 is not imported no value can be a Z3 term, and ``z3`` here is a stand-in
+# whose ``ExprRef`` nothing is an instance of (``isinstance(x, z3.ExprRef)`` stays a plain, fast
+# check).  The moment z3 is imported -- by a proof, a test, or here by a symbolic branch (``lift``
+# of a concrete number returns a term) -- the real module takes the stand-in's place: a
+# ``sys.meta_path`` entry that finds nothing itself has z3's loader bind it here when it runs.
+
+
+class _Z3NotImported:
+    class ExprRef:
+        """No value is an instance: z3 is not imported."""
+
+    def __getattr__(self, name: str) -> Any:   # a symbolic branch: import z3 (which binds it here)
+        import z3 as module
+        _bind(module)
+        return getattr(module, name)
+
+
+def _bind(module: Any) -> None:
+    globals()["z3"] = module
+    _Z3NotImported.ExprRef = module.ExprRef     # a copy of these globals that kept the stand-in sees terms too
+
+
+class _BindZ3WhenImported:
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "z3" or _BindZ3WhenImported not in sys.meta_path:
+            return None
+        sys.meta_path.remove(_BindZ3WhenImported)      # once; and the search below skips it
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        inner = spec.loader
+        try:
+            class Loader(type(inner)):  # type: ignore[misc]  # z3's own loader, binding z3 here after it ran
+                def exec_module(self, module: Any) -> None:
+                    super().exec_module(module)
+                    _bind(module)
+
+            loader = object.__new__(Loader)
+            loader.__dict__.update(inner.__dict__)
+            spec.loader = loader
+        except Exception:   # a loader that cannot be extended: every check asks sys.modules instead
+            _Z3NotImported.ExprRef = _AskSysModules.ExprRef
+        return spec
+
+
+class _AskSysModules:
+    class _Check(type):
+        def __instancecheck__(cls, x: object) -> bool:
+            module = sys.modules.get("z3")
+            return module is not None and hasattr(module, "ExprRef") and isinstance(x, module.ExprRef)
+
+    class ExprRef(metaclass=_Check):
+        """A Z3 term when z3 is imported."""
+
+
+if "z3" in sys.modules:
+    import z3
+else:
+    z3: Any = _Z3NotImported()
+    sys.meta_path.insert(0, _BindZ3WhenImported)
 
 __all__ = [
     "Number", "is_symbolic", "check_concrete", "to_fraction",

@@ -1,0 +1,332 @@
+"""Start-up (issue 14): a concrete ``backstop eval`` never imports z3 nor the other subcommands'
+modules, the symbolic interpretation still works (z3 imported when a term appears), ``eval
+--jsonl`` loads a profile once per process, and bytecode goes to a user cache directory when the
+package directory is read-only.  Times are measured in bench/bench_startup.py, never here.
+
+The "not imported" checks run in a fresh interpreter (a subprocess): this test process has long
+imported z3 for the proofs' tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import backstop
+from backstop import profile_cache as PC
+from backstop.cli import _eval_jsonl, evaluate_request
+from backstop.jsonio import loads
+
+ROOT = Path(__file__).resolve().parents[2]
+# the transition requests last: they need backstop.simulate's scenario reader (checked below)
+EXAMPLES = sorted((str(p) for p in (ROOT / "examples").glob("eval-okx-*.json")), key=lambda f: ("transition" in f, f))
+# what a concrete eval must not import (z3, the proofs, the other subcommands and their output code)
+HEAVY = ["z3", "backstop.proofs", "backstop.simulate", "backstop.report", "backstop.charts", "matplotlib",
+         "backstop.conform", "backstop.vectors", "backstop.history", "backstop.checktrace", "backstop.trace"]
+
+
+def _fresh(code: str, env: dict[str, str] | None = None, cwd: str | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON value as its last line."""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, **(env or {})}, cwd=cwd or str(ROOT))
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+_EVAL_ALL = """
+import contextlib, io, json, sys
+from backstop.cli import main
+HEAVY = {heavy!r}
+out = {{}}
+for f in {files!r}:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["eval", f])
+    out[f] = [rc, len(buf.getvalue()), sorted(m for m in HEAVY if m in sys.modules)]
+lines = "".join(json.dumps(json.load(open(f))) + "\\n" for f in {files!r})
+sys.stdin = io.StringIO(lines)
+with contextlib.redirect_stdout(io.StringIO()) as buf:
+    rc = main(["eval", "--jsonl", "-"])
+out["--jsonl"] = [rc, len(buf.getvalue().splitlines()), sorted(m for m in HEAVY if m in sys.modules)]
+print(json.dumps(out))
+"""
+
+
+def test_a_concrete_eval_of_every_example_imports_neither_z3_nor_other_subcommands():
+    assert len(EXAMPLES) >= 10, EXAMPLES            # the examples exist (the glob is not empty)
+    got = _fresh(_EVAL_ALL.format(heavy=HEAVY, files=EXAMPLES))
+    for f in EXAMPLES:
+        rc, size, loaded = got[f]
+        assert rc == 0 and size > 50, (f, rc, size)  # answered, with a response
+        # a transition request is a scenario: it is read by backstop.simulate's scenario reader
+        allowed = ["backstop.simulate"] if "transition" in Path(f).name else []
+        assert loaded == allowed, f"eval of {Path(f).name} imported {loaded}"
+    rc, n, loaded = got["--jsonl"]
+    assert (rc, n, loaded) == (0, len(EXAMPLES), ["backstop.simulate"])
+
+
+def test_the_end_to_end_command_imports_no_z3():
+    """``python -m backstop eval FILE`` (the console script runs the same main)."""
+    code = ("import runpy, sys, json, contextlib, io\n"
+            f"sys.argv = ['backstop', 'eval', {EXAMPLES[0]!r}]\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        runpy.run_module('backstop', run_name='__main__')\n"
+            "    except SystemExit as e:\n        rc = e.code\n"
+            "print(json.dumps([rc, 'z3' in sys.modules]))")
+    assert _fresh(code) == [0, False]
+
+
+def test_building_the_parser_for_a_core_command_imports_no_other_subcommand():
+    code = ("import sys, json\nfrom backstop.cli import build_parser\n"
+            "core = build_parser(core_only=True)\n"
+            f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+            "full = build_parser()\n"
+            "names = lambda p: sorted(p._subparsers._group_actions[0].choices)\n"
+            "print(json.dumps([loaded, names(core), names(full)]))")
+    loaded, core, full = _fresh(code)
+    assert loaded == []
+    assert core == ["audit", "eval", "profiles", "prove"]
+    # the full parser still has every subcommand (those of the other modules among them)
+    assert set(core) < set(full) and {"simulate", "conform", "vectors", "check-trace", "fund-history"} <= set(full)
+
+
+def test_the_other_subcommands_still_run_through_main(capsys):
+    from backstop.cli import main
+    assert main(["simulate", "--help"]) == 0
+    assert "usage: backstop simulate" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    import z3
+    assert capsys.readouterr().out == f"backstop {backstop.__version__} (z3 {z3.get_version_string()})\n"
+
+
+# ---------------------------------------------------------------- the symbolic interpretation
+
+def test_symbolic_values_still_work_after_z3_is_imported_late():
+    """num is imported (without z3) first; z3 comes later, as the proofs bring it: the kernel sees
+    its terms.  max_(x, 3) at x = 5 is 5 and at x = 1 is 3 (by hand)."""
+    code = ("import sys, json\nfrom fractions import Fraction\nfrom backstop.reference import num\n"
+            "before = 'z3' in sys.modules\n"
+            "concrete = [num.is_symbolic(1, Fraction(1, 3)), str(num.max_(1, Fraction(3, 2)))]\n"
+            "import z3\nx = z3.Real('x')\nt = num.max_(x, 3)\n"
+            "at = lambda v: str(z3.simplify(z3.substitute(t, (x, z3.RealVal(v)))))\n"
+            "print(json.dumps([before, concrete, num.z3 is z3, num.is_symbolic(x), num.is_symbolic(1, x), at(5), at(1),"
+            " str(num.value_of(num.div(z3.RealVal(1), 3)))]))")
+    before, concrete, bound, sym, sym_mixed, at5, at1, third = _fresh(code)
+    assert before is False
+    assert bound is True        # the real module took the stand-in's place when z3 was imported
+    assert concrete == [False, "3/2"]
+    assert sym is True and sym_mixed is True
+    assert (at5, at1) == ("5", "3")
+    assert third == "1/3"
+
+
+def test_z3_imported_before_the_kernel_is_bound_at_once():
+    code = ("import json, z3\nfrom backstop.reference import num\n"
+            "print(json.dumps([num.z3 is z3, num.is_symbolic(z3.Int('n')), num.is_symbolic(3)]))")
+    assert _fresh(code) == [True, True, False]
+
+
+def test_a_z3_import_the_hook_cannot_bind_is_still_seen():
+    """If z3's loader could not be extended, the stand-in asks sys.modules at every check."""
+    code = ("import json, sys\nfrom backstop.reference import num\n"
+            "sys.meta_path.remove(num._BindZ3WhenImported)\n"
+            "num._Z3NotImported.ExprRef = num._AskSysModules.ExprRef\n"
+            "before = num.is_symbolic(3)\nimport z3\n"
+            "print(json.dumps([before, num.z3 is z3, num.is_symbolic(z3.Real('x')), num.is_symbolic(3),"
+            " str(num.value_of(num.div(z3.RealVal(2), 3)))]))")
+    assert _fresh(code) == [False, False, True, False, "2/3"]
+
+
+def test_a_copy_of_the_kernel_globals_taken_before_z3_sees_terms_after():
+    """tests/mutation.py runs mutants in a copy of num's globals: one taken before z3 was imported
+    still holds the stand-in, which sees terms once z3 is imported."""
+    code = ("import json\nfrom backstop.reference import num\n"
+            "g = dict(vars(num))\nimport z3\n"
+            "print(json.dumps([g['z3'] is z3, isinstance(z3.Real('x'), g['z3'].ExprRef),"
+            " isinstance(3, g['z3'].ExprRef), str(g['z3'].RealVal(5))]))")
+    assert _fresh(code) == [False, True, False, "5"]
+
+
+def test_lift_of_a_concrete_number_imports_z3_on_demand():
+    """``lift`` returns a term, so it imports z3 itself; 1/3 lifted reads back as 1/3."""
+    code = ("import sys, json\nfrom fractions import Fraction\nfrom backstop.reference import num\n"
+            "before = 'z3' in sys.modules\nt = num.lift(Fraction(1, 3))\n"
+            "print(json.dumps([before, 'z3' in sys.modules, num.is_symbolic(t), str(num.value_of(t))]))")
+    assert _fresh(code) == [False, True, True, "1/3"]
+
+
+def test_the_kernel_works_on_terms_in_this_process():
+    import z3
+    from backstop.reference import num
+    x, y = z3.Reals("x y")
+    s = z3.Solver()
+    s.add(num.abs_(x) < 0)                 # |x| < 0 has no solution
+    assert s.check() == z3.unsat
+    s = z3.Solver()
+    s.add(num.floor(y) != num.div_floor(y, 1))
+    assert s.check() == z3.unsat
+
+
+# ---------------------------------------------------------------- eval --jsonl: profiles once
+
+REQ = json.loads((ROOT / "examples" / "eval-okx-long.json").read_text(encoding="utf-8"))
+
+
+def _jsonl(lines: list[str]) -> tuple[int, list[dict]]:
+    out = io.StringIO()
+    rc = _eval_jsonl(io.StringIO("".join(lines)), out)
+    return rc, [json.loads(x) for x in out.getvalue().splitlines()]
+
+
+def test_eval_jsonl_loads_a_profile_once_per_process(monkeypatch):
+    from backstop.reference import profile as P
+    calls = []
+    real = P.load_profile
+    monkeypatch.setattr(P, "load_profile", lambda *a, **k: calls.append(a) or real(*a, **k))
+    PC.PROCESS_PROFILES.clear()
+    line = json.dumps(REQ) + "\n"
+    rc, answers = _jsonl([line] * 5)
+    rc2, again = _jsonl([line] * 3)           # a second stream in the same process
+    assert (rc, rc2) == (0, 0) and len(answers) == 5 and len(again) == 3
+    assert calls == [("okx",)]                # one load for eight requests
+    fresh = evaluate_request(loads(line))     # uncached: the same answer
+    assert all(a == fresh for a in answers + again)
+
+
+def test_a_changed_shipped_profile_file_is_loaded_again(monkeypatch):
+    stamps = iter([("a",), ("a",), ("b",), ("b",)])
+    monkeypatch.setattr(PC, "shipped_stamp", lambda: next(stamps))
+    cache = PC.ProfileCache()
+    assert "okx" not in cache                 # stamp a
+    cache["okx"] = "profile-1"
+    assert "okx" in cache                     # still stamp a: cached
+    assert "okx" not in cache                 # stamp b: the files changed, the entry is dropped
+    cache["okx"] = "profile-2"
+    assert "okx" in cache and cache["okx"] == "profile-2" and cache.loads == 2
+
+
+def test_the_real_stamp_sees_every_shipped_profile():
+    from backstop.reference.profile import profile_names
+    stamp = PC.shipped_stamp()
+    assert stamp is not None and sorted(n[:-5] for n, _, _ in stamp) == profile_names()
+
+
+def test_the_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(PC, "MAX_ENTRIES", 3)
+    cache = PC.ProfileCache()
+    for k in "abcd":
+        assert k not in cache
+        cache[k] = k.upper()
+    assert sorted(cache) == ["b", "c", "d"]   # the oldest went first
+
+
+def test_inline_profiles_are_cached_by_their_text_and_an_unhashable_one_is_refused():
+    PC.PROCESS_PROFILES.clear()
+    loads_before = PC.PROCESS_PROFILES.loads
+    okx = (ROOT / "spec" / "profiles" / "okx.toml").read_text(encoding="utf-8")
+    inline = {**REQ, "profile": {"toml": okx}}
+    bad = {**REQ, "profile": {"toml": ["not", "text"]}}
+    rc, answers = _jsonl([json.dumps(inline) + "\n"] * 2 + [json.dumps(bad) + "\n"])
+    assert rc == 2
+    assert answers[0] == answers[1] and answers[0]["results"] == evaluate_request(loads(json.dumps(REQ)))["results"]
+    assert answers[2]["line"] == 3 and answers[2]["error"]["field"] == "profile.toml"
+    assert PC.PROCESS_PROFILES.loads - loads_before == 1
+
+
+# ---------------------------------------------------------------- bytecode outside a read-only checkout
+
+def _package(tmp_path: Path, pyc: bool = False) -> Path:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "cli.py").write_text("x = 1\n")
+    if pyc:
+        (pkg / "__pycache__").mkdir()
+        (pkg / "__pycache__" / f"cli.{sys.implementation.cache_tag}.pyc").write_bytes(b"")
+    return pkg
+
+
+def _read_only(monkeypatch):
+    """Root may write anywhere, so a read-only directory is simulated where the check asks."""
+    monkeypatch.setattr(backstop._os, "access", lambda p, mode: mode != os.W_OK)
+    monkeypatch.setattr(backstop._sys, "pycache_prefix", None)
+    monkeypatch.setattr(backstop._sys, "dont_write_bytecode", False)
+
+
+def test_a_writable_package_keeps_its_bytecode_beside_the_sources(tmp_path, monkeypatch):
+    monkeypatch.setattr(backstop._sys, "pycache_prefix", None)
+    monkeypatch.setattr(backstop._sys, "dont_write_bytecode", False)
+    assert backstop._bytecode_prefix(str(_package(tmp_path)), {}) is None
+
+
+def test_a_read_only_package_caches_bytecode_in_the_user_cache(tmp_path, monkeypatch):
+    _read_only(monkeypatch)
+    pkg = _package(tmp_path)
+    xdg = str(tmp_path / "xdg")
+    assert backstop._bytecode_prefix(str(pkg), {"XDG_CACHE_HOME": xdg}) == os.path.join(xdg, "backstop", "pycache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert backstop._bytecode_prefix(str(pkg), {}) == str(tmp_path / "home" / ".cache" / "backstop" / "pycache")
+    # a relative XDG_CACHE_HOME is ignored (the XDG base directory spec says so)
+    assert backstop._bytecode_prefix(str(pkg), {"XDG_CACHE_HOME": "relative"}) == \
+        str(tmp_path / "home" / ".cache" / "backstop" / "pycache")
+
+
+def test_the_user_choice_and_shipped_bytecode_are_respected(tmp_path, monkeypatch):
+    _read_only(monkeypatch)
+    xdg = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert backstop._bytecode_prefix(str(_package(tmp_path, pyc=True)), xdg) is None   # compiled at install
+    other = tmp_path / "other"
+    other.mkdir()
+    pkg = _package(other)
+    monkeypatch.setattr(backstop._sys, "pycache_prefix", "/somewhere/else")
+    assert backstop._bytecode_prefix(str(pkg), xdg) is None
+    monkeypatch.setattr(backstop._sys, "pycache_prefix", None)
+    monkeypatch.setattr(backstop._sys, "dont_write_bytecode", True)
+    assert backstop._bytecode_prefix(str(pkg), xdg) is None
+
+
+def test_a_read_only_copy_of_the_package_writes_its_bytecode_to_the_cache(tmp_path):
+    """End to end: the package copied without bytecode, writes refused (simulated: root may write
+    anywhere), one eval run: the bytecode is under $XDG_CACHE_HOME/backstop/pycache, none beside
+    the sources."""
+    site = tmp_path / "site"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "backstop", site / "backstop", ignore=ignore)
+    for sub in ("reference", "proofs", "spec"):
+        shutil.copytree(ROOT / sub, site / "backstop" / sub, ignore=ignore)
+    xdg = tmp_path / "xdg"
+    code = ("import os, sys, json, contextlib, io\n"
+            "real = os.access\n"
+            "os.access = lambda p, m, **k: False if m == os.W_OK else real(p, m, **k)\n"
+            "from backstop.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc = main(['eval', {EXAMPLES[0]!r}])\n"
+            "import backstop\n"
+            "print(json.dumps([rc, sys.pycache_prefix, backstop.__file__]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(xdg))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=env, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    rc, prefix, where = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rc == 0 and where.startswith(str(site))          # the copy ran, not the checkout
+    assert prefix == str(xdg / "backstop" / "pycache")
+    cached = list(Path(prefix).rglob(f"cli.{sys.implementation.cache_tag}.pyc"))
+    assert cached and all(str(site) in str(p) for p in cached)
+    assert list(Path(prefix).rglob(f"num.{sys.implementation.cache_tag}.pyc"))  # the reference too
+    # beside the sources only backstop/__init__ (it runs before the prefix is set; in a really
+    # read-only folder Python skips that write)
+    beside = [p.relative_to(site) for p in site.rglob("*.pyc")]
+    assert beside == [Path("backstop", "__pycache__", f"__init__.{sys.implementation.cache_tag}.pyc")]
+
+
+def test_the_readme_states_the_cache_directory():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Start-up", 1)[1].split("\n## ", 1)[0]
+    assert "$XDG_CACHE_HOME/backstop/pycache" in section and "~/.cache/backstop/pycache" in section
+    assert "bench/bench_startup.py" in section and (ROOT / "bench" / "bench_startup.py").is_file()
