@@ -125,7 +125,7 @@ def register_float_literal(cls: type, syntax: str) -> None:
     _FLOAT_SYNTAX[cls] = syntax
 
 
-def shorten(v: Any, limit: int = 60) -> str:
+def shorten(v: Any, limit: int = 80) -> str:
     """``repr(v)`` on one line, at most about ``limit`` characters (a refused value is quoted
     shortened: a 5,000-digit number or a deeply nested list is not printed whole)."""
     if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 4 * limit:
@@ -135,7 +135,7 @@ def shorten(v: Any, limit: int = 60) -> str:
     except (ValueError, RecursionError):
         return f"<a {type(v).__name__}>"
     if len(r) > limit:
-        r = r[: limit - 20] + "..." + r[-12:] + f" ({len(r)} characters)"
+        r = r[: limit // 2] + "..." + r[-(limit // 2):] + f" ({len(r)} characters)"
     return r
 
 
