@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -570,7 +571,7 @@ def error_line(e: BaseException) -> str:
         text = f"{field}: {e.reason} (got {shorten(e.value)}){where}"
     else:
         text = str(e)
-    text = " ".join(text.split())
+    text = re.sub(r"\s*[\r\n]\s*", " ", text)  # one line
     return text if len(text) <= 380 else text[:360] + "..." + text[-12:]
 
 
