@@ -26,20 +26,18 @@ import fuzzcases as FZ  # noqa: E402
 PROBLEMS = ("crash", "silent accept", "false refusal", "bad refusal", "wrong answer", "leftover")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", type=int, default=100_000)
-    ap.add_argument("--seed", type=int, default=12)
-    ap.add_argument("--only", choices=FZ.COMMANDS)
-    ap.add_argument("--show", type=int, default=5)
-    args = ap.parse_args(argv)
+def _run(job: tuple[int, int, int, str | None, int]) -> tuple[dict, dict, dict]:
+    """One worker: the cases ``i % jobs == part`` of the run, in-process, in its own temp folder."""
+    seed, n, part, only, jobs = job
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    seconds: dict[str, float] = collections.defaultdict(float)
+    shown: dict[str, list[str]] = collections.defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="bench-fuzz") as tmp:
         corpus = FZ.Corpus(Path(tmp))
-        counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-        seconds: dict[str, float] = collections.defaultdict(float)
-        shown: dict[str, list[str]] = collections.defaultdict(list)
-        t_all = time.perf_counter()
-        for case in FZ.generate(args.seed, args.cases, corpus, args.only):
+        for k, case in enumerate(FZ.generate(seed, n, corpus, only, (part, jobs)), start=1):
+            if k % 2000 == 0:  # progress on stderr: worker, cases, problems so far
+                bad = sum(c_[p] for c_ in counts.values() for p in PROBLEMS)
+                print(f"[worker {part}] {k} cases, {bad} problem(s)", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             v = FZ.run_case(case, Path(tmp))
             seconds[case.command] += time.perf_counter() - t0
@@ -49,11 +47,41 @@ def main(argv: list[str] | None = None) -> int:
             if v.problem:
                 kind = next(p for p in PROBLEMS if v.problem.startswith(p))
                 c[kind] += 1
-                if len(shown[kind]) < args.show:
+                if len(shown[kind]) < 5:
                     shown[kind].append(str(v))
-        wall = time.perf_counter() - t_all
+    return dict(counts), dict(seconds), dict(shown)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--only", choices=FZ.COMMANDS)
+    ap.add_argument("--show", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (each runs its share in-process)")
+    args = ap.parse_args(argv)
+    t_all = time.perf_counter()
+    jobs = [(args.seed, args.cases, j, args.only, args.jobs) for j in range(args.jobs)]
+    if args.jobs > 1:
+        import multiprocessing
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            parts = pool.map(_run, jobs)
+    else:
+        parts = [_run(jobs[0])]
+    wall = time.perf_counter() - t_all
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    seconds: dict[str, float] = collections.defaultdict(float)
+    shown: dict[str, list[str]] = collections.defaultdict(list)
+    for c_, s_, sh_ in parts:
+        for k, v in c_.items():
+            counts[k].update(v)
+        for k, v in s_.items():
+            seconds[k] += v
+        for k, v in sh_.items():
+            shown[k].extend(v)
     cols = ["command", "cases", "answered", "refused", "differs", *PROBLEMS, "cases/s"]
-    print(f"fuzz run: {args.cases} cases, seed {args.seed}, {wall:.1f} s wall\n")
+    print(f"fuzz run: {args.cases} cases, seed {args.seed}, {args.jobs} worker(s), {wall:.1f} s wall "
+          f"(cases/s per command: in one worker's time)\n")
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|")
     total: collections.Counter = collections.Counter()
@@ -66,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join([f"`{cmd}`", *(str(c[k]) for k in ["cases", "answered", "refused", "differs", *PROBLEMS]),
                                  f"{rate:,.0f}"]) + " |")
     print("| **all** | " + " | ".join(str(total[k]) for k in ["cases", "answered", "refused", "differs", *PROBLEMS])
-          + f" | {total['cases'] / wall:,.0f} |")
+          + f" | {total['cases'] / wall:,.0f} (wall) |")
     bad = sum(total[k] for k in PROBLEMS)
     for kind, items in shown.items():
         print(f"\n{kind}:")
-        for s in items:
+        for s in items[: args.show]:
             print("  " + s.replace("\n", "\n  "))
     return 1 if bad else 0
 

@@ -688,12 +688,13 @@ GENERATORS: dict[str, Callable[[random.Random, Corpus], Case]] = {
 WEIGHTS = {"eval": 35, "eval --jsonl": 10, "simulate": 15, "profiles show": 15, "fund-history": 15, "check-trace": 10}
 
 
-def generate(seed: int, n: int, corpus: Corpus, only: str | None = None) -> list[Case]:
-    """``n`` cases, case ``i`` from its own ``Random((seed, i))`` (each reproducible alone)."""
+def generate(seed: int, n: int, corpus: Corpus, only: str | None = None, part: tuple[int, int] = (0, 1)) -> list[Case]:
+    """``n`` cases, case ``i`` from its own ``Random(f"{seed}:{i}")`` (each reproducible alone);
+    ``part=(j, k)`` keeps the cases ``i`` with ``i % k == j`` (one of ``k`` workers)."""
     names = [only] if only else list(WEIGHTS)
     weights = [WEIGHTS[k] for k in names]
     out = []
-    for i in range(n):
+    for i in range(part[0], n, part[1]):
         rng = random.Random(f"{seed}:{i}")
         cmd = rng.choices(names, weights)[0]
         out.append(GENERATORS[cmd](rng, corpus))
@@ -713,9 +714,43 @@ def _argv(case: Case, d: Path) -> list[str]:
     return [a.replace("{D}", str(d)) for a in case.argv]
 
 
+_FAST = False
+
+
+def _speed_up() -> None:
+    """Two caches for the in-process runner (the subprocess runner has neither, and
+    ``test_the_in_process_runner_matches_a_process`` shows they answer alike): the argument parser is
+    built once (argparse parsers are reusable: each ``parse_args`` makes a new namespace), and a
+    *shipped* profile, given by name, is loaded once (profiles are immutable values; a profile given
+    as a file, which the fuzz cases mutate, is always read afresh)."""
+    global _FAST
+    if _FAST:
+        return
+    _FAST = True
+    import functools
+    from backstop import cli
+    from backstop.reference import profile as P
+    parser = cli.build_parser()
+    cli.build_parser = lambda: parser  # type: ignore[assignment]
+    shipped = set(P.profile_names())
+    original = P.load_profile
+
+    @functools.lru_cache(maxsize=None)
+    def _shipped(name: str) -> Any:
+        return original(name)
+
+    def load_profile(name_or_path: Any = P.DEFAULT_PROFILE) -> Any:
+        if isinstance(name_or_path, str) and name_or_path in shipped and not Path(name_or_path).exists():
+            return _shipped(name_or_path)
+        return original(name_or_path)
+
+    P.load_profile = load_profile  # type: ignore[assignment]
+
+
 def run_case(case: Case, workdir: Path | None = None) -> Verdict:
     """Run ``case`` in-process (``backstop.cli.main``) in a fresh folder below ``workdir``."""
     from backstop.cli import main
+    _speed_up()
     base = Path(tempfile.mkdtemp(prefix="fz", dir=workdir))
     try:
         for rel, data in case.files.items():
