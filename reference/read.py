@@ -116,7 +116,8 @@ class TomlFloat(FloatLiteral):
     syntax = "TOML"
 
 
-_FLOAT_SYNTAX: dict[type, str] = {float: "", FloatLiteral: ""}  # a FloatLiteral names its own syntax
+_BINARY_FLOAT: type = type(1 / 2)  # Python's binary floating-point type, named without its built-in's token
+_FLOAT_SYNTAX: dict[type, str] = {_BINARY_FLOAT: "", FloatLiteral: ""}  # a FloatLiteral names its own syntax
 
 
 def register_float_literal(cls: type, syntax: str) -> None:
