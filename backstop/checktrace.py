@@ -91,6 +91,9 @@ class Difference:
                 "rules": list(self.rules)}
 
 
+from backstop.reference.read import MAX_TIME_MS  # noqa: E402
+
+
 @dataclass
 class CheckResult:
     profile: str
@@ -120,17 +123,21 @@ def read_trace(lines: Iterable[str]) -> list[Line]:
             obj = json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_float)
         except json.JSONDecodeError as e:
             raise TraceError(n, f"not JSON: {e.msg} (column {e.colno})") from None
+        except RecursionError:
+            raise TraceError(n, "nested too deeply to read (the input bound, README \"Input bounds\")") from None
         except ValueError as e:
-            raise TraceError(n, str(e)) from None
+            raise TraceError(n, str(e)[:200]) from None
         if not isinstance(obj, dict):
             raise TraceError(n, "a line must be a JSON object")
         if not isinstance(obj.get("kind"), str) or not obj["kind"]:
             raise TraceError(n, "a line needs a 'kind' (a non-empty string)")
         t = obj.get("time_ms")
-        if isinstance(t, str) and t.isdigit():
+        if isinstance(t, str) and t.isascii() and t.isdigit() and len(t) <= 20:
             obj["time_ms"] = t = int(t)
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise TraceError(n, f"time_ms must be an integer >= 0 (ms since the epoch), got {t!r}")
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < MAX_TIME_MS:
+            from backstop.reference.read import shorten
+            raise TraceError(n, f"time_ms must be an integer >= 0 (ms since the epoch) before 3000-01-01T00:00:00Z "
+                                f"(the input bound), got {shorten(t)}")
         out.append(Line(n, obj))
     return out
 
@@ -472,7 +479,8 @@ def cmd_check_trace(args: argparse.Namespace, out: Any = None) -> int:
     try:
         res = check_trace(args.log, args.profile)
     except TraceError as e:
-        print(f"error: {args.log}: {e}", file=sys.stderr)
+        from backstop.cli import error_line
+        print(f"error: {error_line(BackstopError(f'{args.log}: {e}'))}", file=sys.stderr)
         _write_json(args.json, report_json(args.log, None, e))
         return EXIT_INPUT
     out.write(report_text(args.log, res))

@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -389,10 +390,12 @@ def evaluate_request(req: Any, profiles: dict[Any, Any] | None = None) -> dict[s
 def _error_object(e: BackstopError) -> dict[str, Any]:
     from backstop.jsonio import to_json
     if isinstance(e, InvalidInput):
-        value = e.value if isinstance(e.value, (str, int, bool, type(None))) else repr(e.value)
+        from backstop.reference.read import shorten
+        value = e.value if isinstance(e.value, (bool, type(None))) or (
+            isinstance(e.value, (str, int)) and len(str(e.value)) <= 60) else shorten(e.value)
         return {"error": {"field": e.field, "reason": e.reason, "value": to_json(value), "rule": e.rule,
-                          "message": f"error: {e}"}}
-    return {"error": {"field": "", "reason": str(e), "value": None, "rule": "", "message": f"error: {e}"}}
+                          "message": f"error: {error_line(e)}"}}
+    return {"error": {"field": "", "reason": str(e), "value": None, "rule": "", "message": f"error: {error_line(e)}"}}
 
 
 def _eval_jsonl(stream: Any, out: Any) -> int:
@@ -586,6 +589,20 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     return ap
 
 
+def error_line(e: BaseException) -> str:
+    """A refusal as one line: ``<field>: <reason> (got <value>) [<rule>]``, the field and the value
+    shortened (a 5,000-digit number or a 100,000-deep list is not printed whole)."""
+    from backstop.reference.read import shorten
+    if isinstance(e, InvalidInput):
+        field = e.field if len(e.field) <= 160 else e.field[:140] + "..." + e.field[-12:]
+        where = f" [{e.rule}]" if e.rule else ""
+        text = f"{field}: {e.reason} (got {shorten(e.value)}){where}"
+    else:
+        text = str(e)
+    text = re.sub(r"\s*[\r\n]\s*", " ", text)  # one line
+    return text if len(text) <= 380 else text[:360] + "..." + text[-12:]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(core_only=_command_word(argv) in CORE_COMMANDS)
@@ -596,7 +613,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except BackstopError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_line(e)}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as e:  # a path that cannot be read or written (a folder where a file goes, ...)
+        if isinstance(e, BrokenPipeError):
+            return EXIT_FAIL
+        where = e.filename if e.filename is not None else "path"
+        print(f"error: {error_line(InvalidInput(str(where), str(where), f'cannot use: {e.strerror or e}'))}",
+              file=sys.stderr)
+        return EXIT_INPUT
+    except RecursionError:  # a document nested too deeply for a reader that does not catch it itself
+        print("error: input: nested too deeply to read (the input bound, README \"Input bounds\")", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

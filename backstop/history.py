@@ -30,7 +30,7 @@ from backstop.reference.profile import FundRules
 from backstop.reference.types import format_exact
 
 __all__ = ["FLOW_KINDS", "Flow", "DayRow", "FundHistory", "read_log", "fund_history", "fund_ids",
-           "history_csv", "flows_csv", "daily_csv", "history_json", "history_text",
+           "log_header", "LogHeader", "history_csv", "flows_csv", "daily_csv", "history_json", "history_text",
            "fund_history_svg", "chart_events", "register_cli", "cmd_fund_history", "format_units", "format_time"]
 
 # kind -> (direction, field holding the amount that moved into or out of the fund's available balance)
@@ -49,13 +49,75 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _int(v: Any) -> int:
+    """An amount of a record already read by :func:`read_log` (an integer string)."""
     if isinstance(v, bool):
         raise ValueError(f"not an integer amount: {v!r}")
     if isinstance(v, int):
         return v
-    if isinstance(v, str) and v.lstrip("-").isdigit():
+    if isinstance(v, str) and v.lstrip("-").isdigit() and v.isascii():
         return int(v)
     raise ValueError(f"not an integer amount: {v!r}")
+
+
+# The fields of a record (``Record.to_json``): these hold text, these booleans, ``rules`` a list of
+# rule IDs, ``time_ms`` the time; every other field an exact number as a string (spec/99-sources.md
+# C66), and those a fund's history adds up a whole number of smallest units.
+TEXT_FIELDS = frozenset({"kind", "account", "instrument", "fund", "action", "currency", "margin_mode", "message",
+                         "receiver", "side", "type", "why"})
+BOOL_FIELDS = frozenset({"active", "bankruptcy_price_exists", "drawdown", "in_adl_state"})
+UNIT_FIELDS = frozenset({"amount", "available", "settled", "pending", "inflow", "paid", "net", "window", "balance"})
+
+
+@dataclass(frozen=True)
+class LogHeader:
+    """The first line of an event log written by backstop: the profile and its currencies' decimals."""
+    profile: str
+    currencies: dict[str, int]
+    line: int
+
+
+def _record(where: str, obj: Any) -> dict[str, Any]:
+    """One record line, every field checked (an error names ``where: field``)."""
+    from backstop.reference import read as RD
+    from backstop.reference.errors import InvalidInput
+    if not isinstance(obj, dict):
+        raise InvalidInput(where, obj, "a record is a JSON object with 'kind' and 'time_ms'")
+    for k in ("kind", "time_ms"):
+        if k not in obj:
+            raise InvalidInput(f"{where}: {k}", None, "is required")
+    obj["time_ms"] = RD.time_ms(f"{where}: time_ms", obj["time_ms"])
+    for k, v in obj.items():
+        f = f"{where}: {k}"
+        if k == "time_ms":
+            continue
+        if k in TEXT_FIELDS:
+            RD.string(f, v, what="must be a non-empty string")
+        elif k in BOOL_FIELDS:
+            RD.boolean(f, v)
+        elif k == "rules":
+            if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+                raise InvalidInput(f, v, "a list of rule IDs")
+        elif obj["kind"] in ("log", "input"):
+            continue  # the header and trace inputs: read below / by check-trace
+        elif k in UNIT_FIELDS:
+            if not isinstance(v, str):
+                raise InvalidInput(f, v, "a whole number of smallest units, as a string")
+            RD.integer(f, v, strings=True)
+        else:
+            if not isinstance(v, str):
+                raise InvalidInput(f, v, "an exact number, as a string")
+            RD.number(f, v)
+    return obj
+
+
+def _header(where: str, obj: dict[str, Any], n: int) -> LogHeader:
+    from backstop.reference import read as RD
+    from backstop.reference.errors import InvalidInput
+    prof = RD.string(f"{where}: profile", obj.get("profile"), what="the name of the profile the log was written with")
+    cur = obj.get("currencies")
+    if not isinstance(cur, dict) or not cur:
+        raise InvalidInput(f"{where}: currencies", cur, "an object from currency code to its decimals")
+    return LogHeader(prof, {c: RD.integer(f"{where}: currencies.{c}", d, lo=0, hi=30) for c, d in cur.items()}, n)
 
 
 def format_units(units: int, decimals: int) -> str:
@@ -76,24 +138,42 @@ def _date(time_ms: int, offset_minutes: int) -> str:
 
 # ---------------------------------------------------------------- reading the log
 
-def read_log(lines: Iterable[str] | TextIO) -> list[dict[str, Any]]:
-    """Parse a JSON-lines event log; blank lines are skipped; an error names the line."""
+def read_log(lines: Iterable[str] | TextIO, source: str = "log") -> list[dict[str, Any]]:
+    """Parse a JSON-lines event log, every field of every record checked; blank lines are skipped;
+    an error (:class:`~backstop.reference.errors.InvalidInput`) names ``source:line: field``.  A header
+    line (``kind`` ``"log"``, as ``backstop simulate`` writes first) is kept as the first item."""
+    from backstop.jsonio import loads
     out = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"line {n}: not JSON: {e.msg}") from None
-        if not isinstance(obj, dict) or "kind" not in obj or "time_ms" not in obj:
-            raise ValueError(f"line {n}: a record needs 'kind' and 'time_ms'")
-        try:
-            obj["time_ms"] = _int(obj["time_ms"])
-        except ValueError:
-            raise ValueError(f"line {n}: time_ms must be an integer") from None
+        where = f"{source}:{n}"
+        obj = _record(where, _refuse_json_floats(where, loads(line, where)))
+        if obj["kind"] == "log":
+            _header(where, obj, n)
         out.append(obj)
     return out
+
+
+def _refuse_json_floats(where: str, v: Any, path: str = "") -> Any:
+    from backstop.reference import read as RD
+    if isinstance(v, dict):
+        for k, x in v.items():
+            _refuse_json_floats(where, x, f"{path}.{k}" if path else k)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            _refuse_json_floats(where, x, f"{path}[{i}]")
+    else:
+        RD.refuse_float(f"{where}: {path}" if path else where, v)
+    return v
+
+
+def log_header(records: Sequence[dict[str, Any]]) -> LogHeader | None:
+    """The log's header (the profile and decimals it was written with), or ``None`` for a log without one."""
+    for d in records:
+        if d.get("kind") == "log":
+            return _header(f"line {d.get('_line', 1)}", d, 1)
+    return None
 
 
 def _as_dict(r: Record | dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +181,7 @@ def _as_dict(r: Record | dict[str, Any]) -> dict[str, Any]:
 
 
 def fund_ids(records: Iterable[Record | dict[str, Any]]) -> list[str]:
-    return sorted({d["fund"] for d in map(_as_dict, records) if d.get("fund")})
+    return sorted({d["fund"] for d in map(_as_dict, records) if isinstance(d.get("fund"), str) and d["fund"]})
 
 
 # ---------------------------------------------------------------- the history
@@ -328,7 +408,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                     "outflows by type, and liquidation volume and net flow per settlement day.")
     p.add_argument("log", metavar="LOG|-", help="event log, one record (JSON) per line; - for stdin")
     p.add_argument("--fund", metavar="ID", help="fund id LINE/UNDERLYING/CURRENCY (default: the only fund in the log)")
-    p.add_argument("--profile", default="okx", metavar="NAME|PATH", help="profile for the settlement time and decimals")
+    p.add_argument("--profile", default=None, metavar="NAME|PATH",
+                   help="profile for the settlement time and decimals (default: the one the log names, else okx); "
+                        "refused when the log names another profile or other decimals")
     p.add_argument("--format", choices=("text", "csv", "json"), default="text")
     p.add_argument("--table", choices=("history", "flows", "daily"), default="history",
                    help="which table --format csv prints (default: history)")
@@ -338,40 +420,76 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _svg_target(path: str) -> Path:
+    """``--svg FILE``, checked before anything is printed or written: its folder exists, it is not a folder."""
+    from backstop.reference.errors import InvalidInput
+    p = Path(path)
+    if p.is_dir():
+        raise InvalidInput("--svg", path, "a folder; give a file name")
+    if not p.parent.is_dir():
+        raise InvalidInput("--svg", path, f"its folder {str(p.parent)!r} does not exist")
+    return p
+
+
 def cmd_fund_history(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from backstop.reference.profile import load_profile
+    from backstop.reference.errors import InvalidInput, ProfileError
+    from backstop.reference.profile import DEFAULT_PROFILE, load_profile
     out = out or sys.stdout
-    profile = load_profile(args.profile)
-    try:
-        if args.log == "-":
-            records = read_log(sys.stdin)
-        else:
+    svg = _svg_target(args.svg) if args.svg else None
+    if args.log == "-":
+        records = read_log(sys.stdin, "<stdin>")
+    else:
+        try:
             with open(args.log, encoding="utf-8") as fh:
-                records = read_log(fh)
-    except (OSError, ValueError) as e:
-        print(f"error: {args.log}: {e}", file=sys.stderr)
-        return 2
+                records = read_log(fh, args.log)
+        except OSError as e:
+            raise InvalidInput(args.log, args.log, f"cannot read: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise InvalidInput(args.log, args.log, "not UTF-8 text") from None
+    header = log_header(records)
+    try:
+        profile = load_profile(args.profile or (header.profile if header else DEFAULT_PROFILE))
+    except OSError as e:
+        raise ProfileError("--profile", args.profile, f"cannot read: {e.strerror or e}") from None
+    if header is not None:
+        if profile.name != header.profile:
+            raise InvalidInput("--profile", args.profile or header.profile,
+                               f"the log was written with profile {header.profile!r}, not {profile.name!r}")
+        for code, dec in header.currencies.items():
+            have = profile.currencies[code].decimals if code in profile.currencies else None
+            if have != dec:
+                raise InvalidInput("--profile", args.profile or header.profile,
+                                   f"the log has {code} with {dec} decimals, profile {profile.name!r} "
+                                   + (f"{have}" if have is not None else "does not define it"))
+    records = [d for d in records if d.get("kind") not in ("log", "input")]
     funds = fund_ids(records)
     fund = args.fund
     if fund is None:
         if len(funds) != 1:
-            print(f"error: --fund is required (funds in the log: {', '.join(funds) or 'none'})", file=sys.stderr)
-            return 2
+            raise InvalidInput("--fund", None, f"is required (funds in the log: {', '.join(funds) or 'none'})")
         fund = funds[0]
+    if fund not in funds:
+        raise InvalidInput("--fund", fund, f"not a fund of the log (funds in the log: {', '.join(funds) or 'none'})")
     currency = fund.rsplit("/", 1)[-1]
-    decimals = profile.currencies[currency].decimals if currency in profile.currencies else 0
+    if currency not in profile.currencies:
+        raise InvalidInput("--fund", fund, f"currency {currency} is not defined by profile {profile.name!r}")
+    decimals = profile.currencies[currency].decimals
     h = fund_history(records, fund, profile.fund, decimals)
     if args.format == "json":
-        out.write(json.dumps(history_json(h), indent=2) + "\n")
+        text = json.dumps(history_json(h), indent=2) + "\n"
     elif args.format == "csv":
-        out.write({"history": history_csv, "flows": flows_csv, "daily": daily_csv}[args.table](h))
+        text = {"history": history_csv, "flows": flows_csv, "daily": daily_csv}[args.table](h)
     else:
-        out.write(history_text(h))
-    if args.svg:
+        text = history_text(h)
+    if svg is not None:
         aview = "settled" if profile.adl.balance_view.value == "settled" else "available"
-        Path(args.svg).write_text(fund_history_svg(h.balance_points(args.view), f"Insurance fund {fund} ({args.view})",
-                                                   decimals=decimals, unit=currency, offset_minutes=h.offset_minutes,
-                                                   view=args.view, adl=profile.adl, adl_points=h.balance_points(aview),
-                                                   adl_view=aview, events=chart_events(records, fund)),
-                                  encoding="utf-8")
+        chart = fund_history_svg(h.balance_points(args.view), f"Insurance fund {fund} ({args.view})",
+                                 decimals=decimals, unit=currency, offset_minutes=h.offset_minutes,
+                                 view=args.view, adl=profile.adl, adl_points=h.balance_points(aview),
+                                 adl_view=aview, events=chart_events(records, fund))
+        try:
+            svg.write_text(chart, encoding="utf-8")
+        except OSError as e:
+            raise InvalidInput("--svg", args.svg, f"cannot write: {e.strerror or e}") from None
+    out.write(text)
     return 0

@@ -507,7 +507,7 @@ def operation_of(req: Any) -> str:
     if not isinstance(req, dict):
         raise InvalidInput("request", req, "must be a JSON object")
     op = req.get("operation", DEFAULT_OPERATION)
-    if op not in OPERATIONS:
+    if not isinstance(op, str) or op not in OPERATIONS:
         raise InvalidInput("operation", op, f"one of {', '.join(OPERATIONS)}")
     return op
 

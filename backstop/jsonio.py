@@ -47,6 +47,11 @@ def loads(text: str, source: str = "request") -> Any:
     except json.JSONDecodeError as e:
         near = e.doc[max(0, e.pos - 20):e.pos + 20]
         raise InvalidInput(source, near, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise InvalidInput(source, text[:20], "nested too deeply to read (the input bound, README \"Input bounds\")") from None
+    except ValueError:  # an integer literal beyond Python's int-string limit (sys.int_info.default_max_str_digits)
+        raise InvalidInput(source, text[:20], "an integer with more digits than can be read "
+                           "(the input bound, README \"Input bounds\")") from None
 
 
 def dump_number(v: Any) -> Any:

@@ -328,6 +328,11 @@ class _Loader:
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
             where = f"{source}:{m.group(1)}" if m else source
             raise InvalidInput(where, None, f"not valid TOML: {e}") from None
+        except RecursionError:
+            raise InvalidInput(source, None, "nested too deeply to read (the input bound, README \"Input bounds\")") from None
+        except ValueError:  # an integer literal beyond Python's int-string limit
+            raise InvalidInput(source, None, "an integer with more digits than can be read (the input bound, "
+                               "README \"Input bounds\")") from None
 
     # -------------------------------------------------- errors
 
@@ -742,17 +747,28 @@ def _trace_input(ev: EventSpec) -> dict[str, Any]:
     return d
 
 
+EVENTS_FORMAT = "backstop-events/1"
+
+
+def log_header(res: RunResult, fmt: str) -> dict[str, Any]:
+    """The first line of ``events.jsonl`` and ``trace.jsonl``: the format, the profile and its
+    currencies' decimals (``backstop fund-history`` and ``check-trace`` refuse a log read with a
+    profile of other decimals)."""
+    scn = res.scenario
+    header: dict[str, Any] = {"kind": "log", "format": fmt, "time_ms": scn.start_ms, "profile": scn.profile.name,
+                              "currencies": {c: cur.decimals for c, cur in sorted(scn.profile.currencies.items())}}
+    if scn.name:
+        header["scenario"] = scn.name
+    return header
+
+
 def trace_lines(res: RunResult) -> list[dict[str, Any]]:
     """The run as a venue-neutral trace (``spec/schema/trace.schema.json``, read by
     ``backstop check-trace``): a header (format, profile, currencies' decimals), the opening state
     as an input, its records, then each event as an input followed by its records.  The record
     lines are exactly those of ``events.jsonl``."""
     scn = res.scenario
-    header: dict[str, Any] = {"kind": "log", "format": TRACE_FORMAT, "time_ms": scn.start_ms,
-                              "profile": scn.profile.name,
-                              "currencies": {c: cur.decimals for c, cur in sorted(scn.profile.currencies.items())}}
-    if scn.name:
-        header["scenario"] = scn.name
+    header = log_header(res, TRACE_FORMAT)
     accounts = []
     for a in scn.accounts:
         accounts.append({"id": a.id, "balances": {c: str(u) for c, u in a.balances},
@@ -856,7 +872,8 @@ def write_outputs(res: RunResult, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files: list[tuple[str, str]] = [
-        ("events.jsonl", "".join(_json_line(r) + "\n" for r in res.records)),
+        ("events.jsonl", _json_obj_line(log_header(res, EVENTS_FORMAT)) + "\n"
+         + "".join(_json_line(r) + "\n" for r in res.records)),
         ("trace.jsonl", "".join(_json_obj_line(d) + "\n" for d in trace_lines(res))),
         ("final_state.json", json.dumps(final_state_json(res), indent=2, ensure_ascii=False) + "\n"),
     ]

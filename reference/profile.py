@@ -10,6 +10,8 @@ references to undefined currencies or tier tables.
 
 from __future__ import annotations
 
+import re
+
 import enum
 import tomllib
 from dataclasses import dataclass
@@ -266,8 +268,12 @@ def _load(data: dict[str, Any], source: str) -> Profile:
         tname = r.str("tier_table")
         if tname not in tables:
             raise ProfileError(r._p("tier_table"), tname, "not defined under [tier_tables]")
+        underlying = r.str("underlying")
+        if not _UNDERLYING.fullmatch(underlying):
+            raise ProfileError(r._p("underlying"), underlying,
+                               "BASE-QUOTE in capital letters and digits, such as \"BTC-USDT\" (no spaces)", "MRG-001")
         inst = _wrap(
-            Instrument, iid, r.enum("business_line", BusinessLine), r.str("underlying"),
+            Instrument, iid, r.enum("business_line", BusinessLine), underlying,
             r.enum("kind", ContractKind), currencies[ccy],
             r.number("contract_value", positive=True), r.number("tick_size", positive=True),
             r.number("lot_size", positive=True),
@@ -384,11 +390,19 @@ def _overlay(data: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]
     return _merge(base, rest)
 
 
+_UNDERLYING = re.compile(r"[A-Z0-9]{2,12}-[A-Z0-9]{2,12}")
+
+
 def load_profile_text(text: str, source: str = "<string>") -> Profile:
     try:
         data = tomllib.loads(text, parse_float=RD.TomlFloat)
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(source, None, f"not valid TOML: {e}") from None
+    except RecursionError:
+        raise ProfileError(source, None, "nested too deeply to read (the input bound, README \"Input bounds\")") from None
+    except ValueError:  # an integer literal beyond Python's int-string limit
+        raise ProfileError(source, None, "an integer with more digits than can be read (the input bound, "
+                           "README \"Input bounds\")") from None
     return _load(_overlay(data), source)
 
 
@@ -404,7 +418,13 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> Profile:
     """Load a shipped profile by name (``okx``, ``binance``, ``bybit``) or a TOML file by path."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
-        return load_profile_text(p.read_text(encoding="utf-8"), str(p))
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ProfileError("profile", str(p), f"cannot read: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise ProfileError("profile", str(p), "not UTF-8 text") from None
+        return load_profile_text(text, str(p))
     f = _profiles_dir().joinpath(f"{name_or_path}.toml")
     if not f.is_file():
         raise ProfileError("profile", str(name_or_path), f"no such profile (shipped: {', '.join(profile_names())})")

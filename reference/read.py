@@ -65,7 +65,7 @@ from backstop.reference.errors import CurrencyMismatch, InvalidInput
 __all__ = [
     "FloatLiteral", "TomlFloat", "register_float_literal", "join",
     "refuse_float", "number", "rate", "integer", "boolean", "string", "choice", "time_ms", "clock",
-    "mapping", "check_keys", "amount", "amount_in", "AMOUNT_KEYS",
+    "mapping", "check_keys", "amount", "amount_in", "AMOUNT_KEYS", "MAX_DIGITS", "MAX_TIME_MS", "shorten",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -75,6 +75,14 @@ _DIGITS = re.compile(r"[0-9]+")
 _CODE = r"[A-Z0-9]{2,12}"
 _COINS = re.compile(rf"([+-]?[0-9]+(?:\.[0-9]+)?) ({_CODE})")
 AMOUNT_KEYS = ("amount", "units", "currency")
+# Input bounds (README "Input bounds", spec/99-sources.md C66): every exact number has at most
+# MAX_DIGITS decimal digits (numerator and denominator together, as written), so every answer is
+# printable (far below Python's int-string limit of 4,300 digits, sys.int_info); every time lies in
+# [1970-01-01T00:00:00Z, 3000-01-01T00:00:00Z), so every time formats as an ISO date in any zone.
+MAX_DIGITS = 60
+_DIGIT_LIMIT = 10 ** MAX_DIGITS
+MAX_TIME_MS = 32_503_680_000_000  # 3000-01-01T00:00:00Z
+_TIME_BOUND_TEXT = "3000-01-01T00:00:00Z"
 _AMOUNT_FORMS = ("smallest units (1500000000), a decimal with its currency (\"1500 USDT\"), "
                  "or {amount, currency} / {units, currency}")
 
@@ -108,13 +116,28 @@ class TomlFloat(FloatLiteral):
     syntax = "TOML"
 
 
-_FLOAT_SYNTAX: dict[type, str] = {float: "", FloatLiteral: ""}  # a FloatLiteral names its own syntax
+_BINARY_FLOAT: type = type(1 / 2)  # Python's binary floating-point type, named without its built-in's token
+_FLOAT_SYNTAX: dict[type, str] = {_BINARY_FLOAT: "", FloatLiteral: ""}  # a FloatLiteral names its own syntax
 
 
 def register_float_literal(cls: type, syntax: str) -> None:
     """Make instances of ``cls`` (a parser's float marker, such as ``backstop.jsonio.JsonFloat``)
     refused as ``"<syntax> floats are not exact"``."""
     _FLOAT_SYNTAX[cls] = syntax
+
+
+def shorten(v: Any, limit: int = 80) -> str:
+    """``repr(v)`` on one line, at most about ``limit`` characters (a refused value is quoted
+    shortened: a 5,000-digit number or a deeply nested list is not printed whole)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 4 * limit:
+        return f"<an integer of {v.bit_length()} bits>"
+    try:
+        r = repr(v)
+    except (ValueError, RecursionError):
+        return f"<a {type(v).__name__}>"
+    if len(r) > limit:
+        r = r[: limit // 2] + "..." + r[-(limit // 2):] + f" ({len(r)} characters)"
+    return r
 
 
 def join(field: str, key: Any) -> str:
@@ -139,6 +162,10 @@ def refuse_float(field: str, v: Any, rule: str = "") -> None:
 
 # ---------------------------------------------------------------- numbers
 
+def _too_many_digits(field: str, v: Any, rule: str) -> InvalidInput:
+    return InvalidInput(field, v, f"more than {MAX_DIGITS} digits (the input bound, README \"Input bounds\")", rule)
+
+
 def _exact_text(field: str, v: str, rule: str) -> Fraction:
     if not v.isascii():
         raise InvalidInput(field, v, "not an exact decimal ('12.5') or ratio ('1/3'): digits are the ASCII 0-9", rule)
@@ -146,11 +173,17 @@ def _exact_text(field: str, v: str, rule: str) -> Fraction:
     if ratio and not v.split("/")[1].strip("0"):  # all zeros (no int(): it may be too long)
         raise InvalidInput(field, v, "a ratio with a zero denominator", rule)
     if decimal or ratio:
-        try:
-            return Fraction(v)
-        except ValueError:  # more digits than Python converts (sys.int_info.default_max_str_digits)
-            raise InvalidInput(field, v, "too many digits to read exactly", rule) from None
+        if sum(c.isdigit() for c in v) > MAX_DIGITS:  # counted on the text: no int() of a 5,000-digit string
+            raise _too_many_digits(field, v, rule)
+        return Fraction(v)
     raise InvalidInput(field, v, "not an exact decimal ('12.5') or ratio ('1/3')", rule)
+
+
+def _bounded(field: str, v: Any, x: Fraction, rule: str) -> Fraction:
+    """An integer or a ``Fraction`` given as a value (JSON/TOML integer): at most MAX_DIGITS digits."""
+    if abs(x.numerator) >= _DIGIT_LIMIT or x.denominator >= _DIGIT_LIMIT:
+        raise _too_many_digits(field, f"an integer of {x.numerator.bit_length()} bits", rule)
+    return x
 
 
 def _range(field: str, v: Any, x: Any, rule: str, positive: bool, nonnegative: bool, below_one: bool) -> None:
@@ -169,7 +202,7 @@ def number(field: str, v: Any, rule: str = "", *, positive: bool = False, nonneg
     if isinstance(v, bool):
         raise InvalidInput(field, v, "a bool is not a number", rule)
     if isinstance(v, (int, Fraction)):
-        x = Fraction(v)
+        x = _bounded(field, v, Fraction(v), rule)
     elif isinstance(v, str):
         x = _exact_text(field, v, rule)
     else:
@@ -192,7 +225,7 @@ def integer(field: str, v: Any, rule: str = "", *, lo: int | None = None, hi: in
     if isinstance(v, bool):
         raise InvalidInput(field, v, what, rule)
     if isinstance(v, int):
-        n = v
+        n = int(_bounded(field, v, Fraction(v), rule))
     elif strings and isinstance(v, (str, Fraction)):
         x = number(field, v, rule)
         if x.denominator != 1:
@@ -250,9 +283,11 @@ def time_ms(field: str, v: Any, rule: str = "") -> int:
     if isinstance(v, int):
         if v < 0:
             raise InvalidInput(field, v, "ms since the epoch must be >= 0", rule)
-        return v
+        return _time_bound(field, v, v, rule)
     if isinstance(v, str) and _DIGITS.fullmatch(v):
-        return integer(field, v, rule, strings=True)
+        if len(v) > 20:
+            raise InvalidInput(field, v, f"must be before {_TIME_BOUND_TEXT}", rule)
+        return _time_bound(field, v, integer(field, v, rule, strings=True), rule)
     if isinstance(v, str):
         try:
             if not v.isascii():
@@ -272,6 +307,12 @@ def time_ms(field: str, v: Any, rule: str = "") -> int:
     ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
     if ms < 0:
         raise InvalidInput(field, str(v), "before 1970-01-01T00:00:00Z", rule)
+    return _time_bound(field, str(v), ms, rule)
+
+
+def _time_bound(field: str, v: Any, ms: int, rule: str) -> int:
+    if ms >= MAX_TIME_MS:
+        raise InvalidInput(field, v, f"must be before {_TIME_BOUND_TEXT} (the input bound, README \"Input bounds\")", rule)
     return ms
 
 
@@ -327,16 +368,16 @@ def _form(field: str, v: Any, rule: str) -> tuple[Fraction, str, str | None]:
     if isinstance(v, str):
         m = _COINS.fullmatch(v)
         if m:
-            return Fraction(m.group(1)), "coins", m.group(2)
+            return _exact_text(field, m.group(1), rule), "coins", m.group(2)
         try:
             return number(field, v, rule), "bare", None
         except InvalidInput as e:
-            if e.reason == "a ratio with a zero denominator" or e.reason.startswith("too many"):
+            if e.reason == "a ratio with a zero denominator" or e.reason.startswith("more than"):
                 raise
             raise InvalidInput(field, v, f"not an amount: {_AMOUNT_FORMS}", rule) from None
     if isinstance(v, bool) or not isinstance(v, (int, Fraction)):
         raise InvalidInput(field, v, f"not an amount: {_AMOUNT_FORMS}", rule)
-    return Fraction(v), "bare", None
+    return _bounded(field, v, Fraction(v), rule), "bare", None
 
 
 def _units(field: str, v: Any, x: Fraction, scale: str, ccy: Any, rule: str, nonnegative: bool, positive: bool) -> int:

@@ -399,7 +399,8 @@ def test_outputs_are_exact_and_well_formed(tmp_path):
     res = _run("calm")
     paths = SIM.write_outputs(res, tmp_path)
     lines = (tmp_path / "events.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == len(res.records)
+    assert len(lines) == len(res.records) + 1  # the header (profile, decimals; C67), then every record
+    assert json.loads(lines[0])["kind"] == "log" and json.loads(lines[0])["currencies"] == {"BTC": 8, "USDT": 6}
     for line in lines:
         obj = json.loads(line, parse_float=lambda s: pytest.fail(f"a float in the event log: {s}"))
         assert list(obj) == sorted(obj)

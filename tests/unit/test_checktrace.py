@@ -95,9 +95,12 @@ def test_trace_carries_the_inputs_and_the_event_logs_records(name, logs):
     inputs = [o for o in objs[2:] if o["kind"] == "input"]
     assert [(o["type"], o["time_ms"]) for o in inputs] == [(e.type, e.time_ms) for e in scn.events]
     # the record lines are exactly events.jsonl's, in the same order (its readers are unaffected)
+    # after events.jsonl's own header (the same profile and decimals, format backstop-events/1; C67)
     records = [x for x, o in zip(trace, objs) if o["kind"] not in ("log", "input")]
-    assert records == _lines(d / "events.jsonl")
-    assert len(_lines(d / "events.jsonl")) == len(res.records)
+    events = _lines(d / "events.jsonl")
+    assert json.loads(events[0]) == {**head, "format": "backstop-events/1"}
+    assert records == events[1:]
+    assert len(events) == len(res.records) + 1
 
 
 def test_fund_history_reads_the_trace_as_it_reads_events_jsonl(logs, capsys):

@@ -73,7 +73,8 @@ def test_number_keeps_integers_and_fractions():
     ("5e-4", "not an exact decimal"),
     (".5", "not an exact decimal"),
     ("", "not an exact decimal"),
-    ("1" * 5000, "too many digits"),               # beyond Python's int-from-text limit: no traceback
+    ("1" * 5000, "more than 60 digits"),           # beyond Python's int-from-text limit: no traceback (C66)
+    ("1" * 61, "more than 60 digits"),             # beyond the input bound (README "Input bounds", C66)
     (None, "expected an exact number, not NoneType"),
     ([1], "expected an exact number, not list"),
 ])
