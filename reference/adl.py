@@ -403,11 +403,12 @@ def execute_adl(inst: Instrument, margin_rules: MarginRules, rules: AdlRules, *,
     ``candidates`` are the positions of the instrument (any side, any account); the rule
     :func:`is_adl_candidate` masks the ineligible ones, which get reduction 0 and no record.
     """
-    scored = tuple(RankEntry(c.account, c.instrument, c.position,
-                             compute_adl_score(inst, margin_rules, rules, c.position, mark)) for c in candidates)
     eligible_flags = tuple(is_adl_candidate(liquidated_sign, liquidated_account, c.position.sign,
-                                            c.position.size, c.account) for c in scored)
-    pool = tuple(itertools.compress(scored, eligible_flags))
+                                            c.position.size, c.account) for c in candidates)
+    # only the eligible entries are ranked, so only they are scored (the others' scores were never read)
+    pool = tuple(RankEntry(c.account, c.instrument, c.position,
+                           compute_adl_score(inst, margin_rules, rules, c.position, mark))
+                 for c in itertools.compress(candidates, eligible_flags))
     ranked = rank_entries(pool)
     sizes = tuple(c.position.size for c in ranked)
     flags = tuple(True for _ in ranked)
