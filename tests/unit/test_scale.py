@@ -95,11 +95,35 @@ def test_the_incremental_check_agrees_with_the_full_one_on_every_event(stress):
     n = 0
     for run in runs:
         for before, after, recs in run:
-            full = S.check_invariants(before, after, recs)
+            full = S.check_invariants_full(before, after, recs)
             assert S.check_invariants_incremental(before, after, recs) == full
             assert full == []
             n += 1
     assert n > 250
+
+
+def test_check_invariants_checks_incrementally_only_after_a_clean_state(stress):
+    """check_invariants gives the full check's verdict on every event of a run; it takes the
+    incremental path only for a before-state it found clean itself (a mark on that very object,
+    for the same rules), never for a state derived from it or for other rules."""
+    from backstop.reference.rules import RULES
+    scn = SIM.load_scenario_text(gen_stress.generate(20, 60, seed=5), "<small>")
+    run = _run(scn)
+    assert "_clean_for" not in run[0][0].__dict__
+    for before, after, recs in run:
+        assert S.check_invariants(before, after, recs) == S.check_invariants_full(before, after, recs) == []
+        assert after.__dict__["_clean_for"] is RULES
+    last = run[-1][1]
+    assert "_clean_for" not in dataclasses.replace(last, time_ms=last.time_ms).__dict__
+    # a violation is reported on the incremental path too, and the violating state is not marked clean
+    before, after, recs = next(t for t in run[1:] if t[1].funds.ledger.entries != t[0].funds.ledger.entries)
+    assert before.__dict__["_clean_for"] is RULES
+    led = after.funds.ledger
+    k0 = next(iter(led.balances))
+    off = dataclasses.replace(after, funds=dataclasses.replace(
+        after.funds, ledger=J.Ledger(led.entries, {**led.balances, k0: led.balances[k0] + 1})))
+    assert S.check_invariants(before, off, recs) == S.check_invariants_full(before, off, recs) != []
+    assert "_clean_for" not in off.__dict__
 
 
 def _corrupt_account(st: S.SimState, k: int, **changes) -> S.SimState:
@@ -144,6 +168,6 @@ def test_both_checks_see_a_planted_violation(stress):
             break
     assert set(planted) == {"INV-010", "INV-010 ", "INV-021", "LIQ-006"}
     for rule, bad in planted.items():
-        full = S.check_invariants(before, bad, recs)
+        full = S.check_invariants_full(before, bad, recs)
         assert any(m.startswith(rule.strip()) for m in full), (rule, full)
         assert S.check_invariants_incremental(before, bad, recs) == full, rule
