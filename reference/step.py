@@ -46,7 +46,7 @@ from backstop.reference.rules import RULES, Rules
 from backstop.reference.types import (Account, Instrument, MarginMode, Position, PositionTerms, exact,
                                       format_exact)
 
-__all__ = ["Book", "Remainder", "SimState", "MarkEvent", "BookEvent", "TopUpEvent", "WithdrawEvent", "SettleEvent",
+__all__ = ["Book", "Remainder", "AccountIndex", "SimState", "MarkEvent", "BookEvent", "TopUpEvent", "WithdrawEvent", "SettleEvent",
            "initial_state", "process_event", "process_mark_event", "process_book_event", "process_settlement",
            "process_mark", "process_book", "process_isolated_positions", "process_cross_accounts",
            "process_remainders", "process_recheck", "check_book", "check_account", "check_invariants",
@@ -77,6 +77,28 @@ class Remainder:
     time_ms: int
 
 
+class AccountIndex:
+    """Account id -> its place in :attr:`SimState.accounts` (plumbing, C64).  Deliberately not a
+    dict, tuple or dataclass: the proofs' traversals of a state (``proofs/concolic.py``: its
+    numbers, its symbolic values) pass over it, as it holds no number of the state."""
+
+    __slots__ = ("places",)
+
+    def __init__(self, accounts: Iterable[Account]) -> None:
+        self.places = {a.id: k for k, a in enumerate(accounts)}   # the last of a repeated id, as a dict of them
+
+    def get(self, acct: str) -> int | None:
+        return self.places.get(acct)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AccountIndex) and self.places == other.places
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"AccountIndex({len(self.places)} accounts)"
+
+
 @dataclass(frozen=True)
 class SimState:
     profile: Profile
@@ -93,7 +115,7 @@ class SimState:
     # removes or reorders accounts (``_with_account`` replaces one in place), so the index of the
     # initial state serves every state derived from it by ``dataclasses.replace``; every lookup
     # checks the id it finds and rebuilds the index when it is stale (C64).
-    account_index: Mapping[str, int] | None = dataclasses.field(default=None, compare=False, repr=False)
+    account_index: AccountIndex | None = dataclasses.field(default=None, compare=False, repr=False)
 
     # The accessors below read the state through per-instance lookup tables (plumbing, C64): each
     # state builds its marks / books / ADL-state dicts once, on first use, instead of once per call.
@@ -125,9 +147,9 @@ class SimState:
         idx = self.account_index
         i = idx.get(acct) if idx is not None else None
         if i is None or i >= len(self.accounts) or self.accounts[i].id != acct:
-            idx = {a.id: k for k, a in enumerate(self.accounts)}   # the last of a repeated id, as a dict of them
+            idx = AccountIndex(self.accounts)
             object.__setattr__(self, "account_index", idx)
-            i = idx[acct]                                           # KeyError for an unknown id, as before
+            i = idx.places[acct]                                    # KeyError for an unknown id, as before
         return self.accounts[i]
 
     def is_adl_active(self, fund: FundKey) -> bool:
@@ -261,7 +283,7 @@ def initial_state(profile: Profile, accounts: Iterable[Account], marks: Mapping[
         if amount:
             funds, _ = FB.top_up(funds, fid, amount, start_ms, R=R)
     return SimState(profile, start_ms, accts, tuple(mk.items()), tuple(bk), funds,
-                    account_index={a.id: k for k, a in enumerate(accts)})
+                    account_index=AccountIndex(accts))
 
 
 def _check_event(state: SimState, event: Any) -> Any:
