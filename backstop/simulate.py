@@ -33,6 +33,7 @@ table's header line).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import re
 import sys
@@ -907,6 +908,19 @@ def _value_at(points: Sequence[tuple[int, Fraction]], t: int) -> Fraction:
     return cur
 
 
+def _values_at(points: Sequence[tuple[int, Fraction]], times: Sequence[int]) -> list[Fraction]:
+    """:func:`_value_at` of each of ``times``: by bisection when the series is in time order (a
+    mark path, a fund's history), point by point otherwise."""
+    ts = [tt for tt, _ in points]
+    if any(a > b for a, b in zip(ts, ts[1:])):
+        return [_value_at(points, t) for t in times]
+    out = []
+    for t in times:
+        k = bisect.bisect_right(ts, t) - 1   # the last point at or before t
+        out.append(points[k][1] if k >= 0 else points[0][1])
+    return out
+
+
 def chart_svg(res: RunResult, width: int = 960) -> str:
     """The run as an SVG chart (``backstop.charts``, matplotlib): stacked panels on one UTC time
     axis -- one per instrument with its mark path (liquidation steps as open circles at the mark,
@@ -932,8 +946,10 @@ def chart_svg(res: RunResult, width: int = 960) -> str:
     def markers(recs: list[Record], values: Sequence[tuple[int, Fraction]]) -> tuple[Any, Any]:
         lq = [r for r in recs if is_liquidation(r)]
         ad = [r for r in recs if r.kind == "adl"]
-        n_lq = tuple((t, _value_at(values, t), len(g)) for t, g in _by_time(lq))
-        n_ad = tuple((t, _value_at(values, t), len(g)) for t, g in _by_time(ad))
+        g_lq, g_ad = _by_time(lq), _by_time(ad)
+        v_lq, v_ad = _values_at(values, [t for t, _ in g_lq]), _values_at(values, [t for t, _ in g_ad])
+        n_lq = tuple((t, v, len(g)) for (t, g), v in zip(g_lq, v_lq))
+        n_ad = tuple((t, v, len(g)) for (t, g), v in zip(g_ad, v_ad))
         size = sum((Fraction(r.get("reduced_size", 0)) for r in ad), Fraction(0))
         return (C.Events(C.LIQUIDATION, f"liquidation steps: {len(lq)}", n_lq),
                 C.Events(C.ADL, f"ADL fills: {len(ad)} ({format_exact(size)} contracts)", n_ad))

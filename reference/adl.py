@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from backstop.reference import margin as M
@@ -394,6 +395,54 @@ class AdlOutcome:
     records: tuple[Record, ...]               # one "adl" record per reduced counterparty
 
 
+# compute_adl_score of exact positions, remembered across the ADLs of a run (C64): while ADL fires,
+# every remainder ranks the same opposite positions at the same mark again.  A pure function's
+# value for the same arguments: keyed by the function object itself (a planted bug replaces it), the
+# profile objects by identity (the cache holds them), the numbers by value and type.  Written
+# without Python branches, as the rest of this module (tests/test_kernel_lint.py).
+_EXACT = frozenset((int, Fraction))
+
+
+class _Same:
+    """A key part that is equal only to the very same object (hashed by identity)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: Any) -> bool:
+        return self.obj is getattr(other, "obj", None)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _remembered_score(fn: _Same, inst: _Same, margin_rules: _Same, rules: _Same, types: tuple[type, ...],
+                      sign: Any, size: Any, entry: Any, margin: Any, mark: Any) -> Any:
+    return fn.obj(inst.obj, margin_rules.obj, rules.obj, PositionTerms(sign, size, entry, margin), mark)
+
+
+def _score_remembered(fn: Any, inst: Instrument, margin_rules: MarginRules, rules: AdlRules,
+                      pos: PositionTerms, mark: Any, vals: tuple[Any, ...]) -> Any:
+    return _remembered_score(_Same(fn), _Same(inst), _Same(margin_rules), _Same(rules), tuple(map(type, vals)), *vals)
+
+
+def _score_now(fn: Any, inst: Instrument, margin_rules: MarginRules, rules: AdlRules,
+               pos: PositionTerms, mark: Any, vals: tuple[Any, ...]) -> Any:
+    return fn(inst, margin_rules, rules, pos, mark)
+
+
+_SCORERS = {True: _score_remembered, False: _score_now}
+
+
+def _score(inst: Instrument, margin_rules: MarginRules, rules: AdlRules, pos: PositionTerms, mark: Any) -> Any:
+    """:func:`compute_adl_score`, remembered for exact numbers (a symbolic one is computed each time)."""
+    vals = (pos.sign, pos.size, pos.entry, pos.margin, mark)
+    return _SCORERS[_EXACT.issuperset(map(type, vals))](compute_adl_score, inst, margin_rules, rules, pos, mark, vals)
+
+
 def execute_adl(inst: Instrument, margin_rules: MarginRules, rules: AdlRules, *,
                 liquidated_account: str, liquidated_sign: int, remainder: Any, bankruptcy_price: Any,
                 mark: Any, fund_available: int, candidates: tuple[RankEntry, ...],
@@ -403,11 +452,11 @@ def execute_adl(inst: Instrument, margin_rules: MarginRules, rules: AdlRules, *,
     ``candidates`` are the positions of the instrument (any side, any account); the rule
     :func:`is_adl_candidate` masks the ineligible ones, which get reduction 0 and no record.
     """
-    scored = tuple(RankEntry(c.account, c.instrument, c.position,
-                             compute_adl_score(inst, margin_rules, rules, c.position, mark)) for c in candidates)
     eligible_flags = tuple(is_adl_candidate(liquidated_sign, liquidated_account, c.position.sign,
-                                            c.position.size, c.account) for c in scored)
-    pool = tuple(itertools.compress(scored, eligible_flags))
+                                            c.position.size, c.account) for c in candidates)
+    # only the eligible entries are ranked, so only they are scored (the others' scores were never read)
+    pool = tuple(RankEntry(c.account, c.instrument, c.position, _score(inst, margin_rules, rules, c.position, mark))
+                 for c in itertools.compress(candidates, eligible_flags))
     ranked = rank_entries(pool)
     sizes = tuple(c.position.size for c in ranked)
     flags = tuple(True for _ in ranked)

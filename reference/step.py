@@ -46,10 +46,11 @@ from backstop.reference.rules import RULES, Rules
 from backstop.reference.types import (Account, Instrument, MarginMode, Position, PositionTerms, exact,
                                       format_exact)
 
-__all__ = ["Book", "Remainder", "SimState", "MarkEvent", "BookEvent", "TopUpEvent", "WithdrawEvent", "SettleEvent",
+__all__ = ["Book", "Remainder", "AccountIndex", "SimState", "MarkEvent", "BookEvent", "TopUpEvent", "WithdrawEvent", "SettleEvent",
            "initial_state", "process_event", "process_mark_event", "process_book_event", "process_settlement",
            "process_mark", "process_book", "process_isolated_positions", "process_cross_accounts",
-           "process_remainders", "process_recheck", "check_book", "check_account", "check_invariants", "state_json"]
+           "process_remainders", "process_recheck", "check_book", "check_account", "check_invariants",
+           "check_invariants_full", "check_invariants_incremental", "state_json"]
 
 
 # ---------------------------------------------------------------- state
@@ -76,6 +77,28 @@ class Remainder:
     time_ms: int
 
 
+class AccountIndex:
+    """Account id -> its place in :attr:`SimState.accounts` (plumbing, C64).  Deliberately not a
+    dict, tuple or dataclass: the proofs' traversals of a state (``proofs/concolic.py``: its
+    numbers, its symbolic values) pass over it, as it holds no number of the state."""
+
+    __slots__ = ("places",)
+
+    def __init__(self, accounts: Iterable[Account]) -> None:
+        self.places = {a.id: k for k, a in enumerate(accounts)}   # the last of a repeated id, as a dict of them
+
+    def get(self, acct: str) -> int | None:
+        return self.places.get(acct)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AccountIndex) and self.places == other.places
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"AccountIndex({len(self.places)} accounts)"
+
+
 @dataclass(frozen=True)
 class SimState:
     profile: Profile
@@ -88,28 +111,49 @@ class SimState:
     adl_active: tuple[tuple[str, bool], ...] = ()
     dust: tuple[tuple[str, Fraction], ...] = ()   # rounding residue per currency, booked to the venue (ENG-005)
     next_id: int = 1
+    # an index, not state: account id -> its place in ``accounts``.  The transition never adds,
+    # removes or reorders accounts (``_with_account`` replaces one in place), so the index of the
+    # initial state serves every state derived from it by ``dataclasses.replace``; every lookup
+    # checks the id it finds and rebuilds the index when it is stale (C64).
+    account_index: AccountIndex | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    # The accessors below read the state through per-instance lookup tables (plumbing, C64): each
+    # state builds its marks / books / ADL-state dicts once, on first use, instead of once per call.
+
+    def _table(self, name: str) -> dict[str, Any]:
+        d = self.__dict__.get("_t_" + name)
+        if d is None:
+            d = dict(getattr(self, name))
+            object.__setattr__(self, "_t_" + name, d)
+        return d
 
     def mark(self, inst: str) -> Fraction:
-        m = dict(self.marks)
+        m = self._table("marks")
         if inst not in m:
             raise InvalidInput(f"marks.{inst}", None, "no mark price has been given for this instrument yet", "MRG-002")
         return m[inst]
 
     def has_mark(self, inst: str) -> bool:
-        return inst in dict(self.marks)
+        return inst in self._table("marks")
 
     def account_ids(self) -> tuple[str, ...]:
         """The account ids in TRN-002 order (the state keeps its accounts sorted so)."""
         return tuple(a.id for a in self.accounts)
 
     def book(self, inst: str) -> Book:
-        return dict(self.books).get(inst, Book())
+        return self._table("books").get(inst, Book())
 
     def account(self, acct: str) -> Account:
-        return {a.id: a for a in self.accounts}[acct]
+        idx = self.account_index
+        i = idx.get(acct) if idx is not None else None
+        if i is None or i >= len(self.accounts) or self.accounts[i].id != acct:
+            idx = AccountIndex(self.accounts)
+            object.__setattr__(self, "account_index", idx)
+            i = idx.places[acct]                                    # KeyError for an unknown id, as before
+        return self.accounts[i]
 
     def is_adl_active(self, fund: FundKey) -> bool:
-        return dict(self.adl_active).get(fund.id, False)
+        return self._table("adl_active").get(fund.id, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +282,8 @@ def initial_state(profile: Profile, accounts: Iterable[Account], marks: Mapping[
     for fid, amount in sorted((fund_balances or {}).items()):
         if amount:
             funds, _ = FB.top_up(funds, fid, amount, start_ms, R=R)
-    return SimState(profile, start_ms, accts, tuple(mk.items()), tuple(bk), funds)
+    return SimState(profile, start_ms, accts, tuple(mk.items()), tuple(bk), funds,
+                    account_index=AccountIndex(accts))
 
 
 def _check_event(state: SimState, event: Any) -> Any:
@@ -723,7 +768,24 @@ def process_recheck(state: SimState, t: int, inst: Instrument, adl_records: Iter
 # ---------------------------------------------------------------- checks and output
 
 def check_invariants(before: SimState, after: SimState, records: Iterable[Record], R: Rules = RULES) -> list[str]:
-    """The invariants of spec/90, 30 and 40 on one transition, on concrete values ([] = all hold)."""
+    """The invariants of spec/90, 30 and 40 on one transition, on concrete values ([] = all hold).
+
+    Always the complete check's verdict (:func:`check_invariants_full`), at the cost of the
+    incremental one (:func:`check_invariants_incremental`) when ``before`` is a state this
+    function has already found clean with the same ``R`` -- as in a run, where each event's
+    ``before`` is the previous event's ``after``.  That knowledge is a cache on the frozen state
+    object (C64), never copied to a state derived from it; a state not known clean gets the full check."""
+    records = tuple(records)
+    known = before.__dict__.get("_clean_for")
+    bad = (check_invariants_incremental if known is R else check_invariants_full)(before, after, records, R)
+    if not bad:
+        object.__setattr__(after, "_clean_for", R)
+    return bad
+
+
+def check_invariants_full(before: SimState, after: SimState, records: Iterable[Record], R: Rules = RULES) -> list[str]:
+    """:func:`check_invariants` from nothing: every fund, the whole journal refolded, every
+    position of every account; then the checks of the event's records."""
     bad: list[str] = []
     p = after.profile
     for key in after.funds.funds:
@@ -751,6 +813,73 @@ def check_invariants(before: SimState, after: SimState, records: Iterable[Record
         if r.kind == "liquidation deficit" and r.get("uncovered", 0) > 0:
             bad.append(f"INV-013: an engine deficit of fund {r.fund} was not covered ({r.get('uncovered')})")
     deleveraging = None  # the liquidated account of the ADL in progress (its "adl trigger" comes first)
+    for r in records:
+        if r.kind == "adl trigger":
+            deleveraging = r.account
+        elif r.kind == "adl" and r.account == deleveraging:
+            bad.append(f"INV-016: ADL reduced the liquidated account {r.account}")
+    return bad
+
+
+def check_invariants_incremental(before: SimState, after: SimState, records: Iterable[Record],
+                                 R: Rules = RULES) -> list[str]:
+    """:func:`check_invariants_full` for a ``before`` state that already satisfies the state
+    invariants (the previous transition was checked and found clean): the same messages in the
+    same order, at a cost that does not grow with the run (C64).
+
+    What ``before`` already satisfied is not checked again: INV-021 and LIQ-006 only on the
+    positions of the accounts the event replaced and on the isolated positions whose mark moved
+    (an untouched position at an unchanged mark has the decision it had, by the same rule call);
+    INV-010 folds the event's new journal entries into ``before``'s balances (JRN-002's
+    :func:`~backstop.reference.journal.apply_entry`) instead of refolding the whole journal, when
+    the journal only grew (otherwise it refolds, as the full check).  INV-009 (every fund, a
+    handful) and the checks of the event's records are the full check's.  A run checked in full
+    once and incrementally after is checked completely; ``tests/unit/test_scale.py`` runs both
+    on every event of a stress scenario and of the soak's worlds and sees the same lists."""
+    records = tuple(records)
+    bad: list[str] = []
+    p = after.profile
+    for key in after.funds.funds:
+        s, a = FB.settled_balance(after.funds, key, R=R), FB.available_balance(after.funds, key, BalanceView.SETTLED_PLUS_PENDING, R=R)
+        if s < 0 or a < 0:
+            bad.append(f"INV-009: fund {key.id} negative (settled {s}, available {a})")
+    old_l, new_l = before.funds.ledger, after.funds.ledger
+    n = len(old_l.entries)
+    if new_l.entries[:n] == old_l.entries:
+        folded = old_l.balances
+        for e in new_l.entries[n:]:
+            folded = R.J.apply_entry(folded, e)
+    else:
+        folded = R.J.recompute(new_l.entries)
+    if folded != new_l.balances:
+        bad.append("INV-010: the fund ledger's balances differ from a recomputation of its journal")
+    old_marks, new_marks = before._table("marks"), after._table("marks")
+    moved = {i for i, m in new_marks.items() if i not in old_marks or old_marks[i] != m}
+    same_ids = len(before.accounts) == len(after.accounts)
+    for k, acct in enumerate(after.accounts):
+        untouched = same_ids and before.accounts[k] is acct
+        for q in acct.positions:
+            if untouched and q.instrument not in moved:
+                continue
+            inst = p.instruments[q.instrument]
+            if not untouched and (q.size <= 0 or q.margin < 0):
+                bad.append(f"INV-021: account {acct.id} position {q.instrument} size {q.size} margin {q.margin}")
+            if q.margin_mode is MarginMode.ISOLATED and q.instrument in new_marks:
+                act = R.L.decide_action(inst, p.margin, p.liquidation, q.terms(), after.mark(q.instrument))
+                if act == R.L.PARTIAL:
+                    bad.append(f"LIQ-006: account {acct.id} {q.instrument} left in a PARTIAL state")
+    prev: dict[tuple[str, str, Any], Any] | None = None
+    for r in records:
+        if r.kind == "adl":
+            if prev is None:
+                prev = {(a.id, q.instrument, q.side): q.size for a in before.accounts for q in a.positions}
+            key = (r.account, r.instrument)
+            sizes = [v for (a, i, _), v in prev.items() if (a, i) == key]
+            if not sizes or r.get("reduced_size") > max(sizes):
+                bad.append(f"INV-016: ADL reduced {r.account} {r.instrument} by {r.get('reduced_size')} beyond its size")
+        if r.kind == "liquidation deficit" and r.get("uncovered", 0) > 0:
+            bad.append(f"INV-013: an engine deficit of fund {r.fund} was not covered ({r.get('uncovered')})")
+    deleveraging = None
     for r in records:
         if r.kind == "adl trigger":
             deleveraging = r.account
