@@ -33,7 +33,7 @@ def compute_position_value(inst: Instrument, size: Number, price: Number) -> Num
     Linear: ``size * contract_value * price``; inverse: ``size * contract_value / price``.
     """
     k = size * inst.contract_value * inst.scale
-    return num.ite(inst.is_linear, k * price, num.div(k, price))
+    return num.branch(inst.is_linear, lambda: k * price, lambda: num.div(k, price))
 
 
 def compute_unrealized_pnl(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
@@ -43,14 +43,18 @@ def compute_unrealized_pnl(inst: Instrument, pos: PositionTerms, mark: Number) -
     ``sign * size * cv * (1/entry - 1/mark)`` (in the base currency).
     """
     k = pos.size * inst.contract_value * inst.scale
-    linear = pos.sign * k * (mark - pos.entry)
-    inverse = pos.sign * k * (num.div(1, pos.entry) - num.div(1, mark))
-    return num.ite(inst.is_linear, linear, inverse)
+    return num.branch(inst.is_linear, lambda: pos.sign * k * (mark - pos.entry),
+                      lambda: pos.sign * k * (num.div(1, pos.entry) - num.div(1, mark)))
 
 
 def compute_equity(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
     """MRG-003: isolated equity = the position's margin + its unrealized PnL at ``mark``."""
-    return pos.margin + compute_unrealized_pnl(inst, pos, mark)
+    return equity_of(pos, compute_unrealized_pnl(inst, pos, mark))
+
+
+def equity_of(pos: PositionTerms, pnl: Number) -> Number:
+    """MRG-003: the isolated equity of ``pos`` given its unrealized PnL at the mark (MRG-002)."""
+    return pos.margin + pnl
 
 
 # ---------------------------------------------------------------- MRG-004 tiers
@@ -58,17 +62,31 @@ def compute_equity(inst: Instrument, pos: PositionTerms, mark: Number) -> Number
 def compute_tier_basis(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-004 (input): what the tier table is indexed by -- the size in contracts, or the
     position value in whole settlement-currency units at ``price``."""
-    table = inst.tier_table
-    value = num.div(compute_position_value(inst, size, price), inst.scale)
-    return num.ite(table.basis is TierBasis.SIZE, size, value)
+    return num.branch(inst.tier_table.basis is TierBasis.SIZE, lambda: size,
+                      lambda: num.div(compute_position_value(inst, size, price), inst.scale))
 
 
 def _tier_field(table: TierTable, basis: Number, field: str) -> Number:
-    # Tier i covers (cap_{i-1}, cap_i]; walk the concrete table from the bottom up.
-    result = getattr(table.tiers[0], field)
-    for below, tier in zip(table.tiers, table.tiers[1:]):
-        result = num.ite(basis > below.cap, getattr(tier, field), result)
-    return result
+    # Tier i covers (cap_{i-1}, cap_i]; walk the concrete table from the bottom up, stopping at the
+    # first cap at or above the basis (the last tier takes everything above the cap below it).
+    return _tier_field_from(table.tiers, basis, field, 0)
+
+
+def _tier_field_from(tiers: tuple[Any, ...], basis: Number, field: str, i: int) -> Number:
+    here = lambda: getattr(tiers[i], field)  # noqa: E731
+    return num.branch(i + 1 == len(tiers), here,
+                      lambda: num.branch(basis > tiers[i].cap, lambda: _tier_field_from(tiers, basis, field, i + 1), here))
+
+
+def is_in_tier(inst: Instrument, size: Number, price: Number, index: int) -> Any:
+    """MRG-004: the position's tier at ``price`` is tier ``index`` (the same lookup as
+    :func:`compute_tier_index`, asked of one tier: its basis is above the cap below and at or below
+    its own cap; the last tier has no cap above)."""
+    tiers = inst.tier_table.tiers
+    basis = compute_tier_basis(inst, size, price)
+    above = num.branch(index == 1, lambda: True, lambda: basis > tiers[index - 2].cap)
+    below = num.branch(index == len(tiers), lambda: True, lambda: basis <= tiers[index - 1].cap)
+    return num.and_(above, below)
 
 
 def compute_tier_index(inst: Instrument, size: Number, price: Number) -> Number:
@@ -89,13 +107,19 @@ def compute_tier_deduction(inst: Instrument, size: Number, price: Number) -> Num
 def is_within_tiers(inst: Instrument, size: Number, price: Number) -> Any:
     """MRG-004: the tier basis is at or below the last tier's cap (a larger position is refused)."""
     table = inst.tier_table
-    return num.ite(table.bounded, compute_tier_basis(inst, size, price) <= table.max_cap, True)
+    return num.branch(table.bounded, lambda: compute_tier_basis(inst, size, price) <= table.max_cap, lambda: True)
 
 
 # ---------------------------------------------------------------- MRG-005 .. MRG-007
 
 def _mm_price(rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     return num.ite(rules.mm_price_basis is PriceBasis.MARK, mark, pos.entry)
+
+
+def compute_mm_price(rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
+    """MRG-005: the price the maintenance margin (and its tier) is valued at: the mark or the entry,
+    as ``margin.mm_price_basis`` says."""
+    return _mm_price(rules, pos, mark)
 
 
 def compute_maintenance_margin(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
@@ -106,36 +130,63 @@ def compute_maintenance_margin(inst: Instrument, rules: MarginRules, pos: Positi
     """
     price = _mm_price(rules, pos, mark)
     value = compute_position_value(inst, pos.size, price)
-    return value * compute_tier_mmr(inst, pos.size, price) - compute_tier_deduction(inst, pos.size, price)
+    return maintenance_margin_of(value, compute_tier_mmr(inst, pos.size, price), compute_tier_deduction(inst, pos.size, price))
+
+
+def maintenance_margin_of(value: Number, mmr: Number, deduction: Number) -> Number:
+    """MRG-005: the maintenance margin of a position of ``value`` in a tier of ``mmr`` and
+    ``deduction`` (all at the MM price): ``value * mmr - deduction``, exact."""
+    return value * mmr - deduction
+
+
+def units_up(amount: Number) -> Number:
+    """NUM-002: a requirement or a fee as money: rounded UP to a whole unit (never in the holder's
+    favour).  MRG-005, MRG-006 and MRG-009 state their amounts as money with it."""
+    return num.ceil(amount)
 
 
 def compute_maintenance_margin_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """MRG-005, NUM-002: the maintenance margin as money: rounded UP to a whole unit (a requirement)."""
-    return num.ceil(compute_maintenance_margin(inst, rules, pos, mark))
+    return units_up(compute_maintenance_margin(inst, rules, pos, mark))
 
 
 def compute_close_fee(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """MRG-006: the close-position fee the trigger reserves: value * close_fee_rate, exact,
     valued at the same price as the maintenance margin."""
     price = _mm_price(rules, pos, mark)
-    return compute_position_value(inst, pos.size, price) * rules.close_fee_rate
+    return close_fee_of(rules, compute_position_value(inst, pos.size, price))
+
+
+def close_fee_of(rules: MarginRules, value: Number) -> Number:
+    """MRG-006: the close-position fee on a position of ``value`` (at the MM price), exact."""
+    return value * rules.close_fee_rate
 
 
 def compute_close_fee_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """MRG-006, NUM-002: the close-position fee as money: rounded UP to a whole unit (a fee)."""
-    return num.ceil(compute_close_fee(inst, rules, pos, mark))
+    return units_up(compute_close_fee(inst, rules, pos, mark))
 
 
 def compute_liquidation_requirement(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """LIQ-001: what equity is compared with: maintenance margin + close fee (seed 003), or zero
     under the ``zero_equity`` trigger (seed 001).  Exact: comparisons are never rounded."""
-    full = compute_maintenance_margin(inst, rules, pos, mark) + compute_close_fee(inst, rules, pos, mark)
-    return num.ite(rules.trigger is TriggerRule.ZERO_EQUITY, 0, full)
+    return requirement_of(rules, compute_maintenance_margin(inst, rules, pos, mark), compute_close_fee(inst, rules, pos, mark))
+
+
+def requirement_of(rules: MarginRules, maintenance_margin: Number, close_fee: Number) -> Number:
+    """LIQ-001: the requirement from the exact maintenance margin and close fee (MRG-005, MRG-006):
+    their sum, or zero under the ``zero_equity`` trigger."""
+    return num.branch(rules.trigger is TriggerRule.ZERO_EQUITY, lambda: 0, lambda: maintenance_margin + close_fee)
 
 
 def compute_margin_ratio(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
     """MRG-007: the position's margin ratio: equity / position value at mark (exact)."""
-    return num.div(compute_equity(inst, pos, mark), compute_position_value(inst, pos.size, mark))
+    return ratio_of(compute_equity(inst, pos, mark), compute_position_value(inst, pos.size, mark))
+
+
+def ratio_of(amount: Number, value: Number) -> Number:
+    """MRG-007: an amount (equity, requirement) over the position value at the mark, exact."""
+    return num.div(amount, value)
 
 
 def compute_required_margin_ratio(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
@@ -143,8 +194,7 @@ def compute_required_margin_ratio(inst: Instrument, rules: MarginRules, pos: Pos
 
     For the OKX profile this is exactly tier MMR + close-position fee rate (seed 003).
     """
-    return num.div(compute_liquidation_requirement(inst, rules, pos, mark),
-                   compute_position_value(inst, pos.size, mark))
+    return ratio_of(compute_liquidation_requirement(inst, rules, pos, mark), compute_position_value(inst, pos.size, mark))
 
 
 # ---------------------------------------------------------------- LIQ-001 trigger
@@ -152,7 +202,12 @@ def compute_required_margin_ratio(inst: Instrument, rules: MarginRules, pos: Pos
 def is_liquidatable(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Any:
     """LIQ-001: the position is liquidated when its equity is at or below the requirement
     (equivalently: margin ratio <= tier MMR + close fee rate)."""
-    return compute_equity(inst, pos, mark) <= compute_liquidation_requirement(inst, rules, pos, mark)
+    return is_liquidatable_of(compute_equity(inst, pos, mark), compute_liquidation_requirement(inst, rules, pos, mark))
+
+
+def is_liquidatable_of(equity: Number, requirement: Number) -> Any:
+    """LIQ-001: the trigger from the equity and the requirement at one mark: equality triggers."""
+    return equity <= requirement
 
 
 # ---------------------------------------------------------------- MRG-008 realized PnL
@@ -160,7 +215,13 @@ def is_liquidatable(inst: Instrument, rules: MarginRules, pos: PositionTerms, ma
 def compute_realized_pnl_units(inst: Instrument, pos: PositionTerms, price: Number) -> Number:
     """MRG-008, NUM-002: the PnL booked when the whole position closes at ``price``, as money: rounded
     DOWN (toward minus infinity), so a gain is never overpaid and a loss never under-charged."""
-    return num.floor(compute_unrealized_pnl(inst, pos, price))
+    return units_down(compute_unrealized_pnl(inst, pos, price))
+
+
+def units_down(amount: Number) -> Number:
+    """NUM-002: a PnL booked as money: rounded DOWN (toward minus infinity), so a gain is never
+    overpaid and a loss never under-charged (MRG-008)."""
+    return num.floor(amount)
 
 
 # ---------------------------------------------------------------- LIQ-002 / LIQ-003 prices
@@ -250,32 +311,41 @@ def compute_liquidation_price(inst: Instrument, rules: MarginRules, pos: Positio
     each tier's candidate is computed, and the one whose price falls back in that same tier is
     taken (a continuous table, which the profile loader enforces, has exactly one such price).
     """
-    table = inst.tier_table
+    return _liquidation_price_from(inst, rules, pos, 0)
+
+
+def _liquidation_price_from(inst: Instrument, rules: MarginRules, pos: PositionTerms, i: int) -> MaybePrice:
+    # Tier i+1's candidate when it exists and falls back in tier i+1, else the next tier's: the lowest
+    # tier that qualifies wins; concretely the tiers above it are never solved.
+    tiers = inst.tier_table.tiers
+    tier = tiers[i]
     zero = rules.trigger is TriggerRule.ZERO_EQUITY
-    chosen = MaybePrice(False, 0)
-    for tier in reversed(table.tiers):
-        rate = num.ite(zero, 0, tier.mmr + rules.close_fee_rate)
-        ded = num.ite(zero, 0, tier.mm_deduction)
-        cand = _solve_price(inst, rules, pos, rate, ded)
-        price_for_tier = num.ite(rules.mm_price_basis is PriceBasis.MARK, cand.value, pos.entry)
-        in_tier = compute_tier_index(inst, pos.size, num.ite(cand.defined, price_for_tier, pos.entry)) == tier.index
-        ok = num.and_(cand.defined, in_tier)
-        chosen = MaybePrice(num.or_(ok, chosen.defined), num.ite(ok, cand.value, chosen.value))
-    return chosen
+    rate = num.branch(zero, lambda: 0, lambda: tier.mmr + rules.close_fee_rate)
+    ded = num.branch(zero, lambda: 0, lambda: tier.mm_deduction)
+    cand = _solve_price(inst, rules, pos, rate, ded)
+    price_for_tier = num.ite(rules.mm_price_basis is PriceBasis.MARK, cand.value, pos.entry)
+    ok = num.branch(cand.defined, lambda: is_in_tier(inst, pos.size, price_for_tier, tier.index), lambda: False)
+    rest = lambda: num.branch(i + 1 == len(tiers), lambda: MaybePrice(False, 0),  # noqa: E731
+                              lambda: _liquidation_price_from(inst, rules, pos, i + 1))
+    return num.branch(ok, lambda: MaybePrice(True, cand.value), rest)
 
 
 def compute_bankruptcy_price_on_tick(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
     """LIQ-002: the bankruptcy price on the tick grid, rounded toward the entry price (up for a
     long, down for a short), so that closing there never loses more than the margin."""
-    bp = compute_bankruptcy_price(inst, rules, pos)
-    return MaybePrice(bp.defined, num.round_to_step_toward(bp.value, inst.tick_size, pos.sign))
+    return price_on_tick(inst, pos, compute_bankruptcy_price(inst, rules, pos))
 
 
 def compute_liquidation_price_on_tick(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
     """LIQ-003: the liquidation price on the tick grid, rounded toward the entry price (up for
     a long, down for a short): a displayed warning level is never later than the real one."""
-    lp = compute_liquidation_price(inst, rules, pos)
-    return MaybePrice(lp.defined, num.round_to_step_toward(lp.value, inst.tick_size, pos.sign))
+    return price_on_tick(inst, pos, compute_liquidation_price(inst, rules, pos))
+
+
+def price_on_tick(inst: Instrument, pos: PositionTerms, price: MaybePrice) -> MaybePrice:
+    """LIQ-002 / LIQ-003, NUM-002: a bankruptcy or liquidation price on the tick grid, rounded toward
+    the entry price (up for a long, down for a short); it exists where the exact price does."""
+    return MaybePrice(price.defined, num.round_to_step_toward(price.value, inst.tick_size, pos.sign))
 
 
 # ---------------------------------------------------------------- MRG-009 initial margin, leverage, the tier's limits
@@ -305,12 +375,17 @@ def compute_initial_margin(inst: Instrument, rules: MarginRules, pos: PositionTe
     """MRG-009: the initial margin of the position's tier: value x tier IMR, exact, valued (and the
     tier looked up) at the same price as the maintenance margin (MRG-005)."""
     price = _mm_price(rules, pos, mark)
-    return compute_position_value(inst, pos.size, price) * compute_tier_imr(inst, pos.size, price)
+    return initial_margin_of(compute_position_value(inst, pos.size, price), compute_tier_imr(inst, pos.size, price))
+
+
+def initial_margin_of(value: Number, imr: Number) -> Number:
+    """MRG-009: the initial margin of a position of ``value`` in a tier of ``imr`` (at the MM price)."""
+    return value * imr
 
 
 def compute_initial_margin_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """MRG-009, NUM-002: the initial margin as money: rounded UP to a whole unit (a requirement)."""
-    return num.ceil(compute_initial_margin(inst, rules, pos, mark))
+    return units_up(compute_initial_margin(inst, rules, pos, mark))
 
 
 def compute_margin_for_leverage(inst: Instrument, size: Number, entry: Number, leverage: Number) -> Number:

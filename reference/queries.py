@@ -29,7 +29,7 @@ from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
 from backstop.reference import transition as T
-from backstop.reference.evaluate import Quantity, evaluate_position, present, require
+from backstop.reference.evaluate import Quantity, evaluate_parts, present, require
 from backstop.reference.events import BalancePoint, FundKey
 from backstop.reference.profile import PriceBasis, Profile
 from backstop.reference.types import Instrument, Position, PositionTerms
@@ -86,11 +86,13 @@ def query_margin(profile: Profile, pos: Position, mark: Any, leverage: Any = Non
     rules = profile.margin
     t = pos.terms()
     money = _money(inst)
-    out = {x.name: x for x in evaluate_position(profile, pos, mark)}
-    price = _mm_price(profile, t, mark)
+    quantities, parts = evaluate_parts(profile, pos, mark)
+    out = {x.name: x for x in quantities}
+    price = parts["mm_price"]
     cap = M.compute_tier_cap(inst, t.size, price)
     tier = M.compute_tier_index(inst, t.size, price)
-    lp = M.compute_liquidation_price(inst, rules, t)
+    lp = parts["liquidation_price"]
+    im = M.initial_margin_of(parts["mm_value"], M.compute_tier_imr(inst, t.size, price))
     out.update(_d(
         _q("margin", t.margin, money, *{True: ("MRG-003",), False: ("MRG-009", "NUM-002")}[leverage is None]),
         _q("requested_leverage", leverage, RATIO, "MRG-009"),
@@ -103,12 +105,12 @@ def query_margin(profile: Profile, pos: Position, mark: Any, leverage: Any = Non
         _q("tier_cap", cap.get(), "tier basis (" + inst.tier_table.basis.value + ")", "MRG-009"),
         _q("tier_max_size", present(cap.defined, L.compute_max_size_in_tier(inst, tier, price)), "contracts",
            "MRG-009", "LIQ-005"),
-        _q("initial_margin", M.compute_initial_margin(inst, rules, t, mark), money + " (exact)", "MRG-009"),
-        _q("initial_margin_units", M.compute_initial_margin_units(inst, rules, t, mark), money + " (rounded up)",
+        _q("initial_margin", im, money + " (exact)", "MRG-009"),
+        _q("initial_margin_units", M.units_up(im), money + " (rounded up)",
            "MRG-009", "NUM-002"),
         _q("leverage", present(t.margin > 0, M.compute_leverage(inst, t)), RATIO, "MRG-009"),
         _q("within_max_leverage", M.is_within_max_leverage(inst, t), BOOL, "MRG-009"),
-        _q("effective_leverage", present(M.compute_equity(inst, t, mark) > 0,
+        _q("effective_leverage", present(parts["equity"] > 0,
                                          A.compute_effective_leverage(inst, t, mark)), RATIO, "ADL-004"),
     ))
     out.update(_at_price(inst, profile, t, lp.value, lp.defined, "liquidation_price"))
