@@ -67,8 +67,9 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
     equity = M.equity_of(t, pnl)
     mm_price = M.compute_mm_price(rules, t, mark_f)
     mm_value = M.compute_position_value(inst, pos.size, mm_price)
-    mm = M.maintenance_margin_of(mm_value, M.compute_tier_mmr(inst, pos.size, mm_price),
-                                 M.compute_tier_deduction(inst, pos.size, mm_price))
+    basis = M.compute_tier_basis(inst, pos.size, mark_f)
+    mm_basis = M.compute_tier_basis(inst, pos.size, mm_price)
+    mm = M.maintenance_margin_of(mm_value, M.tier_field_of(inst, mm_basis, "mmr"), M.tier_field_of(inst, mm_basis, "mm_deduction"))
     fee = M.close_fee_of(rules, mm_value)
     requirement = M.requirement_of(rules, mm, fee)
     bp = M.compute_bankruptcy_price(inst, rules, t)
@@ -77,8 +78,8 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
         Quantity("position_value", value, money, ("MRG-001",)),
         Quantity("unrealized_pnl", pnl, money, ("MRG-002",)),
         Quantity("equity", equity, money, ("MRG-003",)),
-        Quantity("tier", M.compute_tier_index(inst, pos.size, mark_f), "tier", ("MRG-004",)),
-        Quantity("tier_mmr", M.compute_tier_mmr(inst, pos.size, mark_f), "ratio", ("MRG-004",)),
+        Quantity("tier", M.tier_field_of(inst, basis, "index"), "tier", ("MRG-004",)),
+        Quantity("tier_mmr", M.tier_field_of(inst, basis, "mmr"), "ratio", ("MRG-004",)),
         Quantity("maintenance_margin", mm, money, ("MRG-005",)),
         Quantity("maintenance_margin_units", M.units_up(mm), money, ("MRG-005", "NUM-002")),
         Quantity("close_fee", fee, money, ("MRG-006",)),
@@ -94,7 +95,7 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
         Quantity("liquidation_price_on_tick", M.price_on_tick(inst, t, lp).get(), price, ("LIQ-003", "NUM-002")),
     ]
     return q, {"mark": mark_f, "value": value, "equity": equity, "mm_price": mm_price, "mm_value": mm_value,
-               "bankruptcy_price": bp, "liquidation_price": lp}
+               "mm_basis": mm_basis, "bankruptcy_price": bp, "liquidation_price": lp}
 
 
 def present(defined: Any, value: Any) -> Any:

@@ -66,6 +66,13 @@ def compute_tier_basis(inst: Instrument, size: Number, price: Number) -> Number:
                       lambda: num.div(compute_position_value(inst, size, price), inst.scale))
 
 
+def tier_field_of(inst: Instrument, basis: Number, field: str) -> Number:
+    """MRG-004 / MRG-009: the column ``field`` (``index``, ``mmr``, ``mm_deduction``, ``imr``,
+    ``max_leverage``) of the tier a position of tier basis ``basis`` (:func:`compute_tier_basis`) is
+    in: the first tier whose cap is at or above the basis."""
+    return _tier_field(inst.tier_table, basis, field)
+
+
 def _tier_field(table: TierTable, basis: Number, field: str) -> Number:
     # Tier i covers (cap_{i-1}, cap_i]; walk the concrete table from the bottom up, stopping at the
     # first cap at or above the basis (the last tier takes everything above the cap below it).
@@ -91,17 +98,17 @@ def is_in_tier(inst: Instrument, size: Number, price: Number, index: int) -> Any
 
 def compute_tier_index(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-004: the position's tier: the first tier whose cap is at or above the tier basis."""
-    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "index")
+    return tier_field_of(inst, compute_tier_basis(inst, size, price), "index")
 
 
 def compute_tier_mmr(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-004: the maintenance margin ratio of the position's tier."""
-    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "mmr")
+    return tier_field_of(inst, compute_tier_basis(inst, size, price), "mmr")
 
 
 def compute_tier_deduction(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-004: the maintenance deduction of the position's tier (0 for OKX-style tables)."""
-    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "mm_deduction")
+    return tier_field_of(inst, compute_tier_basis(inst, size, price), "mm_deduction")
 
 
 def is_within_tiers(inst: Instrument, size: Number, price: Number) -> Any:
@@ -352,19 +359,24 @@ def price_on_tick(inst: Instrument, pos: PositionTerms, price: MaybePrice) -> Ma
 
 def compute_tier_imr(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-009: the initial margin ratio of the position's tier (MRG-004's lookup at ``price``)."""
-    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "imr")
+    return tier_field_of(inst, compute_tier_basis(inst, size, price), "imr")
 
 
 def compute_tier_max_leverage(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-009: the maximum leverage of the position's tier (MRG-004's lookup at ``price``)."""
-    return _tier_field(inst.tier_table, compute_tier_basis(inst, size, price), "max_leverage")
+    return tier_field_of(inst, compute_tier_basis(inst, size, price), "max_leverage")
 
 
 def compute_tier_cap(inst: Instrument, size: Number, price: Number) -> MaybePrice:
     """MRG-009: the cap of the position's tier (the largest tier basis it covers: contracts, or whole
     settlement-currency units); it does not exist for the last tier of an unbounded table."""
+    return tier_cap_of(inst, compute_tier_index(inst, size, price))
+
+
+def tier_cap_of(inst: Instrument, index: Number) -> MaybePrice:
+    """MRG-009: the cap of tier ``index`` of the instrument's table (none for the last tier of an
+    unbounded table)."""
     table = inst.tier_table
-    index = compute_tier_index(inst, size, price)
     cap: Number = table.max_cap
     for tier in table.tiers[:-1]:
         cap = num.ite(index == tier.index, tier.cap, cap)
@@ -398,12 +410,23 @@ def compute_margin_for_leverage(inst: Instrument, size: Number, entry: Number, l
 def compute_leverage(inst: Instrument, pos: PositionTerms) -> Number:
     """MRG-009: the position's leverage: its value at the entry over its margin (exact; 0 stands for
     "none" when the margin is 0, which has no finite leverage)."""
-    return num.div_or(compute_position_value(inst, pos.size, pos.entry), pos.margin, 0)
+    return leverage_of(pos, compute_position_value(inst, pos.size, pos.entry))
+
+
+def leverage_of(pos: PositionTerms, value_at_entry: Number) -> Number:
+    """MRG-009: the leverage of ``pos`` worth ``value_at_entry`` at its entry: that value over the
+    margin (exact; 0 stands for "none" when the margin is 0)."""
+    return num.div_or(value_at_entry, pos.margin, 0)
 
 
 def is_within_max_leverage(inst: Instrument, pos: PositionTerms) -> Any:
     """MRG-009: the position's leverage is at most the maximum leverage of its tier at the entry:
     value at entry <= margin x max leverage (exact; a zero margin is never within, the value being
     positive)."""
-    value = compute_position_value(inst, pos.size, pos.entry)
-    return value <= pos.margin * compute_tier_max_leverage(inst, pos.size, pos.entry)
+    return within_max_leverage_of(pos, compute_position_value(inst, pos.size, pos.entry),
+                                  compute_tier_max_leverage(inst, pos.size, pos.entry))
+
+
+def within_max_leverage_of(pos: PositionTerms, value_at_entry: Number, max_leverage: Number) -> Any:
+    """MRG-009: ``value_at_entry <= margin x max_leverage`` (the tier's, at the entry), exact."""
+    return value_at_entry <= pos.margin * max_leverage

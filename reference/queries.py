@@ -67,10 +67,11 @@ def _at_price(inst: Instrument, profile: Profile, pos: PositionTerms, price: Any
     """The tier, rate and deduction the requirement uses when the mark is ``price`` (the tier is
     looked up at the price the profile values the requirement at: that mark, or the entry)."""
     at = _mm_price(profile, pos, num.ite(defined, price, pos.entry))  # an undefined price is never read
+    basis = M.compute_tier_basis(inst, pos.size, at)
     return _d(
-        _q(f"tier_at_{label}", present(defined, M.compute_tier_index(inst, pos.size, at)), "tier", "MRG-004", "LIQ-003"),
-        _q(f"mmr_at_{label}", present(defined, M.compute_tier_mmr(inst, pos.size, at)), RATIO, "MRG-004", "LIQ-003"),
-        _q(f"deduction_at_{label}", present(defined, M.compute_tier_deduction(inst, pos.size, at)), _money(inst),
+        _q(f"tier_at_{label}", present(defined, M.tier_field_of(inst, basis, "index")), "tier", "MRG-004", "LIQ-003"),
+        _q(f"mmr_at_{label}", present(defined, M.tier_field_of(inst, basis, "mmr")), RATIO, "MRG-004", "LIQ-003"),
+        _q(f"deduction_at_{label}", present(defined, M.tier_field_of(inst, basis, "mm_deduction")), _money(inst),
            "MRG-004", "MRG-005"),
     )
 
@@ -89,27 +90,30 @@ def query_margin(profile: Profile, pos: Position, mark: Any, leverage: Any = Non
     quantities, parts = evaluate_parts(profile, pos, mark)
     out = {x.name: x for x in quantities}
     price = parts["mm_price"]
-    cap = M.compute_tier_cap(inst, t.size, price)
-    tier = M.compute_tier_index(inst, t.size, price)
+    basis = parts["mm_basis"]
+    tier = M.tier_field_of(inst, basis, "index")
+    cap = M.tier_cap_of(inst, tier)
     lp = parts["liquidation_price"]
-    im = M.initial_margin_of(parts["mm_value"], M.compute_tier_imr(inst, t.size, price))
+    im = M.initial_margin_of(parts["mm_value"], M.tier_field_of(inst, basis, "imr"))
+    at_entry = M.compute_position_value(inst, t.size, t.entry)
     out.update(_d(
         _q("margin", t.margin, money, *{True: ("MRG-003",), False: ("MRG-009", "NUM-002")}[leverage is None]),
         _q("requested_leverage", leverage, RATIO, "MRG-009"),
         _q("mm_price", price, PRICE, "MRG-005"),
         _q("tier_used", tier, "tier", "MRG-004", "MRG-005"),
-        _q("mmr_used", M.compute_tier_mmr(inst, t.size, price), RATIO, "MRG-004", "MRG-005"),
-        _q("deduction_used", M.compute_tier_deduction(inst, t.size, price), money, "MRG-004", "MRG-005"),
-        _q("tier_imr", M.compute_tier_imr(inst, t.size, price), RATIO, "MRG-009"),
-        _q("tier_max_leverage", M.compute_tier_max_leverage(inst, t.size, price), RATIO, "MRG-009"),
+        _q("mmr_used", M.tier_field_of(inst, basis, "mmr"), RATIO, "MRG-004", "MRG-005"),
+        _q("deduction_used", M.tier_field_of(inst, basis, "mm_deduction"), money, "MRG-004", "MRG-005"),
+        _q("tier_imr", M.tier_field_of(inst, basis, "imr"), RATIO, "MRG-009"),
+        _q("tier_max_leverage", M.tier_field_of(inst, basis, "max_leverage"), RATIO, "MRG-009"),
         _q("tier_cap", cap.get(), "tier basis (" + inst.tier_table.basis.value + ")", "MRG-009"),
         _q("tier_max_size", present(cap.defined, L.compute_max_size_in_tier(inst, tier, price)), "contracts",
            "MRG-009", "LIQ-005"),
         _q("initial_margin", im, money + " (exact)", "MRG-009"),
         _q("initial_margin_units", M.units_up(im), money + " (rounded up)",
            "MRG-009", "NUM-002"),
-        _q("leverage", present(t.margin > 0, M.compute_leverage(inst, t)), RATIO, "MRG-009"),
-        _q("within_max_leverage", M.is_within_max_leverage(inst, t), BOOL, "MRG-009"),
+        _q("leverage", present(t.margin > 0, M.leverage_of(t, at_entry)), RATIO, "MRG-009"),
+        _q("within_max_leverage", M.within_max_leverage_of(t, at_entry, M.compute_tier_max_leverage(inst, t.size, t.entry)),
+           BOOL, "MRG-009"),
         _q("effective_leverage", present(parts["equity"] > 0,
                                          A.compute_effective_leverage(inst, t, mark)), RATIO, "ADL-004"),
     ))
