@@ -66,9 +66,11 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
     pnl = M.compute_unrealized_pnl(inst, t, mark_f)
     equity = M.equity_of(t, pnl)
     mm_price = M.compute_mm_price(rules, t, mark_f)
-    mm_value = M.compute_position_value(inst, pos.size, mm_price)
-    basis = M.compute_tier_basis(inst, pos.size, mark_f)
-    mm_basis = M.compute_tier_basis(inst, pos.size, mm_price)
+    at_entry = M.compute_position_value(inst, pos.size, pos.entry_price)
+    mm_value = M.at_mm_price(rules, value, at_entry)
+    basis = M.tier_basis_of(inst, pos.size, value)
+    entry_basis = M.tier_basis_of(inst, pos.size, at_entry)
+    mm_basis = M.at_mm_price(rules, basis, entry_basis)
     mm = M.maintenance_margin_of(mm_value, M.tier_field_of(inst, mm_basis, "mmr"), M.tier_field_of(inst, mm_basis, "mm_deduction"))
     fee = M.close_fee_of(rules, mm_value)
     requirement = M.requirement_of(rules, mm, fee)
@@ -95,7 +97,8 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
         Quantity("liquidation_price_on_tick", M.price_on_tick(inst, t, lp).get(), price, ("LIQ-003", "NUM-002")),
     ]
     return q, {"mark": mark_f, "value": value, "equity": equity, "mm_price": mm_price, "mm_value": mm_value,
-               "mm_basis": mm_basis, "bankruptcy_price": bp, "liquidation_price": lp}
+               "mm_basis": mm_basis, "value_at_entry": at_entry, "entry_basis": entry_basis,
+               "bankruptcy_price": bp, "liquidation_price": lp}
 
 
 def present(defined: Any, value: Any) -> Any:

@@ -66,6 +66,12 @@ def compute_tier_basis(inst: Instrument, size: Number, price: Number) -> Number:
                       lambda: num.div(compute_position_value(inst, size, price), inst.scale))
 
 
+def tier_basis_of(inst: Instrument, size: Number, value: Number) -> Number:
+    """MRG-004: :func:`compute_tier_basis` of a position of ``size`` contracts whose value at the
+    price in question is ``value`` (MRG-001): the size, or the value in whole settlement units."""
+    return num.branch(inst.tier_table.basis is TierBasis.SIZE, lambda: size, lambda: num.div(value, inst.scale))
+
+
 def tier_field_of(inst: Instrument, basis: Number, field: str) -> Number:
     """MRG-004 / MRG-009: the column ``field`` (``index``, ``mmr``, ``mm_deduction``, ``imr``,
     ``max_leverage``) of the tier a position of tier basis ``basis`` (:func:`compute_tier_basis`) is
@@ -76,13 +82,16 @@ def tier_field_of(inst: Instrument, basis: Number, field: str) -> Number:
 def _tier_field(table: TierTable, basis: Number, field: str) -> Number:
     # Tier i covers (cap_{i-1}, cap_i]; walk the concrete table from the bottom up, stopping at the
     # first cap at or above the basis (the last tier takes everything above the cap below it).
-    return _tier_field_from(table.tiers, basis, field, 0)
+    tiers = table.tiers
+    return {True: lambda: getattr(tiers[0], field),  # one tier: no cap to compare with
+            False: lambda: _tier_field_from(tiers, basis, field, 0)}[len(tiers) == 1]()
 
 
 def _tier_field_from(tiers: tuple[Any, ...], basis: Number, field: str, i: int) -> Number:
-    here = lambda: getattr(tiers[i], field)  # noqa: E731
-    return num.branch(i + 1 == len(tiers), here,
-                      lambda: num.branch(basis > tiers[i].cap, lambda: _tier_field_from(tiers, basis, field, i + 1), here))
+    # tier i+1 unless the basis is above its cap; the tier above the last cap compared is the last
+    above = {True: lambda: getattr(tiers[i + 1], field),
+             False: lambda: _tier_field_from(tiers, basis, field, i + 1)}[i + 2 == len(tiers)]
+    return num.branch(basis > tiers[i].cap, above, lambda: getattr(tiers[i], field))
 
 
 def is_in_tier(inst: Instrument, size: Number, price: Number, index: int) -> Any:
@@ -127,6 +136,11 @@ def compute_mm_price(rules: MarginRules, pos: PositionTerms, mark: Number) -> Nu
     """MRG-005: the price the maintenance margin (and its tier) is valued at: the mark or the entry,
     as ``margin.mm_price_basis`` says."""
     return _mm_price(rules, pos, mark)
+
+
+def at_mm_price(rules: MarginRules, at_mark: Number, at_entry: Number) -> Number:
+    """MRG-005: of a quantity valued at the mark and at the entry, the one at the MM price."""
+    return num.ite(rules.mm_price_basis is PriceBasis.MARK, at_mark, at_entry)
 
 
 def compute_maintenance_margin(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:

@@ -95,7 +95,7 @@ def query_margin(profile: Profile, pos: Position, mark: Any, leverage: Any = Non
     cap = M.tier_cap_of(inst, tier)
     lp = parts["liquidation_price"]
     im = M.initial_margin_of(parts["mm_value"], M.tier_field_of(inst, basis, "imr"))
-    at_entry = M.compute_position_value(inst, t.size, t.entry)
+    at_entry = parts["value_at_entry"]
     out.update(_d(
         _q("margin", t.margin, money, *{True: ("MRG-003",), False: ("MRG-009", "NUM-002")}[leverage is None]),
         _q("requested_leverage", leverage, RATIO, "MRG-009"),
@@ -112,7 +112,7 @@ def query_margin(profile: Profile, pos: Position, mark: Any, leverage: Any = Non
         _q("initial_margin_units", M.units_up(im), money + " (rounded up)",
            "MRG-009", "NUM-002"),
         _q("leverage", present(t.margin > 0, M.leverage_of(t, at_entry)), RATIO, "MRG-009"),
-        _q("within_max_leverage", M.within_max_leverage_of(t, at_entry, M.compute_tier_max_leverage(inst, t.size, t.entry)),
+        _q("within_max_leverage", M.within_max_leverage_of(t, at_entry, M.tier_field_of(inst, parts["entry_basis"], "max_leverage")),
            BOOL, "MRG-009"),
         _q("effective_leverage", present(parts["equity"] > 0,
                                          A.compute_effective_leverage(inst, t, mark)), RATIO, "ADL-004"),
