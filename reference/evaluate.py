@@ -53,8 +53,10 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
     """:func:`evaluate_position`'s quantities and the parts they were computed from (the MM price,
     the bankruptcy and liquidation prices as ``MaybePrice``), so that a caller reads them instead of
     computing them again.  Every value is computed once, by the rule function that states it, from
-    the values it depends on (``margin.*_of``); ``tests/unit/test_eval_parts.py`` checks each one
-    equal to the rule function computed from scratch."""
+    the values it depends on with margin's ``_*_of`` parts -- the very functions margin's public rule
+    functions are written with, so the proofs and the dual-run tests cover them through those;
+    ``tests/unit/test_eval_parts.py`` checks every value equal to its public rule function computed
+    from scratch."""
     mark_f = validate_position(profile, pos, mark)
     inst = profile.instrument(pos.instrument)
     rules = profile.margin
@@ -64,37 +66,37 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
     price = "quote currency per base unit"
     value = M.compute_position_value(inst, pos.size, mark_f)
     pnl = M.compute_unrealized_pnl(inst, t, mark_f)
-    equity = M.equity_of(t, pnl)
-    mm_price = M.compute_mm_price(rules, t, mark_f)
+    equity = M._equity_of(t, pnl)
+    mm_price = M._mm_price(rules, t, mark_f)
     at_entry = M.compute_position_value(inst, pos.size, pos.entry_price)
-    mm_value = M.at_mm_price(rules, value, at_entry)
-    basis = M.tier_basis_of(inst, pos.size, value)
-    entry_basis = M.tier_basis_of(inst, pos.size, at_entry)
-    mm_basis = M.at_mm_price(rules, basis, entry_basis)
-    mm = M.maintenance_margin_of(mm_value, M.tier_field_of(inst, mm_basis, "mmr"), M.tier_field_of(inst, mm_basis, "mm_deduction"))
-    fee = M.close_fee_of(rules, mm_value)
-    requirement = M.requirement_of(rules, mm, fee)
+    mm_value = M._at_mm_price(rules, value, at_entry)
+    basis = M._tier_basis_of(inst, pos.size, value)
+    entry_basis = M._tier_basis_of(inst, pos.size, at_entry)
+    mm_basis = M._at_mm_price(rules, basis, entry_basis)
+    mm = M._maintenance_margin_of(mm_value, M._tier_field_of(inst, mm_basis, "mmr"), M._tier_field_of(inst, mm_basis, "mm_deduction"))
+    fee = M._close_fee_of(rules, mm_value)
+    requirement = M._requirement_of(rules, mm, fee)
     bp = M.compute_bankruptcy_price(inst, rules, t)
     lp = M.compute_liquidation_price(inst, rules, t)
     q = [
         Quantity("position_value", value, money, ("MRG-001",)),
         Quantity("unrealized_pnl", pnl, money, ("MRG-002",)),
         Quantity("equity", equity, money, ("MRG-003",)),
-        Quantity("tier", M.tier_field_of(inst, basis, "index"), "tier", ("MRG-004",)),
-        Quantity("tier_mmr", M.tier_field_of(inst, basis, "mmr"), "ratio", ("MRG-004",)),
+        Quantity("tier", M._tier_field_of(inst, basis, "index"), "tier", ("MRG-004",)),
+        Quantity("tier_mmr", M._tier_field_of(inst, basis, "mmr"), "ratio", ("MRG-004",)),
         Quantity("maintenance_margin", mm, money, ("MRG-005",)),
-        Quantity("maintenance_margin_units", M.units_up(mm), money, ("MRG-005", "NUM-002")),
+        Quantity("maintenance_margin_units", M._units_up(mm), money, ("MRG-005", "NUM-002")),
         Quantity("close_fee", fee, money, ("MRG-006",)),
-        Quantity("close_fee_units", M.units_up(fee), money, ("MRG-006", "NUM-002")),
+        Quantity("close_fee_units", M._units_up(fee), money, ("MRG-006", "NUM-002")),
         Quantity("liquidation_requirement", requirement, money, ("LIQ-001",)),
-        Quantity("margin_ratio", M.ratio_of(equity, value), "ratio", ("MRG-007",)),
-        Quantity("required_margin_ratio", M.ratio_of(requirement, value), "ratio", ("MRG-007", "LIQ-001")),
-        Quantity("liquidatable", M.is_liquidatable_of(equity, requirement), "bool", ("LIQ-001",)),
-        Quantity("realized_pnl_at_mark_units", M.units_down(pnl), money, ("MRG-008", "NUM-002")),
+        Quantity("margin_ratio", M._ratio_of(equity, value), "ratio", ("MRG-007",)),
+        Quantity("required_margin_ratio", M._ratio_of(requirement, value), "ratio", ("MRG-007", "LIQ-001")),
+        Quantity("liquidatable", M._is_liquidatable_of(equity, requirement), "bool", ("LIQ-001",)),
+        Quantity("realized_pnl_at_mark_units", M._units_down(pnl), money, ("MRG-008", "NUM-002")),
         Quantity("bankruptcy_price", bp.get(), price, ("LIQ-002",)),
-        Quantity("bankruptcy_price_on_tick", M.price_on_tick(inst, t, bp).get(), price, ("LIQ-002", "NUM-002")),
+        Quantity("bankruptcy_price_on_tick", M._price_on_tick(inst, t, bp).get(), price, ("LIQ-002", "NUM-002")),
         Quantity("liquidation_price", lp.get(), price, ("LIQ-003",)),
-        Quantity("liquidation_price_on_tick", M.price_on_tick(inst, t, lp).get(), price, ("LIQ-003", "NUM-002")),
+        Quantity("liquidation_price_on_tick", M._price_on_tick(inst, t, lp).get(), price, ("LIQ-003", "NUM-002")),
     ]
     return q, {"mark": mark_f, "value": value, "equity": equity, "mm_price": mm_price, "mm_value": mm_value,
                "mm_basis": mm_basis, "value_at_entry": at_entry, "entry_basis": entry_basis,

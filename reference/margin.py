@@ -49,10 +49,10 @@ def compute_unrealized_pnl(inst: Instrument, pos: PositionTerms, mark: Number) -
 
 def compute_equity(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
     """MRG-003: isolated equity = the position's margin + its unrealized PnL at ``mark``."""
-    return equity_of(pos, compute_unrealized_pnl(inst, pos, mark))
+    return _equity_of(pos, compute_unrealized_pnl(inst, pos, mark))
 
 
-def equity_of(pos: PositionTerms, pnl: Number) -> Number:
+def _equity_of(pos: PositionTerms, pnl: Number) -> Number:
     """MRG-003: the isolated equity of ``pos`` given its unrealized PnL at the mark (MRG-002)."""
     return pos.margin + pnl
 
@@ -66,13 +66,13 @@ def compute_tier_basis(inst: Instrument, size: Number, price: Number) -> Number:
                       lambda: num.div(compute_position_value(inst, size, price), inst.scale))
 
 
-def tier_basis_of(inst: Instrument, size: Number, value: Number) -> Number:
+def _tier_basis_of(inst: Instrument, size: Number, value: Number) -> Number:
     """MRG-004: :func:`compute_tier_basis` of a position of ``size`` contracts whose value at the
     price in question is ``value`` (MRG-001): the size, or the value in whole settlement units."""
     return num.branch(inst.tier_table.basis is TierBasis.SIZE, lambda: size, lambda: num.div(value, inst.scale))
 
 
-def tier_field_of(inst: Instrument, basis: Number, field: str) -> Number:
+def _tier_field_of(inst: Instrument, basis: Number, field: str) -> Number:
     """MRG-004 / MRG-009: the column ``field`` (``index``, ``mmr``, ``mm_deduction``, ``imr``,
     ``max_leverage``) of the tier a position of tier basis ``basis`` (:func:`compute_tier_basis`) is
     in: the first tier whose cap is at or above the basis."""
@@ -91,10 +91,10 @@ def _tier_field_from(tiers: tuple[Any, ...], basis: Number, field: str, i: int) 
     # tier i+1 unless the basis is above its cap; the tier above the last cap compared is the last
     above = {True: lambda: getattr(tiers[i + 1], field),
              False: lambda: _tier_field_from(tiers, basis, field, i + 1)}[i + 2 == len(tiers)]
-    return num.branch(basis > tiers[i].cap, above, lambda: getattr(tiers[i], field))
+    return num.branch(basis > tiers[i].cap, lambda: above(), lambda: getattr(tiers[i], field))
 
 
-def is_in_tier(inst: Instrument, size: Number, price: Number, index: int) -> Any:
+def _is_in_tier(inst: Instrument, size: Number, price: Number, index: int) -> Any:
     """MRG-004: the position's tier at ``price`` is tier ``index`` (the same lookup as
     :func:`compute_tier_index`, asked of one tier: its basis is above the cap below and at or below
     its own cap; the last tier has no cap above)."""
@@ -107,17 +107,17 @@ def is_in_tier(inst: Instrument, size: Number, price: Number, index: int) -> Any
 
 def compute_tier_index(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-004: the position's tier: the first tier whose cap is at or above the tier basis."""
-    return tier_field_of(inst, compute_tier_basis(inst, size, price), "index")
+    return _tier_field_of(inst, compute_tier_basis(inst, size, price), "index")
 
 
 def compute_tier_mmr(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-004: the maintenance margin ratio of the position's tier."""
-    return tier_field_of(inst, compute_tier_basis(inst, size, price), "mmr")
+    return _tier_field_of(inst, compute_tier_basis(inst, size, price), "mmr")
 
 
 def compute_tier_deduction(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-004: the maintenance deduction of the position's tier (0 for OKX-style tables)."""
-    return tier_field_of(inst, compute_tier_basis(inst, size, price), "mm_deduction")
+    return _tier_field_of(inst, compute_tier_basis(inst, size, price), "mm_deduction")
 
 
 def is_within_tiers(inst: Instrument, size: Number, price: Number) -> Any:
@@ -132,13 +132,7 @@ def _mm_price(rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     return num.ite(rules.mm_price_basis is PriceBasis.MARK, mark, pos.entry)
 
 
-def compute_mm_price(rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
-    """MRG-005: the price the maintenance margin (and its tier) is valued at: the mark or the entry,
-    as ``margin.mm_price_basis`` says."""
-    return _mm_price(rules, pos, mark)
-
-
-def at_mm_price(rules: MarginRules, at_mark: Number, at_entry: Number) -> Number:
+def _at_mm_price(rules: MarginRules, at_mark: Number, at_entry: Number) -> Number:
     """MRG-005: of a quantity valued at the mark and at the entry, the one at the MM price."""
     return num.ite(rules.mm_price_basis is PriceBasis.MARK, at_mark, at_entry)
 
@@ -151,16 +145,16 @@ def compute_maintenance_margin(inst: Instrument, rules: MarginRules, pos: Positi
     """
     price = _mm_price(rules, pos, mark)
     value = compute_position_value(inst, pos.size, price)
-    return maintenance_margin_of(value, compute_tier_mmr(inst, pos.size, price), compute_tier_deduction(inst, pos.size, price))
+    return _maintenance_margin_of(value, compute_tier_mmr(inst, pos.size, price), compute_tier_deduction(inst, pos.size, price))
 
 
-def maintenance_margin_of(value: Number, mmr: Number, deduction: Number) -> Number:
+def _maintenance_margin_of(value: Number, mmr: Number, deduction: Number) -> Number:
     """MRG-005: the maintenance margin of a position of ``value`` in a tier of ``mmr`` and
     ``deduction`` (all at the MM price): ``value * mmr - deduction``, exact."""
     return value * mmr - deduction
 
 
-def units_up(amount: Number) -> Number:
+def _units_up(amount: Number) -> Number:
     """NUM-002: a requirement or a fee as money: rounded UP to a whole unit (never in the holder's
     favour).  MRG-005, MRG-006 and MRG-009 state their amounts as money with it."""
     return num.ceil(amount)
@@ -168,33 +162,33 @@ def units_up(amount: Number) -> Number:
 
 def compute_maintenance_margin_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """MRG-005, NUM-002: the maintenance margin as money: rounded UP to a whole unit (a requirement)."""
-    return units_up(compute_maintenance_margin(inst, rules, pos, mark))
+    return _units_up(compute_maintenance_margin(inst, rules, pos, mark))
 
 
 def compute_close_fee(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """MRG-006: the close-position fee the trigger reserves: value * close_fee_rate, exact,
     valued at the same price as the maintenance margin."""
     price = _mm_price(rules, pos, mark)
-    return close_fee_of(rules, compute_position_value(inst, pos.size, price))
+    return _close_fee_of(rules, compute_position_value(inst, pos.size, price))
 
 
-def close_fee_of(rules: MarginRules, value: Number) -> Number:
+def _close_fee_of(rules: MarginRules, value: Number) -> Number:
     """MRG-006: the close-position fee on a position of ``value`` (at the MM price), exact."""
     return value * rules.close_fee_rate
 
 
 def compute_close_fee_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """MRG-006, NUM-002: the close-position fee as money: rounded UP to a whole unit (a fee)."""
-    return units_up(compute_close_fee(inst, rules, pos, mark))
+    return _units_up(compute_close_fee(inst, rules, pos, mark))
 
 
 def compute_liquidation_requirement(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """LIQ-001: what equity is compared with: maintenance margin + close fee (seed 003), or zero
     under the ``zero_equity`` trigger (seed 001).  Exact: comparisons are never rounded."""
-    return requirement_of(rules, compute_maintenance_margin(inst, rules, pos, mark), compute_close_fee(inst, rules, pos, mark))
+    return _requirement_of(rules, compute_maintenance_margin(inst, rules, pos, mark), compute_close_fee(inst, rules, pos, mark))
 
 
-def requirement_of(rules: MarginRules, maintenance_margin: Number, close_fee: Number) -> Number:
+def _requirement_of(rules: MarginRules, maintenance_margin: Number, close_fee: Number) -> Number:
     """LIQ-001: the requirement from the exact maintenance margin and close fee (MRG-005, MRG-006):
     their sum, or zero under the ``zero_equity`` trigger."""
     return num.branch(rules.trigger is TriggerRule.ZERO_EQUITY, lambda: 0, lambda: maintenance_margin + close_fee)
@@ -202,10 +196,10 @@ def requirement_of(rules: MarginRules, maintenance_margin: Number, close_fee: Nu
 
 def compute_margin_ratio(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
     """MRG-007: the position's margin ratio: equity / position value at mark (exact)."""
-    return ratio_of(compute_equity(inst, pos, mark), compute_position_value(inst, pos.size, mark))
+    return _ratio_of(compute_equity(inst, pos, mark), compute_position_value(inst, pos.size, mark))
 
 
-def ratio_of(amount: Number, value: Number) -> Number:
+def _ratio_of(amount: Number, value: Number) -> Number:
     """MRG-007: an amount (equity, requirement) over the position value at the mark, exact."""
     return num.div(amount, value)
 
@@ -215,7 +209,7 @@ def compute_required_margin_ratio(inst: Instrument, rules: MarginRules, pos: Pos
 
     For the OKX profile this is exactly tier MMR + close-position fee rate (seed 003).
     """
-    return ratio_of(compute_liquidation_requirement(inst, rules, pos, mark), compute_position_value(inst, pos.size, mark))
+    return _ratio_of(compute_liquidation_requirement(inst, rules, pos, mark), compute_position_value(inst, pos.size, mark))
 
 
 # ---------------------------------------------------------------- LIQ-001 trigger
@@ -223,10 +217,10 @@ def compute_required_margin_ratio(inst: Instrument, rules: MarginRules, pos: Pos
 def is_liquidatable(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Any:
     """LIQ-001: the position is liquidated when its equity is at or below the requirement
     (equivalently: margin ratio <= tier MMR + close fee rate)."""
-    return is_liquidatable_of(compute_equity(inst, pos, mark), compute_liquidation_requirement(inst, rules, pos, mark))
+    return _is_liquidatable_of(compute_equity(inst, pos, mark), compute_liquidation_requirement(inst, rules, pos, mark))
 
 
-def is_liquidatable_of(equity: Number, requirement: Number) -> Any:
+def _is_liquidatable_of(equity: Number, requirement: Number) -> Any:
     """LIQ-001: the trigger from the equity and the requirement at one mark: equality triggers."""
     return equity <= requirement
 
@@ -236,10 +230,10 @@ def is_liquidatable_of(equity: Number, requirement: Number) -> Any:
 def compute_realized_pnl_units(inst: Instrument, pos: PositionTerms, price: Number) -> Number:
     """MRG-008, NUM-002: the PnL booked when the whole position closes at ``price``, as money: rounded
     DOWN (toward minus infinity), so a gain is never overpaid and a loss never under-charged."""
-    return units_down(compute_unrealized_pnl(inst, pos, price))
+    return _units_down(compute_unrealized_pnl(inst, pos, price))
 
 
-def units_down(amount: Number) -> Number:
+def _units_down(amount: Number) -> Number:
     """NUM-002: a PnL booked as money: rounded DOWN (toward minus infinity), so a gain is never
     overpaid and a loss never under-charged (MRG-008)."""
     return num.floor(amount)
@@ -345,25 +339,25 @@ def _liquidation_price_from(inst: Instrument, rules: MarginRules, pos: PositionT
     ded = num.branch(zero, lambda: 0, lambda: tier.mm_deduction)
     cand = _solve_price(inst, rules, pos, rate, ded)
     price_for_tier = num.ite(rules.mm_price_basis is PriceBasis.MARK, cand.value, pos.entry)
-    ok = num.branch(cand.defined, lambda: is_in_tier(inst, pos.size, price_for_tier, tier.index), lambda: False)
-    rest = lambda: num.branch(i + 1 == len(tiers), lambda: MaybePrice(False, 0),  # noqa: E731
-                              lambda: _liquidation_price_from(inst, rules, pos, i + 1))
-    return num.branch(ok, lambda: MaybePrice(True, cand.value), rest)
+    ok = num.branch(cand.defined, lambda: _is_in_tier(inst, pos.size, price_for_tier, tier.index), lambda: False)
+    return num.branch(ok, lambda: MaybePrice(True, cand.value),
+                      lambda: num.branch(i + 1 == len(tiers), lambda: MaybePrice(False, 0),
+                                         lambda: _liquidation_price_from(inst, rules, pos, i + 1)))
 
 
 def compute_bankruptcy_price_on_tick(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
     """LIQ-002: the bankruptcy price on the tick grid, rounded toward the entry price (up for a
     long, down for a short), so that closing there never loses more than the margin."""
-    return price_on_tick(inst, pos, compute_bankruptcy_price(inst, rules, pos))
+    return _price_on_tick(inst, pos, compute_bankruptcy_price(inst, rules, pos))
 
 
 def compute_liquidation_price_on_tick(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
     """LIQ-003: the liquidation price on the tick grid, rounded toward the entry price (up for
     a long, down for a short): a displayed warning level is never later than the real one."""
-    return price_on_tick(inst, pos, compute_liquidation_price(inst, rules, pos))
+    return _price_on_tick(inst, pos, compute_liquidation_price(inst, rules, pos))
 
 
-def price_on_tick(inst: Instrument, pos: PositionTerms, price: MaybePrice) -> MaybePrice:
+def _price_on_tick(inst: Instrument, pos: PositionTerms, price: MaybePrice) -> MaybePrice:
     """LIQ-002 / LIQ-003, NUM-002: a bankruptcy or liquidation price on the tick grid, rounded toward
     the entry price (up for a long, down for a short); it exists where the exact price does."""
     return MaybePrice(price.defined, num.round_to_step_toward(price.value, inst.tick_size, pos.sign))
@@ -373,21 +367,21 @@ def price_on_tick(inst: Instrument, pos: PositionTerms, price: MaybePrice) -> Ma
 
 def compute_tier_imr(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-009: the initial margin ratio of the position's tier (MRG-004's lookup at ``price``)."""
-    return tier_field_of(inst, compute_tier_basis(inst, size, price), "imr")
+    return _tier_field_of(inst, compute_tier_basis(inst, size, price), "imr")
 
 
 def compute_tier_max_leverage(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-009: the maximum leverage of the position's tier (MRG-004's lookup at ``price``)."""
-    return tier_field_of(inst, compute_tier_basis(inst, size, price), "max_leverage")
+    return _tier_field_of(inst, compute_tier_basis(inst, size, price), "max_leverage")
 
 
 def compute_tier_cap(inst: Instrument, size: Number, price: Number) -> MaybePrice:
     """MRG-009: the cap of the position's tier (the largest tier basis it covers: contracts, or whole
     settlement-currency units); it does not exist for the last tier of an unbounded table."""
-    return tier_cap_of(inst, compute_tier_index(inst, size, price))
+    return _tier_cap_of(inst, compute_tier_index(inst, size, price))
 
 
-def tier_cap_of(inst: Instrument, index: Number) -> MaybePrice:
+def _tier_cap_of(inst: Instrument, index: Number) -> MaybePrice:
     """MRG-009: the cap of tier ``index`` of the instrument's table (none for the last tier of an
     unbounded table)."""
     table = inst.tier_table
@@ -401,17 +395,17 @@ def compute_initial_margin(inst: Instrument, rules: MarginRules, pos: PositionTe
     """MRG-009: the initial margin of the position's tier: value x tier IMR, exact, valued (and the
     tier looked up) at the same price as the maintenance margin (MRG-005)."""
     price = _mm_price(rules, pos, mark)
-    return initial_margin_of(compute_position_value(inst, pos.size, price), compute_tier_imr(inst, pos.size, price))
+    return _initial_margin_of(compute_position_value(inst, pos.size, price), compute_tier_imr(inst, pos.size, price))
 
 
-def initial_margin_of(value: Number, imr: Number) -> Number:
+def _initial_margin_of(value: Number, imr: Number) -> Number:
     """MRG-009: the initial margin of a position of ``value`` in a tier of ``imr`` (at the MM price)."""
     return value * imr
 
 
 def compute_initial_margin_units(inst: Instrument, rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
     """MRG-009, NUM-002: the initial margin as money: rounded UP to a whole unit (a requirement)."""
-    return units_up(compute_initial_margin(inst, rules, pos, mark))
+    return _units_up(compute_initial_margin(inst, rules, pos, mark))
 
 
 def compute_margin_for_leverage(inst: Instrument, size: Number, entry: Number, leverage: Number) -> Number:
@@ -424,10 +418,10 @@ def compute_margin_for_leverage(inst: Instrument, size: Number, entry: Number, l
 def compute_leverage(inst: Instrument, pos: PositionTerms) -> Number:
     """MRG-009: the position's leverage: its value at the entry over its margin (exact; 0 stands for
     "none" when the margin is 0, which has no finite leverage)."""
-    return leverage_of(pos, compute_position_value(inst, pos.size, pos.entry))
+    return _leverage_of(pos, compute_position_value(inst, pos.size, pos.entry))
 
 
-def leverage_of(pos: PositionTerms, value_at_entry: Number) -> Number:
+def _leverage_of(pos: PositionTerms, value_at_entry: Number) -> Number:
     """MRG-009: the leverage of ``pos`` worth ``value_at_entry`` at its entry: that value over the
     margin (exact; 0 stands for "none" when the margin is 0)."""
     return num.div_or(value_at_entry, pos.margin, 0)
@@ -437,10 +431,10 @@ def is_within_max_leverage(inst: Instrument, pos: PositionTerms) -> Any:
     """MRG-009: the position's leverage is at most the maximum leverage of its tier at the entry:
     value at entry <= margin x max leverage (exact; a zero margin is never within, the value being
     positive)."""
-    return within_max_leverage_of(pos, compute_position_value(inst, pos.size, pos.entry),
+    return _within_max_leverage_of(pos, compute_position_value(inst, pos.size, pos.entry),
                                   compute_tier_max_leverage(inst, pos.size, pos.entry))
 
 
-def within_max_leverage_of(pos: PositionTerms, value_at_entry: Number, max_leverage: Number) -> Any:
+def _within_max_leverage_of(pos: PositionTerms, value_at_entry: Number, max_leverage: Number) -> Any:
     """MRG-009: ``value_at_entry <= margin x max_leverage`` (the tier's, at the entry), exact."""
     return value_at_entry <= pos.margin * max_leverage
