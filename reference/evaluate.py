@@ -72,8 +72,10 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
     mm_value = M._at_mm_price(rules, value, at_entry)
     basis = M._tier_basis_of(inst, pos.size, value)
     entry_basis = M._tier_basis_of(inst, pos.size, at_entry)
-    mm_basis = M._at_mm_price(rules, basis, entry_basis)
-    mm = M._maintenance_margin_of(mm_value, M._tier_field_of(inst, mm_basis, "mmr"), M._tier_field_of(inst, mm_basis, "mm_deduction"))
+    row = M._tier_row_of(inst, basis)
+    entry_row = M._tier_row_of(inst, entry_basis)
+    mm_row = M._at_mm_price(rules, row, entry_row)
+    mm = M._maintenance_margin_of(mm_value, mm_row.mmr, mm_row.mm_deduction)
     fee = M._close_fee_of(rules, mm_value)
     requirement = M._requirement_of(rules, mm, fee)
     bp = M.compute_bankruptcy_price(inst, rules, t)
@@ -82,8 +84,8 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
         Quantity("position_value", value, money, ("MRG-001",)),
         Quantity("unrealized_pnl", pnl, money, ("MRG-002",)),
         Quantity("equity", equity, money, ("MRG-003",)),
-        Quantity("tier", M._tier_field_of(inst, basis, "index"), "tier", ("MRG-004",)),
-        Quantity("tier_mmr", M._tier_field_of(inst, basis, "mmr"), "ratio", ("MRG-004",)),
+        Quantity("tier", row.index, "tier", ("MRG-004",)),
+        Quantity("tier_mmr", row.mmr, "ratio", ("MRG-004",)),
         Quantity("maintenance_margin", mm, money, ("MRG-005",)),
         Quantity("maintenance_margin_units", M._units_up(mm), money, ("MRG-005", "NUM-002")),
         Quantity("close_fee", fee, money, ("MRG-006",)),
@@ -99,7 +101,7 @@ def evaluate_parts(profile: Profile, pos: Position, mark: Any) -> tuple[list[Qua
         Quantity("liquidation_price_on_tick", M._price_on_tick(inst, t, lp).get(), price, ("LIQ-003", "NUM-002")),
     ]
     return q, {"mark": mark_f, "value": value, "equity": equity, "mm_price": mm_price, "mm_value": mm_value,
-               "mm_basis": mm_basis, "value_at_entry": at_entry, "entry_basis": entry_basis,
+               "value_at_entry": at_entry, "mm_row": mm_row, "entry_row": entry_row,
                "bankruptcy_price": bp, "liquidation_price": lp}
 
 

@@ -16,13 +16,15 @@ Units and signs (spec/00-conventions.md):
 
 from __future__ import annotations
 
-from typing import Any
+from fractions import Fraction
+from typing import Any, NamedTuple
 
 from backstop.reference import num
 from backstop.reference.profile import MarginRules, PriceBasis, TriggerRule
 from backstop.reference.types import Instrument, MaybePrice, PositionTerms, TierBasis, TierTable
 
 Number = Any
+_ONE = Fraction(1)  # 1 as a Fraction: num.div(1, x) would first make one of the int (the same term symbolically)
 
 
 # ---------------------------------------------------------------- MRG-001 .. MRG-003
@@ -44,7 +46,7 @@ def compute_unrealized_pnl(inst: Instrument, pos: PositionTerms, mark: Number) -
     """
     k = pos.size * inst.contract_value * inst.scale
     return num.branch(inst.is_linear, lambda: pos.sign * k * (mark - pos.entry),
-                      lambda: pos.sign * k * (num.div(1, pos.entry) - num.div(1, mark)))
+                      lambda: pos.sign * k * (num.div(_ONE, pos.entry) - num.div(_ONE, mark)))
 
 
 def compute_equity(inst: Instrument, pos: PositionTerms, mark: Number) -> Number:
@@ -72,26 +74,41 @@ def _tier_basis_of(inst: Instrument, size: Number, value: Number) -> Number:
     return num.branch(inst.tier_table.basis is TierBasis.SIZE, lambda: size, lambda: num.div(value, inst.scale))
 
 
+class _TierRow(NamedTuple):
+    """The columns of one tier that the rules read (symbolically each may be an ``ite`` term)."""
+
+    index: Number
+    mmr: Number
+    mm_deduction: Number
+    imr: Number
+    max_leverage: Number
+
+
+def _row(tier: Any) -> _TierRow:
+    return _TierRow(tier.index, tier.mmr, tier.mm_deduction, tier.imr, tier.max_leverage)
+
+
 def _tier_field_of(inst: Instrument, basis: Number, field: str) -> Number:
     """MRG-004 / MRG-009: the column ``field`` (``index``, ``mmr``, ``mm_deduction``, ``imr``,
     ``max_leverage``) of the tier a position of tier basis ``basis`` (:func:`compute_tier_basis`) is
     in: the first tier whose cap is at or above the basis."""
-    return _tier_field(inst.tier_table, basis, field)
+    return getattr(_tier_row_of(inst, basis), field)
 
 
-def _tier_field(table: TierTable, basis: Number, field: str) -> Number:
-    # Tier i covers (cap_{i-1}, cap_i]; walk the concrete table from the bottom up, stopping at the
-    # first cap at or above the basis (the last tier takes everything above the cap below it).
-    tiers = table.tiers
-    return {True: lambda: getattr(tiers[0], field),  # one tier: no cap to compare with
-            False: lambda: _tier_field_from(tiers, basis, field, 0)}[len(tiers) == 1]()
+def _tier_row_of(inst: Instrument, basis: Number) -> _TierRow:
+    """MRG-004: every column of the tier of tier basis ``basis``, looked up once.  Tier i covers
+    (cap_{i-1}, cap_i]; the walk goes from the bottom up and stops at the first cap at or above
+    the basis (the last tier takes everything above the cap below it)."""
+    tiers = inst.tier_table.tiers
+    return {True: lambda: _row(tiers[0]),  # one tier: no cap to compare with
+            False: lambda: _tier_row_from(tiers, basis, 0)}[len(tiers) == 1]()
 
 
-def _tier_field_from(tiers: tuple[Any, ...], basis: Number, field: str, i: int) -> Number:
+def _tier_row_from(tiers: tuple[Any, ...], basis: Number, i: int) -> _TierRow:
     # tier i+1 unless the basis is above its cap; the tier above the last cap compared is the last
-    above = {True: lambda: getattr(tiers[i + 1], field),
-             False: lambda: _tier_field_from(tiers, basis, field, i + 1)}[i + 2 == len(tiers)]
-    return num.branch(basis > tiers[i].cap, lambda: above(), lambda: getattr(tiers[i], field))
+    above = {True: lambda: _row(tiers[i + 1]),
+             False: lambda: _tier_row_from(tiers, basis, i + 1)}[i + 2 == len(tiers)]
+    return num.branch(basis > tiers[i].cap, lambda: above(), lambda: _row(tiers[i]))
 
 
 def _is_in_tier(inst: Instrument, size: Number, price: Number, index: int) -> Any:
