@@ -40,7 +40,7 @@ prove: $(STAMP)
 ## SOAK_EVENTS=1000000 for the full seeded soak (hours on 2 cores); the default is a quick one.
 SOAK_EVENTS ?= 20000
 bench: $(STAMP)
-	for f in bench/bench_margin.py bench/bench_simulate.py; do $(BIN)/python $$f || exit 1; done
+	for f in bench/bench_margin.py bench/bench_simulate.py bench/bench_eval_speed.py; do $(BIN)/python $$f || exit 1; done
 	$(BIN)/python bench/bench_soak.py --events $(SOAK_EVENTS)
 
 ## Test vectors of every shipped profile, audited for region coverage, packed deterministically

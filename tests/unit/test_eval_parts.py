@@ -177,3 +177,17 @@ def test_liquidation_price_solves_no_tier_above_the_one_it_takes(monkeypatch):
     lp = M.compute_liquidation_price(inst, okx.margin, PositionTerms(1, Fraction(100), Fraction(30000), 3 * 10**9))
     assert lp.get() == Fraction(54_000_000, 1991)  # spec/20-liquidation.md LIQ-003, P1
     assert calls == [Fraction("0.0045")]  # tier 1's rate 0.004 + 0.0005 only
+
+
+@pytest.mark.rules("MRG-009", "LIQ-005")
+@pytest.mark.xfail(strict=True, reason="BUG (found by bench/plain_margin.py, issue 14): LIQ-005's _cap_of stands 0 for "
+                   "the last tier, so eval's tier_max_size is 0 in the last tier of a bounded table; MRG-009 says it "
+                   "is LIQ-005's largest size in the tier, i.e. the tier's cap")
+def test_MRG_009_tier_max_size_in_the_last_tier_of_a_bounded_table_is_its_cap():
+    """okx BTC-USDT-SWAP, 50,000 contracts: 48,000 < 50,000 <= 60,000, tier 7 of the size-basis table
+    BTC; the largest size in tier 7 is its cap, 60,000 contracts (on the 0.01 lot grid)."""
+    okx = load_profile("okx")
+    pos = Position("BTC-USDT-SWAP", "long", Fraction(50_000), Fraction(30_000), "isolated", 10**11)
+    q = query_margin(okx, pos, Fraction(29_000))
+    assert q["tier"].value == 7 and q["tier_cap"].value == 60_000
+    assert q["tier_max_size"].value == 60_000
