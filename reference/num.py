@@ -274,6 +274,8 @@ def branch(cond: Any, then: Any, other: Any) -> Any:
         return then()
     if cond is False:
         return other()
+    if not isinstance(cond, z3.ExprRef):
+        raise KernelTypeError(f"branch condition must be a bool or a Z3 term, not {type(cond).__name__}")
     return _merge(cond, then(), other())
 
 

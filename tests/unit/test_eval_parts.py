@@ -136,6 +136,8 @@ def test_branch_concretely_runs_only_the_taken_side():
 def test_branch_refuses_a_condition_that_is_neither_bool_nor_term():
     with pytest.raises(KernelTypeError):
         num.branch(1, lambda: 1, lambda: 2)
+    with pytest.raises(KernelTypeError):  # even when both sides are the same value
+        num.branch(Fraction(1), lambda: 5, lambda: 5)
 
 
 @pytest.mark.rules("NUM-001")
