@@ -65,7 +65,7 @@ def compute_tier_basis(inst: Instrument, size: Number, price: Number) -> Number:
     """MRG-004 (input): what the tier table is indexed by -- the size in contracts, or the
     position value in whole settlement-currency units at ``price``."""
     return num.branch(inst.tier_table.basis is TierBasis.SIZE, lambda: size,
-                      lambda: num.div(compute_position_value(inst, size, price), inst.scale))
+                      lambda: _tier_basis_of(inst, size, compute_position_value(inst, size, price)))
 
 
 def _tier_basis_of(inst: Instrument, size: Number, value: Number) -> Number:
@@ -146,7 +146,7 @@ def is_within_tiers(inst: Instrument, size: Number, price: Number) -> Any:
 # ---------------------------------------------------------------- MRG-005 .. MRG-007
 
 def _mm_price(rules: MarginRules, pos: PositionTerms, mark: Number) -> Number:
-    return num.ite(rules.mm_price_basis is PriceBasis.MARK, mark, pos.entry)
+    return _at_mm_price(rules, mark, pos.entry)
 
 
 def _at_mm_price(rules: MarginRules, at_mark: Number, at_entry: Number) -> Number:
