@@ -99,27 +99,14 @@ def _tier_row_of(inst: Instrument, basis: Number) -> _TierRow:
     """MRG-004: every column of the tier of tier basis ``basis``, looked up once.  Tier i covers
     (cap_{i-1}, cap_i]; the walk goes from the bottom up and stops at the first cap at or above
     the basis (the last tier takes everything above the cap below it)."""
-    tiers = inst.tier_table.tiers
-    return {True: lambda: _row(tiers[0]),  # one tier: no cap to compare with
-            False: lambda: _tier_row_from(tiers, basis, 0)}[len(tiers) == 1]()
+    return _tier_row_from(inst.tier_table.tiers, basis)
 
 
-def _tier_row_from(tiers: tuple[Any, ...], basis: Number, i: int) -> _TierRow:
-    # tier i+1 unless the basis is above its cap; the tier above the last cap compared is the last
-    above = {True: lambda: _row(tiers[i + 1]),
-             False: lambda: _tier_row_from(tiers, basis, i + 1)}[i + 2 == len(tiers)]
-    return num.branch(basis > tiers[i].cap, lambda: above(), lambda: _row(tiers[i]))
-
-
-def _is_in_tier(inst: Instrument, size: Number, price: Number, index: int) -> Any:
-    """MRG-004: the position's tier at ``price`` is tier ``index`` (the same lookup as
-    :func:`compute_tier_index`, asked of one tier: its basis is above the cap below and at or below
-    its own cap; the last tier has no cap above)."""
-    tiers = inst.tier_table.tiers
-    basis = compute_tier_basis(inst, size, price)
-    above = num.branch(index == 1, lambda: True, lambda: basis > tiers[index - 2].cap)
-    below = num.branch(index == len(tiers), lambda: True, lambda: basis <= tiers[index - 1].cap)
-    return num.and_(above, below)
+def _tier_row_from(tiers: tuple[Any, ...], basis: Number) -> _TierRow:
+    # the first of ``tiers`` unless the basis is above its cap; the last one takes everything above
+    return {True: lambda: _row(tiers[0]),
+            False: lambda: num.branch(basis > tiers[0].cap, lambda: _tier_row_from(tiers[1:], basis),
+                                      lambda: _row(tiers[0]))}[len(tiers) == 1]()
 
 
 def compute_tier_index(inst: Instrument, size: Number, price: Number) -> Number:
@@ -343,23 +330,23 @@ def compute_liquidation_price(inst: Instrument, rules: MarginRules, pos: Positio
     each tier's candidate is computed, and the one whose price falls back in that same tier is
     taken (a continuous table, which the profile loader enforces, has exactly one such price).
     """
-    return _liquidation_price_from(inst, rules, pos, 0)
+    return _liquidation_price_from(inst, rules, pos, inst.tier_table.tiers)
 
 
-def _liquidation_price_from(inst: Instrument, rules: MarginRules, pos: PositionTerms, i: int) -> MaybePrice:
-    # Tier i+1's candidate when it exists and falls back in tier i+1, else the next tier's: the lowest
-    # tier that qualifies wins; concretely the tiers above it are never solved.
-    tiers = inst.tier_table.tiers
-    tier = tiers[i]
+def _liquidation_price_from(inst: Instrument, rules: MarginRules, pos: PositionTerms, tiers: tuple[Any, ...]) -> MaybePrice:
+    # The first of ``tiers``'s candidate when it exists and falls back in that tier, else the next
+    # tier's: the lowest tier that qualifies wins; concretely the tiers above it are never solved.
+    tier = tiers[0]
     zero = rules.trigger is TriggerRule.ZERO_EQUITY
     rate = num.branch(zero, lambda: 0, lambda: tier.mmr + rules.close_fee_rate)
     ded = num.branch(zero, lambda: 0, lambda: tier.mm_deduction)
     cand = _solve_price(inst, rules, pos, rate, ded)
     price_for_tier = num.ite(rules.mm_price_basis is PriceBasis.MARK, cand.value, pos.entry)
-    ok = num.branch(cand.defined, lambda: _is_in_tier(inst, pos.size, price_for_tier, tier.index), lambda: False)
+    ok = num.branch(cand.defined, lambda: compute_tier_index(inst, pos.size, price_for_tier) == tier.index,
+                    lambda: False)
     return num.branch(ok, lambda: MaybePrice(True, cand.value),
-                      lambda: num.branch(i + 1 == len(tiers), lambda: MaybePrice(False, 0),
-                                         lambda: _liquidation_price_from(inst, rules, pos, i + 1)))
+                      lambda: num.branch(len(tiers) == 1, lambda: MaybePrice(False, 0),
+                                         lambda: _liquidation_price_from(inst, rules, pos, tiers[1:])))
 
 
 def compute_bankruptcy_price_on_tick(inst: Instrument, rules: MarginRules, pos: PositionTerms) -> MaybePrice:
