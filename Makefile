@@ -44,7 +44,7 @@ SOAK_EVENTS ?= 20000
 ## ACCOUNTS:MARKS pairs of the stress scenario (bench/gen_stress.py); the issue's sizes are 100,1000,10000 accounts.
 SCALE_SIZES ?= 100:600,1000:600,100:60,1000:60
 bench: $(STAMP)
-	for f in bench/bench_margin.py bench/bench_simulate.py bench/bench_startup.py bench/bench_fuzz.py; do $(BIN)/python $$f || exit 1; done
+	for f in bench/bench_margin.py bench/bench_simulate.py bench/bench_startup.py bench/bench_fuzz.py bench/bench_eval_speed.py; do $(BIN)/python $$f || exit 1; done
 	$(BIN)/python bench/bench_scale.py --sizes $(SCALE_SIZES)
 	$(BIN)/python bench/bench_soak.py --events $(SOAK_EVENTS)
 

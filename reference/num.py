@@ -319,3 +319,45 @@ def value_of(term: Any, model: "z3.ModelRef | None" = None) -> Any:
     if z3.is_algebraic_value(v):
         raise KernelTypeError(f"irrational value {v} cannot be read back exactly")
     raise KernelTypeError(f"term {v} did not reduce to a value")
+
+
+# ---------------------------------------------------------------- lazy branches (issue 14)
+
+def branch(cond: Any, then: Any, other: Any) -> Any:
+    """:func:`ite` with thunks: ``then()`` when ``cond`` holds, else ``other()``.
+
+    Concretely (``cond`` a ``bool``) only the taken thunk runs: the branch not taken is never
+    computed, so it may divide by a value that is 0 there (a linear instrument's inverse form, a
+    price that does not exist) and costs nothing.  Symbolically (``cond`` a Z3 term) both thunks
+    run and their results are merged with :func:`ite` -- for numbers exactly the term
+    ``ite(cond, then(), other())`` builds; booleans as ``(cond and a) or (not cond and b)``;
+    tuples and dataclasses (a :class:`~backstop.reference.types.MaybePrice`) field by field.
+    Use it for structural choices (linear or inverse, the profile's options) and for branches
+    whose other side is expensive or undefined; ``then`` and ``other`` are zero-argument
+    callables (``tests/test_kernel_lint.py`` checks that rule code passes lambdas).
+    """
+    if cond is True:
+        return then()
+    if cond is False:
+        return other()
+    if not isinstance(cond, z3.ExprRef):
+        raise KernelTypeError(f"branch condition must be a bool or a Z3 term, not {type(cond).__name__}")
+    return _merge(cond, then(), other())
+
+
+def _merge(cond: Any, a: Any, b: Any) -> Any:
+    """The value ``a`` where ``cond`` holds and ``b`` elsewhere, for a symbolic ``cond``."""
+    if a is b:
+        return a
+    if isinstance(a, bool) or isinstance(b, bool) or (isinstance(a, z3.ExprRef) and z3.is_bool(a)):
+        return or_(and_(cond, a), and_(not_(cond), b))
+    if isinstance(a, tuple) and type(a) is type(b) and len(a) == len(b):
+        merged = [_merge(cond, x, y) for x, y in zip(a, b)]
+        return tuple(merged) if type(a) is tuple else type(a)(*merged)
+    fields = getattr(type(a), "__dataclass_fields__", None)
+    if fields is not None and type(a) is type(b):
+        return type(a)(**{f: _merge(cond, getattr(a, f), getattr(b, f)) for f in fields})
+    return ite(cond, a, b)
+
+
+__all__ += ["branch"]
