@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= okx
 OUT    ?= build/audit
 
-.PHONY: audit report-pdf test prove bench clean vectors-release
+.PHONY: audit report-pdf test prove bench clean vectors-release prove-parallel proof-cache-clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ prove: $(STAMP)
 ## SOAK_EVENTS=1000000 for the full seeded soak (hours on 2 cores); the default is a quick one.
 SOAK_EVENTS ?= 20000
 bench: $(STAMP)
-	for f in bench/bench_margin.py bench/bench_simulate.py; do $(BIN)/python $$f || exit 1; done
+	for f in bench/bench_margin.py bench/bench_simulate.py bench/bench_prove.py; do $(BIN)/python $$f || exit 1; done
 	$(BIN)/python bench/bench_soak.py --events $(SOAK_EVENTS)
 
 ## Test vectors of every shipped profile, audited for region coverage, packed deterministically
@@ -56,3 +56,12 @@ vectors-release: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+## prove: every obligation in JOBS processes, slowest first, through the verdict cache
+## ($$BACKSTOP_CACHE, else $$XDG_CACHE_HOME/backstop/proofs; `make test` and `make audit` share it).
+JOBS ?= 2
+prove-parallel: $(STAMP)
+	$(BIN)/backstop prove --profile $(PROFILE) -j $(JOBS)
+
+proof-cache-clean:
+	rm -rf "$${BACKSTOP_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/backstop/proofs}"
