@@ -209,3 +209,24 @@ def test_dask_local_cluster_gives_the_serial_results(fresh_cache):
         with distributed.Client(lc) as client:
             par = pool.prove_all("okx", insts, scheduler=client, cache=False)
     assert [(r.key, r.verdict, r.detail) for r in par] == [(r.key, r.verdict, r.detail) for r in serial]
+
+
+# ---------------------------------------------------------------- the README's section
+
+def test_the_readme_commands_of_proving_in_parallel_parse():
+    """Every command the README's "Proving in parallel" section shows is accepted by the parser
+    with the options it names; the paths it names exist."""
+    from backstop.cli import build_parser
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Proving in parallel", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    cmds = [line.split()[1:] for line in block.splitlines() if line.startswith("backstop ")]
+    assert len(cmds) == 4
+    parsed = [build_parser().parse_args(c) for c in cmds]
+    assert parsed[0].jobs == 2 and parsed[1].jobs == 2 and parsed[1].func.__name__ == "cmd_audit"
+    assert parsed[2].no_cache and parsed[3].scheduler == "tcp://127.0.0.1:8786"
+    root = Path(__file__).resolve().parents[1]
+    for f in re.findall(r"`((?:proofs|bench)/[\w/]+\.py)`", section):
+        assert (root / f).is_file(), f
+    from backstop.proofs import loop
+    assert "in 8 parts" in section and loop.PARTS == 8
