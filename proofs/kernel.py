@@ -131,8 +131,11 @@ def _read(model: z3.ModelRef, v: Any, kind: str) -> Any:
 def pieces(inst: Instance) -> list[Instance]:
     """The separately provable pieces of ``inst``: itself, or one instance per part of a split
     obligation (see :func:`prove_cover` for the check that joins them)."""
-    n = inst.obligation.parts
-    if n <= 1 or inst.part is not None:
+    ob = inst.obligation
+    n = ob.parts
+    # only a body that reads ``ctx.part`` is split (registered with ``parts``): an obligation
+    # copied with another body (a planted-bug run's, dataclasses.replace) is proved whole
+    if n <= 1 or inst.part is not None or ob.cover is None or not getattr(ob.body, "honours_parts", False):
         return [inst]
     return [dataclasses.replace(inst, part=k) for k in range(n)]
 

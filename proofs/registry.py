@@ -188,6 +188,8 @@ def obligation(id: str, title: str, *, rules: Iterable[str], statement: str, pre
     def deco(body: Callable[[Context], Any]) -> Callable[[Context], Any]:
         if id in REGISTRY:
             raise ValueError(f"obligation {id} registered twice")
+        if parts > 1:
+            body.honours_parts = True  # type: ignore[attr-defined]  # it assumes its part's condition
         REGISTRY[id] = Obligation(id, title, tuple(rules), statement, premises, body, scope, expect,
                                   limit_seconds, per_instrument,
                                   applies or (lambda p, i: True), applies_note, parts, cover)

@@ -127,6 +127,8 @@ def _split_ob(cover_conds, claim=lambda x: x * x >= 0) -> Obligation:
     def cover(ctx: Context):
         return cover_conds(ctx.rational("x"))
 
+    body.honours_parts = True  # it assumes its part's condition (as obligation(parts=...) marks it)
+
     return Obligation("OBL-TEST-SPLIT", "a split", ("MRG-001",), "x*x >= 0", "x rational", body,
                       per_instrument=False, parts=2, cover=cover)
 
@@ -152,6 +154,16 @@ def test_a_split_with_a_false_part_is_refuted_by_that_part():
     r = kernel.prove(Instance(ob, OKX, None))
     assert r.verdict == "counterexample" and r.replay == "confirmed" and r.detail.startswith("part 2 of 2")
     assert r.counterexample["x"] < 0
+
+
+def test_a_copy_with_another_body_is_proved_whole():
+    """A planted-bug run replaces the body (dataclasses.replace): that body does not read
+    ctx.part, so the obligation is proved whole, not eight times."""
+    import dataclasses
+    inst = _inst("OBL-INV-024")
+    assert len(kernel.pieces(inst)) == REGISTRY["OBL-INV-024"].parts
+    copy = dataclasses.replace(inst, obligation=dataclasses.replace(inst.obligation, body=lambda ctx: True))
+    assert kernel.pieces(copy) == [copy]
 
 
 def test_inv024_is_split_and_its_cover_is_exhaustive():
