@@ -71,7 +71,12 @@ def run_job(job: Job, smt_dir: str | None = None) -> Any:
 
     from backstop.proofs import cache, kernel
     cache.set_enabled(job.cache)
-    inst = _instance(job.profile, job.key)
+    try:
+        inst = _instance(job.profile, job.key)
+    except Exception as e:  # the worker cannot rebuild the instance: an error, never a pass
+        return kernel.Result(key=job.key, obligation_id=job.key.split("[", 1)[0], rules=(), instrument=None,
+                             verdict="error", expected="proved", seconds=0.0, limit_seconds=0.0,
+                             detail=f"worker could not rebuild {job.name} from {job.profile!r}: {type(e).__name__}: {e}")
     if job.part is None:
         return kernel.prove_piece(inst, Path(smt_dir) if smt_dir else None)
     if job.part == COVER:
@@ -173,7 +178,7 @@ def _run_dask(address: str, ordered: list[Job], sdir: str | None, finish: Callab
     except ImportError:
         from backstop.reference.errors import InvalidInput
         raise InvalidInput("--scheduler", address, "needs the optional extra: pip install 'backstop[dask]'") from None
-    client = address if not isinstance(address, str) else Client(address, set_as_default=False)
+    client = address if not isinstance(address, str) else Client(address)
     try:
         futs = {}
         for k, j in enumerate(ordered):

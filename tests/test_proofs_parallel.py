@@ -212,14 +212,19 @@ def test_cli_j2_prints_what_j1_prints_apart_from_times(fresh_cache):
     assert _strip_times(run("-j", "2")) == _strip_times(run())
 
 
+def test_a_worker_that_cannot_rebuild_its_instance_reports_an_error():
+    r = pool.run_job(pool.Job("okx", "OBL-NO-SUCH[X]", None, False))
+    assert r.verdict == "error" and not r.ok and "could not rebuild" in r.detail
+
+
 def test_dask_local_cluster_gives_the_serial_results(fresh_cache):
     distributed = pytest.importorskip("distributed")
     insts = instances(OKX, ["OBL-MRG-001"])
     serial = [kernel.prove(i) for i in insts]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as lc:
-        with distributed.Client(lc) as client:
-            par = pool.prove_all("okx", insts, scheduler=client, cache=False)
+        # the address, as --scheduler ADDRESS gives it (the pool connects and disconnects)
+        par = pool.prove_all("okx", insts, scheduler=lc.scheduler_address, cache=False)
     assert [(r.key, r.verdict, r.detail) for r in par] == [(r.key, r.verdict, r.detail) for r in serial]
 
 
