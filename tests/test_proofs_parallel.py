@@ -250,3 +250,16 @@ def test_the_readme_commands_of_proving_in_parallel_parse():
         assert (root / f).is_file(), f
     from backstop.proofs import loop
     assert "in 8 parts" in section and loop.PARTS == 8
+
+
+def test_a_cli_run_warms_the_cache_for_the_tests_and_back(fresh_cache):
+    """make test and make audit share results: a `backstop prove` process (the audit's prover)
+    fills the cache; the same instance proved here (as test_obligation_holds proves it) then asks
+    the solver nothing."""
+    p = subprocess.run([sys.executable, "-m", "backstop.cli", "prove", "--profile", "okx", "--only",
+                        "OBL-MRG-002[BTC-USD-SWAP]", "--quiet"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    cache.reset_stats()
+    r = kernel.prove(_inst("OBL-MRG-002[BTC-USD-SWAP]"))
+    assert r.verdict == "proved"
+    assert cache.stats()["misses"] == 0 and cache.stats()["hits"] > 0, cache.stats()
