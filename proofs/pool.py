@@ -21,6 +21,10 @@ from typing import Any, Callable, Iterable, Sequence
 __all__ = ["Job", "jobs_of", "run_job", "prove_all"]
 
 COVER = -1  # the part number of a split obligation's cover check
+_PRELOAD = ["backstop.proofs.kernel", "backstop.proofs.kernel_laws", "backstop.proofs.margin",
+            "backstop.proofs.liquidation", "backstop.proofs.fund", "backstop.proofs.adl",
+            "backstop.proofs.transition", "backstop.proofs.loop", "backstop.proofs.loop_wide",
+            "backstop.proofs.pool"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,10 @@ def prove_all(profile_ref: str, insts: Sequence[Any], *, jobs: int = 1, schedule
     else:
         import multiprocessing as mp
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        if ctx.get_start_method() == "forkserver":
+            # the server imports z3 and every obligation module once; each worker is forked from
+            # it (single-threaded, no Z3 context made yet) instead of importing them again
+            ctx.set_forkserver_preload(_PRELOAD)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
             futs = {ex.submit(run_job, j, sdir): j for j in ordered}
             for f in as_completed(futs):
