@@ -160,7 +160,7 @@ def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | 
 
     smt_dir = Path(args.smt_dir) if getattr(args, "smt_dir", None) else None
     runs = run_proofs(profile, only, smt_dir, progress, profile_ref=args.profile,
-                      jobs=getattr(args, "jobs", 1) or 1, scheduler=getattr(args, "scheduler", None),
+                      jobs=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
                       use_cache=not getattr(args, "no_cache", False))
     results = [r for _, r in runs]
     if not quiet:

@@ -263,3 +263,8 @@ def test_a_cli_run_warms_the_cache_for_the_tests_and_back(fresh_cache):
     r = kernel.prove(_inst("OBL-MRG-002[BTC-USD-SWAP]"))
     assert r.verdict == "proved"
     assert cache.stats()["misses"] == 0 and cache.stats()["hits"] > 0, cache.stats()
+
+
+def test_j0_is_refused():
+    from backstop.cli import main
+    assert main(["prove", "--only", "OBL-MRG-001", "-j", "0", "--quiet"]) == 2
