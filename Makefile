@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= okx
 OUT    ?= build/audit
 
-.PHONY: audit report-pdf test prove bench clean vectors-release
+.PHONY: audit report-pdf test prove bench clean vectors-release prove-parallel proof-cache-clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## The main job: all proofs and the traceability audit on the default profile.
+## PROOF_JOBS: proof processes (slowest first); proofs already checked by `make test` come from the verdict cache.
+PROOF_JOBS ?= 2
 audit: $(STAMP)
-	$(BIN)/backstop audit --profile $(PROFILE) --out $(OUT)
+	$(BIN)/backstop audit --profile $(PROFILE) --out $(OUT) -j $(PROOF_JOBS)
 
 ## Optional: the audit report (make audit first) as $(OUT)/audit.pdf, through WeasyPrint (the
 ## `pdf` extra). WeasyPrint needs the system's Pango >= 1.44, which the project's machines have;
@@ -44,7 +46,7 @@ SOAK_EVENTS ?= 20000
 ## ACCOUNTS:MARKS pairs of the stress scenario (bench/gen_stress.py); the issue's sizes are 100,1000,10000 accounts.
 SCALE_SIZES ?= 100:600,1000:600,100:60,1000:60
 bench: $(STAMP)
-	for f in bench/bench_margin.py bench/bench_simulate.py bench/bench_startup.py bench/bench_fuzz.py bench/bench_eval_speed.py; do $(BIN)/python $$f || exit 1; done
+	for f in bench/bench_margin.py bench/bench_simulate.py bench/bench_startup.py bench/bench_fuzz.py bench/bench_eval_speed.py bench/bench_prove.py; do $(BIN)/python $$f || exit 1; done
 	$(BIN)/python bench/bench_scale.py --sizes $(SCALE_SIZES)
 	$(BIN)/python bench/bench_soak.py --events $(SOAK_EVENTS)
 
@@ -61,3 +63,12 @@ vectors-release: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+## prove: every obligation in JOBS processes, slowest first, through the verdict cache
+## ($$BACKSTOP_CACHE, else $$XDG_CACHE_HOME/backstop/proofs; `make test` and `make audit` share it).
+JOBS ?= 2
+prove-parallel: $(STAMP)
+	$(BIN)/backstop prove --profile $(PROFILE) -j $(JOBS)
+
+proof-cache-clean:
+	rm -rf "$${BACKSTOP_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/backstop/proofs}"

@@ -126,20 +126,34 @@ def _write(path: str | Path, text: str) -> Path:
 # ---------------------------------------------------------------- proofs
 
 def run_proofs(profile: Any, only: Sequence[str] | None = None, smt_dir: Path | None = None,
-               on_result: Callable[[Any], None] | None = None) -> list[tuple[Any, Any]]:
+               on_result: Callable[[Any], None] | None = None, *, profile_ref: str | None = None,
+               jobs: int = 1, scheduler: str | None = None, use_cache: bool = True) -> list[tuple[Any, Any]]:
     """Prove every obligation instance of ``profile`` (or those ``only`` selects), in registry
     order; returns (instance, result) pairs.  ``only`` items are obligation IDs, instance keys or
-    rule IDs; an item that selects nothing is refused."""
+    rule IDs; an item that selects nothing is refused.  With ``jobs`` > 1 the instances are proved
+    in that many processes, with ``scheduler`` on a Dask cluster (both rebuild the profile from
+    ``profile_ref``, its name or path); the results are in registry order either way."""
+    from backstop.proofs import cache
     from backstop.proofs.kernel import prove
     from backstop.proofs.registry import instances
+
+    cache.set_enabled(use_cache)
+    if jobs < 1:
+        raise InvalidInput("-j", jobs, "the number of processes is at least 1")
 
     if only:
         for item in only:
             if not instances(profile, [item]):
                 raise InvalidInput("--only", item, f"selects no obligation instance of profile {profile.name!r} "
                                    "(give an obligation ID, an instance key such as OBL-MRG-001[BTC-USDT-SWAP], or a rule ID)")
+    selected = instances(profile, list(only) if only else None)
+    if jobs > 1 or scheduler:
+        from backstop.proofs.pool import prove_all
+        results = prove_all(profile_ref or profile.name, selected, jobs=jobs, scheduler=scheduler,
+                            cache=use_cache, smt_dir=smt_dir, on_result=on_result)
+        return list(zip(selected, results))
     runs = []
-    for inst in instances(profile, list(only) if only else None):
+    for inst in selected:
         r = prove(inst, smt_dir)
         runs.append((inst, r))
         if on_result is not None:
@@ -160,7 +174,9 @@ def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | 
             print(report.progress_line(r), file=out, flush=True)
 
     smt_dir = Path(args.smt_dir) if getattr(args, "smt_dir", None) else None
-    runs = run_proofs(profile, only, smt_dir, progress)
+    runs = run_proofs(profile, only, smt_dir, progress, profile_ref=args.profile,
+                      jobs=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
+                      use_cache=not getattr(args, "no_cache", False))
     results = [r for _, r in runs]
     if not quiet:
         print(file=out)
@@ -506,6 +522,18 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 
+def _parallel_args(p: argparse.ArgumentParser) -> None:
+    """-j, --scheduler and --no-cache of prove and audit (issue 14)."""
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="prove in N processes, slowest first (default 1: one after another)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="prove on the Dask cluster at ADDRESS (needs the [dask] extra)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="ask the solver every question (the verdict cache is $BACKSTOP_CACHE, else "
+                        "$XDG_CACHE_HOME/backstop/proofs)")
+
+
+
 # The subcommands defined in this module.  Their handlers import what they need when they run;
 # the other subcommands are defined (register_cli) by their own modules, imported only when the
 # command line names none of these (so `backstop eval` never imports simulate, conform, ...).
@@ -537,6 +565,7 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     pr.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per instance)")
     pr.add_argument("--smt-dir", metavar="DIR", help="write the SMT-LIB query of every unknown verdict here")
     pr.add_argument("--quiet", action="store_true", help="print only the totals and the failures")
+    _parallel_args(pr)
     pr.set_defaults(func=cmd_prove)
 
     ev = sub.add_parser("eval", help="answer an oracle request (margin, cross, liquidation, engine, fund, ADL)",
@@ -565,6 +594,7 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     au.add_argument("--scenarios", default=None, metavar="DIR",
                     help="run the scenarios of DIR (*.toml) with every invariant checked, and add their charts and "
                          "fund histories to the report (default: examples/ when it exists; '' to skip)")
+    _parallel_args(au)
     au.set_defaults(func=cmd_audit)
 
     pf = sub.add_parser("profiles", help="list shipped venue profiles, or show one",

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 import z3
 
+from backstop.proofs import cache as _cache
 from backstop.reference import num
 
 __all__ = ["SymInt", "SymFrac", "SymBool", "HarnessError", "concolic", "concolic_rules", "sym", "concrete_of", "shadow_of",
@@ -553,7 +554,19 @@ def explore(variables: dict[str, Any], domain: list[Any], run: Callable[[dict[st
             return paths, "timeout"
         if len(paths) >= max_paths:
             return paths, "too many paths"
-        if renew:
+        # the verdict cache (proofs/cache.py), keyed by this exact question: "unsat" (the paths
+        # cover the domain) is stored as a verdict; a next input is stored as a witness and used
+        # only after substituting it into every assertion (a certificate checked on each use)
+        key = (_cache.query_key(_cache.solver_text([*base, *negations], fresh), seed=seed,
+                                limit=max_paths, kind="explore") if _cache.enabled() else None)
+        hit = _cache.lookup(key) if key else None
+        if hit is not None and hit[0] == "unsat":
+            return paths, "complete"
+        model = (_cache.witness_holds([*base, *negations], hit[1], fresh)
+                 if hit is not None and hit[0] == "witness" else None)
+        if model is not None:
+            r = z3.sat
+        elif renew:
             r, s = _ask_new(fresh, [*base, *negations], seed, max(1, fresh_after // 5), deadline)
         else:
             s.set("timeout", max(1, int(left * 1000)))
@@ -564,10 +577,18 @@ def explore(variables: dict[str, Any], domain: list[Any], run: Callable[[dict[st
                 renew = True
                 continue
         if r == z3.unsat:
+            if key:
+                _cache.put_unsat(key)
             return paths, "complete"
         if r != z3.sat:
             return paths, "timeout"
-        values = _model_values(s.model(), mine)
+        if model is None:
+            model = s.model()
+            if key:
+                w = _cache.model_constants(model)
+                if w is not None:
+                    _cache.put_witness(key, w)
+        values = _model_values(model, mine)
         if values is None:
             return paths, "an irrational model value"
         with concolic() as pc:
@@ -590,9 +611,18 @@ def check_replay(path: Path, variables: dict[str, Any], domain: list[Any], run: 
     s.set("timeout", timeout_ms)
     s.add(*[d.translate(fresh) for d in domain], path.condition.translate(fresh))
     s.add(z3.Or(*[(v != _z(path.witness[n])).translate(fresh) for n, v in variables.items()]))
-    if s.check() != z3.sat:
-        return "no other input"
-    model = s.model()
+    asserted = list(s.assertions())
+    key = _cache.query_key(s.sexpr(), seed=seed, limit=timeout_ms, kind="replay") if _cache.enabled() else None
+    hit = _cache.lookup(key) if key else None
+    model = _cache.witness_holds(asserted, hit[1], fresh) if hit is not None and hit[0] == "witness" else None
+    if model is None:
+        if s.check() != z3.sat:
+            return "no other input"
+        model = s.model()
+        if key:
+            w = _cache.model_constants(model)
+            if w is not None:
+                _cache.put_witness(key, w)
     values = _model_values(model, {n: v.translate(fresh) for n, v in variables.items()})
     if values is None:
         return "no other input"

@@ -14,6 +14,7 @@ Only :func:`prove` creates a :class:`Result`; a :class:`Proof` exists only for `
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -25,9 +26,11 @@ import z3
 
 from backstop.reference import num
 from backstop.reference.types import format_exact
+from backstop.proofs import cache
 from backstop.proofs.registry import Context, Expect, Inconclusive, Instance
 
-__all__ = ["SEED", "Result", "prove", "format_value", "format_counterexample"]
+__all__ = ["SEED", "Result", "prove", "prove_piece", "prove_cover", "merge_parts", "pieces",
+           "format_value", "format_counterexample"]
 
 SEED = 20261127  # fixed: verdicts and times must be reproducible
 
@@ -85,6 +88,31 @@ class _Fresh:
     def term(self, v: Any) -> Any:
         return v.translate(self.ctx) if isinstance(v, z3.ExprRef) else v
 
+    def check_goal(self, goal: str, limit: float) -> Any:
+        """``check()`` through the verdict cache (:mod:`backstop.proofs.cache`), keyed by the
+        exact query text: a question whose goal is ``unsat`` reads and stores only ``unsat``; a
+        question whose goal is ``sat`` (the vacuity check) reads a stored witness only after
+        substituting it into the assertions and seeing them all true."""
+        if not cache.enabled():
+            return self.check()
+        key = cache.query_key(self.solver.sexpr(), seed=SEED, limit=limit, kind=goal)
+        if goal == "unsat":
+            if cache.has_unsat(key):
+                return z3.unsat
+            r = self.check()
+            if r == z3.unsat:
+                cache.put_unsat(key)
+            return r
+        w = cache.get_witness(key)
+        if w is not None and cache.witness_holds(list(self.solver.assertions()), w, self.ctx) is not None:
+            return z3.sat
+        r = self.check()
+        if r == z3.sat:
+            vals = cache.model_constants(self.model())
+            if vals is not None:
+                cache.put_witness(key, vals)
+        return r
+
 
 def _solver(limit_seconds: float) -> _Fresh:
     return _Fresh(limit_seconds)
@@ -100,7 +128,32 @@ def _read(model: z3.ModelRef, v: Any, kind: str) -> Any:
         return model.eval(v, model_completion=True).as_decimal(12) + "?"
 
 
+def pieces(inst: Instance) -> list[Instance]:
+    """The separately provable pieces of ``inst``: itself, or one instance per part of a split
+    obligation (see :func:`prove_cover` for the check that joins them)."""
+    ob = inst.obligation
+    n = ob.parts
+    # only a body that reads ``ctx.part`` is split (registered with ``parts``): an obligation
+    # copied with another body (a planted-bug run's, dataclasses.replace) is proved whole
+    if n <= 1 or inst.part is not None or ob.cover is None or not getattr(ob.body, "honours_parts", False):
+        return [inst]
+    return [dataclasses.replace(inst, part=k) for k in range(n)]
+
+
 def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
+    """The verdict on ``inst``.  A split obligation is proved piece by piece (each part under its
+    condition, then the parts' exhaustiveness) and the verdicts are joined by :func:`merge_parts`;
+    a process pool proves the same pieces as separate jobs (:mod:`backstop.proofs.pool`)."""
+    parts = pieces(inst)
+    if len(parts) == 1:
+        return prove_piece(inst, smt_dir)
+    return merge_parts(inst, prove_cover(inst), [prove_piece(p, smt_dir) for p in parts])
+
+
+def prove_cover(inst: Instance) -> Result:
+    """The join of a split obligation: under the premises, the parts' conditions are exhaustive
+    (premises AND NOT (cond_1 OR ... OR cond_n) is unsatisfiable).  With every part proved under
+    the premises and its condition, the whole claim follows for every value the premises allow."""
     ob = inst.obligation
     base = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
                 instrument=inst.instrument.id if inst.instrument else None,
@@ -108,6 +161,51 @@ def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
     t0 = time.perf_counter()
     try:
         ctx = Context(inst.profile, inst.instrument)
+        conds = ob.cover(ctx)  # type: ignore[misc]
+        if len(conds) != ob.parts:
+            return Result(verdict="error", seconds=time.perf_counter() - t0,
+                          detail=f"the split names {len(conds)} parts, the obligation {ob.parts}", **base)
+        g = _solver(ob.limit_seconds)
+        g.add(*[p for p in ctx.premises if isinstance(p, z3.ExprRef)])
+        g.add(z3.Not(z3.Or(*[c if isinstance(c, z3.ExprRef) else z3.BoolVal(bool(c)) for c in conds])))
+        r = g.check_goal("unsat", ob.limit_seconds)
+        secs = time.perf_counter() - t0
+        if r == z3.unsat:
+            return Result(verdict="proved", seconds=secs, detail=f"{ob.parts} parts exhaustive", **base)
+        return Result(verdict="unknown" if r == z3.unknown else "error", seconds=secs,
+                      detail=f"the split into {ob.parts} parts not shown exhaustive ({r})", **base)
+    except Exception as e:
+        return Result(verdict="error", seconds=time.perf_counter() - t0,
+                      detail=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}", **base)
+
+
+def merge_parts(inst: Instance, cover: Result, parts: list[Result]) -> Result:
+    """One verdict for a split obligation: ``proved`` only when the split is exhaustive and every
+    part is proved; else the first part (in part order) that is not, or the cover's failure.  The
+    time is the sum of the pieces' times (solver time, not wall time)."""
+    secs = cover.seconds + sum(r.seconds for r in parts)
+    for r in parts:
+        if r.verdict != "proved":
+            return dataclasses.replace(r, key=inst.key, seconds=secs,
+                                       detail=f"part {parts.index(r) + 1} of {len(parts)}: {r.detail}")
+    if cover.verdict != "proved":
+        return dataclasses.replace(cover, seconds=secs)
+    cases = 0
+    for r in parts:
+        head = r.detail.split(" ", 1)[0]
+        cases += int(head) if head.isdigit() else 0
+    return dataclasses.replace(parts[0], key=inst.key, seconds=secs,
+                               detail=f"{cases} case(s) in {len(parts)} parts, shown exhaustive")
+
+
+def prove_piece(inst: Instance, smt_dir: Path | None = None) -> Result:
+    ob = inst.obligation
+    base = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
+                instrument=inst.instrument.id if inst.instrument else None,
+                expected=ob.expect.value, limit_seconds=ob.limit_seconds)
+    t0 = time.perf_counter()
+    try:
+        ctx = Context(inst.profile, inst.instrument, part=inst.part)
         claim = ob.body(ctx)
         premises = [p for p in ctx.premises if p is not True]
         if any(p is False for p in premises):
@@ -132,7 +230,7 @@ def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
                 g = _solver(left())
                 g.add(*premises_z, *given)
                 g.add(z3.Not(z3.Or(*[c if isinstance(c, z3.ExprRef) else z3.BoolVal(bool(c)) for c in conds])))
-                rg = g.check()
+                rg = g.check_goal("unsat", ob.limit_seconds)
                 if rg != z3.unsat:
                     return Result(verdict="unknown" if rg == z3.unknown else "error",
                                   seconds=time.perf_counter() - t0,
@@ -150,13 +248,13 @@ def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
             if any(c is False for c in conds):
                 continue
             s.add(z3.Not(z3.And(claim, *[c if isinstance(c, z3.ExprRef) else z3.BoolVal(bool(c)) for c in claims])))
-            r = s.check()
+            r = s.check_goal("unsat", ob.limit_seconds)
             if r != z3.unsat:
                 break
         if r == z3.unsat:
             v = _solver(left())
             v.add(*premises_z)
-            rv = v.check()
+            rv = v.check_goal("sat", ob.limit_seconds)
             secs = time.perf_counter() - t0
             if rv == z3.sat:
                 return Result(verdict="proved", seconds=secs, detail=f"{len(combos)} case(s)" if ctx.case_groups else "", **base)
@@ -189,7 +287,7 @@ def _replay(inst: Instance, values: dict[str, Any]) -> tuple[str, dict[str, Any]
     if any(isinstance(v, str) for v in values.values()):
         return "not replayed: the model has irrational values", {}
     try:
-        ctx = Context(inst.profile, inst.instrument, values)
+        ctx = Context(inst.profile, inst.instrument, values, part=inst.part)
         claim = inst.obligation.body(ctx)
         observed = {k: _concrete(v) for k, v in ctx.observed.items()}
         if not all(p is True for p in ctx.premises):

@@ -34,6 +34,7 @@ from backstop.reference.types import Account, ContractKind, Instrument, MarginMo
 __all__ = ["loop_instrument", "LoopScenario", "MAX_PATHS"]
 
 MAX_PATHS = 64   # per price path
+PARTS = 8        # OBL-INV-024 is proved in this many parts (see part_rows)
 LIMIT = 300
 
 # 2026-11-27 07:59:59.000 UTC: the first mark falls in one fund window, the second one second after
@@ -211,18 +212,49 @@ class LoopScenario:
                      "second after 16:00 HKT",
             scope=Scope.BOUNDED, limit_seconds=LIMIT, per_instrument=False,
             applies=lambda p, i: loop_instrument(p) is not None,
-            applies_note="needs a linear instrument")
+            applies_note="needs a linear instrument",
+            parts=PARTS, cover=lambda ctx: _loop_cover(ctx))
 def _whole_loop(ctx: Context) -> Any:
     inst = loop_instrument(ctx.profile)
     sc = LoopScenario(ctx.profile, inst)
-    return prove_by_paths(ctx, sc, range(len(sc.GRID)))
+    if ctx.part is None:
+        return prove_by_paths(ctx, sc, range(len(sc.GRID)))
+    return prove_by_paths(ctx, sc, part_rows(len(sc.GRID), PARTS)[ctx.part], restrict=True)
 
 
-def prove_by_paths(ctx: Context, sc: Any, rows: Any) -> Any:
+# The split of OBL-INV-024 (issue 14, C62): part k is the price rows k, k + PARTS, k + 2 * PARTS, ...
+# of the grid; it is proved under the premises AND "price path is one of its rows" (the body
+# assumes it, row_condition), and the prover checks that the parts' conditions are exhaustive under
+# the premises (kernel.prove_cover), so the parts together prove the claim for every row.  Each row
+# is explored on its own already (a fresh solver per row), so a part proves exactly the cases the
+# whole obligation proves for its rows.
+
+
+def part_rows(n_rows: int, parts: int) -> list[tuple[int, ...]]:
+    return [tuple(range(k, n_rows, parts)) for k in range(parts)]
+
+
+def row_condition(variables: dict[str, Any], rows: Any) -> Any:
+    return z3.Or(*[variables["price path"] == g for g in rows])
+
+
+def _loop_cover(ctx: Context) -> list[Any]:
+    sc = LoopScenario(ctx.profile, loop_instrument(ctx.profile))
+    variables = sc.declare(ctx)
+    return [row_condition(variables, rows) for rows in part_rows(len(sc.GRID), PARTS)]
+
+
+def prove_by_paths(ctx: Context, sc: Any, rows: Any, restrict: bool = False) -> Any:
     """The body of a bounded whole-loop obligation over the price rows ``rows`` of scenario ``sc``
     (``declare``, ``run``, ``claim``): explore every path of the step function on each row, check
-    each path's replay, and hand the prover one case per path."""
+    each path's replay, and hand the prover one case per path.  With ``restrict`` the body assumes
+    that the price path is one of ``rows`` (a part of a split obligation)."""
     variables = sc.declare(ctx)
+    if restrict:
+        if ctx.symbolic:
+            ctx.assume(row_condition(variables, rows))
+        else:
+            ctx.assume(variables["price path"] in tuple(rows))
     if not ctx.symbolic:
         return sc.claim(sc.run(variables), symbolic=False)
     deadline = time.perf_counter() + 0.8 * sc.LIMIT

@@ -54,15 +54,23 @@ class Obligation:
     per_instrument: bool = True
     applies: Callable[[Profile, Instrument | None], bool] = lambda p, i: True
     applies_note: str = ""
+    # a split claim (issue 14): ``parts`` > 1 pieces, each proved on its own (a separate job) under
+    # the premises and its part's condition, which the body assumes when ``ctx.part`` is set;
+    # ``cover(ctx)`` declares the same variables and returns the parts' conditions, and the prover
+    # checks that they are exhaustive under the premises.  The pieces' union is the whole claim.
+    parts: int = 1
+    cover: Callable[["Context"], list[Any]] | None = None
 
 
 @dataclass(frozen=True)
 class Instance:
-    """One obligation instantiated on one profile (and instrument)."""
+    """One obligation instantiated on one profile (and instrument); ``part`` is one piece of a
+    split obligation (``None``: the whole claim)."""
 
     obligation: Obligation
     profile: Profile
     instrument: Instrument | None
+    part: int | None = None
 
     @property
     def key(self) -> str:
@@ -73,8 +81,9 @@ class Context:
     """Hands out variables and collects premises and observations for one run of a body."""
 
     def __init__(self, profile: Profile, instrument: Instrument | None,
-                 values: dict[str, Any] | None = None) -> None:
+                 values: dict[str, Any] | None = None, part: int | None = None) -> None:
         self.profile, self.instrument = profile, instrument
+        self.part = part  # a split obligation's piece (the body assumes its condition), None: whole
         self.values = values  # None: symbolic; a dict: concrete replay
         self.vars: dict[str, tuple[str, Any]] = {}
         self.premises: list[Any] = []
@@ -172,15 +181,18 @@ def obligation(id: str, title: str, *, rules: Iterable[str], statement: str, pre
                scope: Scope = Scope.ALL, expect: Expect = Expect.PROVED, limit_seconds: float = 60.0,
                per_instrument: bool = True,
                applies: Callable[[Profile, Instrument | None], bool] | None = None,
-               applies_note: str = "") -> Callable[[Callable[[Context], Any]], Callable[[Context], Any]]:
+               applies_note: str = "", parts: int = 1,
+               cover: Callable[[Context], list[Any]] | None = None) -> Callable[[Callable[[Context], Any]], Callable[[Context], Any]]:
     """Register the decorated body as an obligation."""
 
     def deco(body: Callable[[Context], Any]) -> Callable[[Context], Any]:
         if id in REGISTRY:
             raise ValueError(f"obligation {id} registered twice")
+        if parts > 1:
+            body.honours_parts = True  # type: ignore[attr-defined]  # it assumes its part's condition
         REGISTRY[id] = Obligation(id, title, tuple(rules), statement, premises, body, scope, expect,
                                   limit_seconds, per_instrument,
-                                  applies or (lambda p, i: True), applies_note)
+                                  applies or (lambda p, i: True), applies_note, parts, cover)
         return body
 
     return deco
