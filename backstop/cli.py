@@ -112,7 +112,16 @@ def _meta(profile: Any, profile_arg: str | None = None, only: Sequence[str] | No
                 profile_base=base, only=tuple(only or ()))
 
 
+_DASH_OUT: list[TextIO] = []  # where `-` writes while the human lines are redirected to stderr
+
+
 def _write(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path``; ``-`` is standard output (the human lines went to stderr)."""
+    if str(path) == "-":
+        out = _DASH_OUT[-1] if _DASH_OUT else sys.stdout
+        out.write(text if text.endswith("\n") else text + "\n")
+        out.flush()
+        return Path("-")
     p = Path(path)
     try:
         if p.parent and not p.parent.exists():
@@ -127,7 +136,8 @@ def _write(path: str | Path, text: str) -> Path:
 
 def run_proofs(profile: Any, only: Sequence[str] | None = None, smt_dir: Path | None = None,
                on_result: Callable[[Any], None] | None = None, *, profile_ref: str | None = None,
-               jobs: int = 1, scheduler: str | None = None, use_cache: bool = True) -> list[tuple[Any, Any]]:
+               jobs: int = 1, scheduler: str | None = None, use_cache: bool = True,
+               on_total: Callable[[int], None] | None = None) -> list[tuple[Any, Any]]:
     """Prove every obligation instance of ``profile`` (or those ``only`` selects), in registry
     order; returns (instance, result) pairs.  ``only`` items are obligation IDs, instance keys or
     rule IDs; an item that selects nothing is refused.  With ``jobs`` > 1 the instances are proved
@@ -147,6 +157,8 @@ def run_proofs(profile: Any, only: Sequence[str] | None = None, smt_dir: Path | 
                 raise InvalidInput("--only", item, f"selects no obligation instance of profile {profile.name!r} "
                                    "(give an obligation ID, an instance key such as OBL-MRG-001[BTC-USDT-SWAP], or a rule ID)")
     selected = instances(profile, list(only) if only else None)
+    if on_total is not None:
+        on_total(len(selected))
     if jobs > 1 or scheduler:
         from backstop.proofs.pool import prove_all
         results = prove_all(profile_ref or profile.name, selected, jobs=jobs, scheduler=scheduler,
@@ -169,14 +181,20 @@ def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | 
     if not quiet:
         print(f"proving profile {profile.name!r} ({profile.title})", file=out, flush=True)
 
+    count = {"done": 0, "total": 0}
+
+    def total(n: int) -> None:
+        count["total"] = n
+
     def progress(r: Any) -> None:
+        count["done"] += 1
         if not quiet:
-            print(report.progress_line(r), file=out, flush=True)
+            print(report.progress_line(r, count["done"], count["total"]), file=out, flush=True)
 
     smt_dir = Path(args.smt_dir) if getattr(args, "smt_dir", None) else None
     runs = run_proofs(profile, only, smt_dir, progress, profile_ref=args.profile,
                       jobs=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
-                      use_cache=not getattr(args, "no_cache", False))
+                      use_cache=not getattr(args, "no_cache", False), on_total=total)
     results = [r for _, r in runs]
     if not quiet:
         print(file=out)
@@ -203,7 +221,31 @@ def _write_records(args: argparse.Namespace, profile: Any, runs: list, meta: Any
         _write(args.junit, report.junit_xml(runs, meta))
 
 
+def _to_stdout(args: argparse.Namespace) -> bool:
+    """``--json -`` or ``--junit -``: that record goes to stdout, so the human lines go to stderr."""
+    return "-" in (getattr(args, "json", None), getattr(args, "junit", None))
+
+
+def _human_lines_to_stderr(run: Callable[[], int]) -> int:
+    """Run ``run`` with its printed lines on stderr; ``-`` (see :func:`_write`) stays stdout."""
+    import contextlib
+    _DASH_OUT.append(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return run()
+    finally:
+        _DASH_OUT.pop()
+
+
 def cmd_prove(args: argparse.Namespace) -> int:
+    if args.json == "-" and args.junit == "-":
+        raise InvalidInput("--junit", "-", "only one of --json and --junit can be written to stdout")
+    if _to_stdout(args):
+        return _human_lines_to_stderr(lambda: _cmd_prove(args))
+    return _cmd_prove(args)
+
+
+def _cmd_prove(args: argparse.Namespace) -> int:
     profile, runs = _run_and_print(args, sys.stdout, args.only)
     _write_records(args, profile, runs)
     return EXIT_OK if all(r.ok for _, r in runs) else EXIT_FAIL
@@ -272,7 +314,15 @@ def _audit_inputs(args: argparse.Namespace, profile: Any) -> tuple[list[tuple[Pa
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Validate every input, prove, build the traceability, run the scenarios, and only then write
-    the reports (Markdown, HTML, and --json/--junit), whose verdict covers all of it."""
+    the reports (Markdown, HTML, and --json/--junit, ``-`` for stdout), whose verdict covers all of it."""
+    if _to_stdout(args):
+        if args.json == "-" and args.junit == "-":
+            raise InvalidInput("--junit", "-", "only one of --json and --junit can be written to stdout")
+        return _human_lines_to_stderr(lambda: _cmd_audit(args))
+    return _cmd_audit(args)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
     from backstop import report
     from backstop.jsonio import dumps
     from backstop.proofs.registry import REGISTRY
@@ -293,7 +343,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for opt, stale in (("--out", out / "audit.md"), ("--out", out / "audit.html"),
                        ("--json", args.json), ("--junit", args.junit)):
         try:
-            if stale:
+            if stale and str(stale) != "-":
                 Path(stale).unlink()
         except FileNotFoundError:
             pass
@@ -328,7 +378,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for _ in range(2):
         written, new_error = [], False
         for path, text in targets:
-            if not path or path in unwritable:
+            if not path or path in unwritable or (str(path) == "-" and "-" in written):
                 continue
             try:
                 written.append(str(_write(path, text())))
@@ -561,8 +611,8 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
                     help=f"shipped profile name or a TOML file (default: {DEFAULT_PROFILE})")
     pr.add_argument("--only", nargs="+", metavar="ID",
                     help="only these obligation IDs (OBL-...), instance keys (OBL-...[INSTRUMENT]) or rule IDs")
-    pr.add_argument("--json", metavar="FILE", help="write one JSON record per obligation instance")
-    pr.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per instance)")
+    pr.add_argument("--json", metavar="FILE", help="write one JSON record per obligation instance (- for stdout)")
+    pr.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per instance; - for stdout)")
     pr.add_argument("--smt-dir", metavar="DIR", help="write the SMT-LIB query of every unknown verdict here")
     pr.add_argument("--quiet", action="store_true", help="print only the totals and the failures")
     _parallel_args(pr)
@@ -587,7 +637,7 @@ def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     au.add_argument("--out", default="build/audit", metavar="DIR", help="output folder (default: build/audit)")
     au.add_argument("--json", metavar="FILE",
                     help="also write the whole audit as one JSON object (verdict, proofs, rules, gaps, scenarios)")
-    au.add_argument("--junit", metavar="FILE", help="also write JUnit XML (proofs, traceability, scenarios)")
+    au.add_argument("--junit", metavar="FILE", help="also write JUnit XML (proofs, traceability, scenarios; - for stdout)")
     au.add_argument("--only", nargs="+", metavar="ID",
                     help="a partial run: only these obligations (as for prove); the report says so")
     au.add_argument("--quiet", action="store_true", help="do not print progress and the table")

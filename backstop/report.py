@@ -83,8 +83,12 @@ def _status(r: Result) -> str:
 
 # ---------------------------------------------------------------- console
 
-def progress_line(r: Result) -> str:
-    return f"{_status(r):<20} {r.key:<34} {r.seconds:8.2f}s"
+def progress_line(r: Result, n: int | None = None, total: int | None = None) -> str:
+    """One finished instance; with ``n`` and ``total``, led by the counter ``[n/total]``."""
+    line = f"{_status(r):<20} {r.key:<34} {r.seconds:8.2f}s"
+    if n is None or not total:
+        return line
+    return f"[{n:>{len(str(total))}}/{total}] {line}"
 
 
 def summary_table(results: Sequence[Result]) -> str:
