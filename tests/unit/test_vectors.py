@@ -222,12 +222,57 @@ def test_coverage_check_fails_when_one_vector_is_deleted(tmp_path, vec_dir):
     shutil.copytree(vec_dir, d)
     ok, lines = V.check(d, ["okx"], rules={"MRG-004", "LIQ-002"}, instruments={INST})
     assert ok, lines
-    assert any(re.match(r"okx\s+margin\s+MRG-004\s+26\s+26$", x) for x in lines), lines  # 13 per side, by hand
+    assert any(re.match(r"okx\s+margin\s+MRG-004\s+26\s+26\s+0$", x) for x in lines), lines  # 13 per side, by hand
     victim = sorted((d / "v1" / "okx" / "margin" / "MRG-004").iterdir())[3]
     shutil.rmtree(victim)
     ok, lines = V.check(d, ["okx"], rules={"MRG-004", "LIQ-002"}, instruments={INST})
     assert not ok
     assert any(victim.name in x and x.startswith("no vector") for x in lines), lines
+
+
+def test_coverage_check_fails_on_a_solver_unknown(tmp_path, vec_dir, monkeypatch):
+    # C68/C69: an unknown is neither feasible nor infeasible. With a resource limit of one step every
+    # check is unknown: the enumeration is incomplete, the audit fails and says why, even though
+    # no region (none was found) lacks a vector.
+    from backstop.proofs import regions as RG
+    monkeypatch.setattr(RG, "CHECK_RLIMIT", 1)
+    monkeypatch.setattr(RG, "RETRY_RLIMIT", 1)
+    ok, lines = V.check(vec_dir, ["okx"], rules={"MRG-004"}, instruments={INST})
+    assert not ok
+    assert any(re.match(r"okx\s+margin\s+MRG-004\s+0\s+0\s+2$", x) for x in lines), lines  # long and short
+    assert sum(x.startswith("enumeration incomplete: okx/MRG-004 compute_tier_index") and "unknown" in x
+               for x in lines) == 2, lines
+
+
+@pytest.mark.rules("LIQ-006", "LIQ-008")
+def test_coverage_check_fails_on_what_is_not_enumerated(vec_dir):
+    # C69: LIQ-006 and the cross operations have no region enumeration: each is a named failure.
+    ok, lines = V.check(vec_dir, ["okx"], rules={"LIQ-006", "LIQ-008"}, instruments={INST})
+    assert not ok
+    named = {x.split(":")[1].strip() for x in lines if x.startswith("not enumerated:")}
+    assert named == {"operation cross", "operation cross_liquidation", "LIQ-006"}, lines
+
+
+@pytest.mark.rules("LIQ-005", "ENG-006", "LIQ-003")
+def test_parts_are_a_partition_of_the_domain():
+    # C68: the tier parts of LIQ-005 / LIQ-003 and the level parts of ENG-006 are proved disjoint and
+    # covering before they are used; a part list that leaves out one tier is rejected.
+    import z3
+    from backstop.proofs import regions as RG
+    from backstop.reference.profile import load_profile
+    okx = load_profile("okx")
+    inst = okx.instruments[INST]
+    by = {(s.rule, s.function): s for s in RG.specs()}
+    b = by[("LIQ-005", "compute_partial_step")].build(okx, inst, 1)
+    assert [w for w, _ in b.parts] == [f"tier {k} before" for k in range(1, 8)]   # okx BTC: 7 tiers
+    assert RG._partition_ok(b) == ""
+    b.parts = b.parts[:-1]                      # tier 7 left out: sizes in (48,000, 60,000] uncovered
+    assert "cover" in RG._partition_ok(b)
+    b = by[("ENG-006", "walk_book_within")].build(okx, inst, -1)
+    assert len(b.parts) == 4 and RG._partition_ok(b) == ""
+    b.parts = b.parts + [("again", b.parts[0][1])]
+    assert "overlap" in RG._partition_ok(b)
+    assert isinstance(b.parts[0][1], z3.BoolRef)
 
 
 def _readme_section() -> str:
