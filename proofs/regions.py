@@ -319,14 +319,28 @@ def _witness(b: Built, region: list[Any], fallback: dict[str, Any]) -> tuple[dic
     return fallback, "any"
 
 
-def _check(s: z3.Solver) -> Any:
-    """One check within :data:`CHECK_RLIMIT`; once more within :data:`RETRY_RLIMIT` when unknown."""
+SEEDS = 3  # fresh solvers with the seeds SEED+1 .. SEED+SEEDS tried on an unknown (C68)
+
+
+def _check(s: z3.Solver) -> tuple[Any, Any]:
+    """One check within :data:`CHECK_RLIMIT`; when unknown, the same assertions on fresh solvers
+    with the next :data:`SEEDS` random seeds (a fixed sequence: deterministic), then once more
+    within :data:`RETRY_RLIMIT`.  Returns ``(result, model or None)``."""
     r = s.check()
-    if r == z3.unknown:
-        s.set("rlimit", RETRY_RLIMIT)
-        r = s.check()
-        s.set("rlimit", CHECK_RLIMIT)
-    return r
+    if r != z3.unknown:
+        return r, s.model() if r == z3.sat else None
+    for k in range(1, SEEDS + 1):
+        t = z3.Solver()
+        t.set("random_seed", SEED + k)
+        t.set("rlimit", CHECK_RLIMIT)
+        t.add(*s.assertions())
+        r = t.check()
+        if r != z3.unknown:
+            return r, t.model() if r == z3.sat else None
+    s.set("rlimit", RETRY_RLIMIT)
+    r = s.check()
+    s.set("rlimit", CHECK_RLIMIT)
+    return r, s.model() if r == z3.sat else None
 
 
 def _partition_ok(b: Built) -> str:
@@ -374,14 +388,13 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
             if time.perf_counter() - t0 > BUDGET_S:
                 complete, note = False, f"wall-clock safety net of {BUDGET_S:.0f} s hit after {len(found)} region(s)"
                 break
-            r = _check(s)
+            r, m = _check(s)
             if r == z3.unsat:
                 break
             if r == z3.unknown:  # never counted as complete, never dropped: a coverage failure
                 complete = False
                 note = f"solver unknown{' in ' + label if label else ''} after {len(found)} region(s): {s.reason_unknown()}"
                 break
-            m = s.model()
             lits = path_literals(terms, m) if b.atoms is None else atom_literals(b.atoms, m)
             conj = [f for _, f in lits]
             vals = b.inputs.read(m)
@@ -583,7 +596,8 @@ def _liq005(p, inst, pos, mark):
     return ({"reduced": st.reduced, "realized": st.realized_units, "fee": st.fee_units, "share": st.margin_share_units,
              "size": st.position.size, "margin": st.position.margin, "tier_after": st.tier_after},
             [("tier {} before", st.tier_before), ("tier {} after", st.tier_after)], None,
-            _tier_parts(inst, pos.size, _mm_price(p, pos, mark), "before"))
+            [(f"{w}, mark {o} entry", z3.And(f, c)) for w, f in _tier_parts(inst, pos.size, _mm_price(p, pos, mark), "before")
+             for o, c in (("<", mark < pos.entry), ("=", mark == pos.entry), (">", mark > pos.entry))])
 
 
 def _liq006(p, inst, pos, mark):

@@ -264,9 +264,9 @@ def test_parts_are_a_partition_of_the_domain():
     inst = okx.instruments[INST]
     by = {(s.rule, s.function): s for s in RG.specs()}
     b = by[("LIQ-005", "compute_partial_step")].build(okx, inst, 1)
-    assert [w for w, _ in b.parts] == [f"tier {k} before" for k in range(1, 8)]   # okx BTC: 7 tiers
+    assert [w for w, _ in b.parts] == [f"tier {k} before, mark {o} entry" for k in range(1, 8) for o in "<=>"]  # 7 tiers x 3
     assert RG._partition_ok(b) == ""
-    b.parts = b.parts[:-1]                      # tier 7 left out: sizes in (48,000, 60,000] uncovered
+    b.parts = b.parts[:-1]                      # tier 7 with mark > entry left out: uncovered
     assert "cover" in RG._partition_ok(b)
     b = by[("ENG-006", "walk_book_within")].build(okx, inst, -1)
     assert len(b.parts) == 4 and RG._partition_ok(b) == ""
