@@ -29,7 +29,7 @@ from backstop.reference.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
 INST = "BTC-USDT-SWAP"
-RULES = {"MRG-004", "LIQ-001", "LIQ-002", "ENG-001", "ADL-002"}
+RULES = {"MRG-004", "LIQ-001", "LIQ-002", "ENG-001", "ADL-002", "LIQ-009"}
 CAPS = [500, 3000, 12000, 24000, 36000, 48000, 60000]          # okx.toml [tier_tables.BTC]
 MMRS = [Fraction(x) for x in ("0.004", "0.005", "0.01", "0.015", "0.02", "0.025", "0.03")]
 FEE = Fraction("0.0005")                                         # okx.toml close_fee_rate
@@ -175,6 +175,29 @@ def test_ADL_002_regions_are_the_four_combinations(vec_dir):
         assert v["response"]["quantities"]["fund_insufficient"]["value"] is (unc > 0 or unplaced > 0), p
         seen.add((unc > 0, unplaced > 0))
     assert seen == {(False, False), (False, True), (True, False), (True, True)}
+
+
+@pytest.mark.rules("LIQ-009")
+def test_LIQ_009_one_leg_regions_are_under_water_or_not(vec_dir):
+    # By hand (C51; okx linear, k = size x 0.01 x 10^6 units per USDT): the cross equity is
+    # E = B + s k (mark - entry), the value V = k mark; an account of one leg is under water iff the leg is
+    # up-side (a linear LONG) and E <= -V. A linear short is down-side: never under water (B >= 0).
+    # One leg carries the whole balance as its share, so it is taken over at its bankruptcy price
+    # entry - B / k (long) or entry + B / k (short).
+    seen = set()
+    for p, v in _vectors(vec_dir, "okx/cross_liquidation/LIQ-009/*/witness.json"):
+        leg = v["request"]["positions"][0]
+        size, entry = Fraction(leg["size"]), Fraction(leg["entry_price"])
+        mark, bal = Fraction(v["request"]["mark_prices"][INST]), v["request"]["balances"]["USDT"]
+        s = 1 if leg["side"] == "long" else -1
+        k = size * K_PER_CONTRACT
+        e, val = bal + s * k * (mark - entry), k * mark
+        deep = s == 1 and e <= -val
+        assert ("under water: yes" in v["region"]["description"]) is deep, p
+        tk = v["response"]["accounts"][0]["takeovers"][0]["quantities"]
+        assert Fraction(tk["price"]["value"]) == entry - s * bal / k, p
+        seen.add((leg["side"], (e > -val) - (e < -val) if s == 1 else None))
+    assert seen == {("long", -1), ("long", 0), ("long", 1), ("short", None)}   # below, at, above -V; short once
 
 
 @pytest.mark.rules("MRG-001", "MRG-002", "MRG-004", "ENG-001")
