@@ -308,9 +308,9 @@ def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
             if not rr.complete:
                 c[2] += 1
                 problems.append(f"enumeration incomplete: {name}/{rr.rule} {rr.function} {rr.instrument} {rr.side}: {rr.note}")
-    lines.append(f"{'profile':8}  {'operation':13}  {'rule':8}  {'regions':>7}  {'covered':>7}  {'unfinished':>10}")
+    lines.append(f"{'profile':8}  {'operation':17}  {'rule':8}  {'regions':>7}  {'covered':>7}  {'unfinished':>10}")
     for (p, op, rule), (n, k, u) in sorted(counts.items()):
-        lines.append(f"{p:8}  {op:13}  {rule:8}  {n:7d}  {k:7d}  {u:10d}")
+        lines.append(f"{p:8}  {op:17}  {rule:8}  {n:7d}  {k:7d}  {u:10d}")
     total = sum(c[0] for c in counts.values())
     covered = sum(c[1] for c in counts.values())
     unfinished = sum(c[2] for c in counts.values())
