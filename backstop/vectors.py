@@ -261,11 +261,32 @@ def generate(out: Path, profiles: list[str], *, rules: set[str] | None = None,
     return index
 
 
+def _not_enumerated(rules: set[str] | None) -> list[tuple[str, str]]:
+    """(what, why) of every eval operation and rule function whose regions are not enumerated: each
+    is a coverage failure of the audit (C69), never a silent gap."""
+    from backstop.inputs import OPERATIONS
+    from backstop.proofs import regions as RG
+    out = []
+    for op in OPERATIONS:
+        if op in RG.OPERATIONS_COVERED:
+            continue
+        if rules and not rules & set(_EXAMPLE_RULES.get(op, [])):
+            continue
+        out.append((f"operation {op}", RG.NOT_COVERED_WHY.get(op, "no region enumeration")))
+    for rule, why in sorted(RG.NOT_ENUMERATED.items()):
+        if not rules or rule in rules:
+            out.append((rule, why))
+    return out
+
+
 def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
           instruments: set[str] | None = None, stats: list[Any] | None = None) -> tuple[bool, list[str]]:
     """The coverage audit: re-enumerates the regions of every rule function from the code and fails
-    when a feasible region has no vector in ``out`` (or an enumeration did not finish).  Returns
-    ``(ok, report lines)``: region counts per rule and profile, then the problems."""
+    when a feasible region has no vector in ``out``, when an enumeration did not finish (a solver
+    ``unknown`` is neither feasible nor infeasible: a coverage failure, C68), or when an eval
+    operation's regions are not enumerated at all (C69).  Returns ``(ok, report lines)``: region
+    counts per rule and profile (regions found, with a vector, enumerations unfinished), then the
+    problems."""
     from backstop.proofs import regions as RG
     root = Path(out) / "v1"
     lines: list[str] = []
@@ -276,7 +297,7 @@ def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
         for rr in RG.regions_for(profile, rules=rules, instruments=instruments):
             if stats is not None:
                 stats.append(rr)
-            c = counts.setdefault((name, rr.operation, rr.rule), [0, 0])
+            c = counts.setdefault((name, rr.operation, rr.rule), [0, 0, 0])
             for g in rr.regions:
                 c[0] += 1
                 d = root / name / rr.operation / rr.rule / g.id
@@ -285,18 +306,19 @@ def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
                 else:
                     c[1] += 1
             if not rr.complete:
+                c[2] += 1
                 problems.append(f"enumeration incomplete: {name}/{rr.rule} {rr.function} {rr.instrument} {rr.side}: {rr.note}")
-    lines.append(f"{'profile':8}  {'operation':11}  {'rule':8}  {'regions':>7}  {'covered':>7}")
-    for (p, op, rule), (n, k) in sorted(counts.items()):
-        lines.append(f"{p:8}  {op:11}  {rule:8}  {n:7d}  {k:7d}")
-    total = sum(n for n, _ in counts.values())
-    covered = sum(k for _, k in counts.values())
+    lines.append(f"{'profile':8}  {'operation':17}  {'rule':8}  {'regions':>7}  {'covered':>7}  {'unfinished':>10}")
+    for (p, op, rule), (n, k, u) in sorted(counts.items()):
+        lines.append(f"{p:8}  {op:17}  {rule:8}  {n:7d}  {k:7d}  {u:10d}")
+    total = sum(c[0] for c in counts.values())
+    covered = sum(c[1] for c in counts.values())
+    unfinished = sum(c[2] for c in counts.values())
     lines.append(f"{total} feasible region(s), {covered} with a vector "
-                 f"({100 * covered // total if total else 100} %)")
+                 f"({100 * covered // total if total else 100} %), {unfinished} enumeration(s) unfinished")
+    for what, why in _not_enumerated(rules):
+        problems.append(f"not enumerated: {what}: {why}")
     lines += problems
-    for rule, why in sorted(RG.NOT_ENUMERATED.items()):
-        if not rules or rule in rules:
-            lines.append(f"not enumerated: {rule}: {why}")
     return not problems, lines
 
 

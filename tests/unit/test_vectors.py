@@ -29,7 +29,7 @@ from backstop.reference.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
 INST = "BTC-USDT-SWAP"
-RULES = {"MRG-004", "LIQ-001", "LIQ-002", "ENG-001", "ADL-002"}
+RULES = {"MRG-004", "LIQ-001", "LIQ-002", "ENG-001", "ADL-002", "LIQ-009"}
 CAPS = [500, 3000, 12000, 24000, 36000, 48000, 60000]          # okx.toml [tier_tables.BTC]
 MMRS = [Fraction(x) for x in ("0.004", "0.005", "0.01", "0.015", "0.02", "0.025", "0.03")]
 FEE = Fraction("0.0005")                                         # okx.toml close_fee_rate
@@ -177,6 +177,29 @@ def test_ADL_002_regions_are_the_four_combinations(vec_dir):
     assert seen == {(False, False), (False, True), (True, False), (True, True)}
 
 
+@pytest.mark.rules("LIQ-009")
+def test_LIQ_009_one_leg_regions_are_under_water_or_not(vec_dir):
+    # By hand (C51; okx linear, k = size x 0.01 x 10^6 units per USDT): the cross equity is
+    # E = B + s k (mark - entry), the value V = k mark; an account of one leg is under water iff the leg is
+    # up-side (a linear LONG) and E <= -V. A linear short is down-side: never under water (B >= 0).
+    # One leg carries the whole balance as its share, so it is taken over at its bankruptcy price
+    # entry - B / k (long) or entry + B / k (short).
+    seen = set()
+    for p, v in _vectors(vec_dir, "okx/cross_liquidation/LIQ-009/*/witness.json"):
+        leg = v["request"]["positions"][0]
+        size, entry = Fraction(leg["size"]), Fraction(leg["entry_price"])
+        mark, bal = Fraction(v["request"]["mark_prices"][INST]), v["request"]["balances"]["USDT"]
+        s = 1 if leg["side"] == "long" else -1
+        k = size * K_PER_CONTRACT
+        e, val = bal + s * k * (mark - entry), k * mark
+        deep = s == 1 and e <= -val
+        assert ("under water: yes" in v["region"]["description"]) is deep, p
+        tk = v["response"]["accounts"][0]["takeovers"][0]["quantities"]
+        assert Fraction(tk["price"]["value"]) == entry - s * bal / k, p
+        seen.add((leg["side"], (e > -val) - (e < -val) if s == 1 else None))
+    assert seen == {("long", -1), ("long", 0), ("long", 1), ("short", None)}   # below, at, above -V; short once
+
+
 @pytest.mark.rules("MRG-001", "MRG-002", "MRG-004", "ENG-001")
 def test_invalid_vectors_are_refused_with_the_stated_field(vec_dir):
     want = {"invalid-float-size": ("positions[0].size", "MRG-001"),
@@ -222,12 +245,57 @@ def test_coverage_check_fails_when_one_vector_is_deleted(tmp_path, vec_dir):
     shutil.copytree(vec_dir, d)
     ok, lines = V.check(d, ["okx"], rules={"MRG-004", "LIQ-002"}, instruments={INST})
     assert ok, lines
-    assert any(re.match(r"okx\s+margin\s+MRG-004\s+26\s+26$", x) for x in lines), lines  # 13 per side, by hand
+    assert any(re.match(r"okx\s+margin\s+MRG-004\s+26\s+26\s+0$", x) for x in lines), lines  # 13 per side, by hand
     victim = sorted((d / "v1" / "okx" / "margin" / "MRG-004").iterdir())[3]
     shutil.rmtree(victim)
     ok, lines = V.check(d, ["okx"], rules={"MRG-004", "LIQ-002"}, instruments={INST})
     assert not ok
     assert any(victim.name in x and x.startswith("no vector") for x in lines), lines
+
+
+def test_coverage_check_fails_on_a_solver_unknown(tmp_path, vec_dir, monkeypatch):
+    # C68/C69: an unknown is neither feasible nor infeasible. With a resource limit of one step every
+    # check is unknown: the enumeration is incomplete, the audit fails and says why, even though
+    # no region (none was found) lacks a vector.
+    from backstop.proofs import regions as RG
+    monkeypatch.setattr(RG, "CHECK_RLIMIT", 1)
+    monkeypatch.setattr(RG, "RETRY_RLIMIT", 1)
+    ok, lines = V.check(vec_dir, ["okx"], rules={"MRG-004"}, instruments={INST})
+    assert not ok
+    assert any(re.match(r"okx\s+margin\s+MRG-004\s+0\s+0\s+2$", x) for x in lines), lines  # long and short
+    assert sum(x.startswith("enumeration incomplete: okx/MRG-004 compute_tier_index") and "unknown" in x
+               for x in lines) == 2, lines
+
+
+@pytest.mark.rules("LIQ-006", "LIQ-008")
+def test_coverage_check_fails_on_what_is_not_enumerated(vec_dir):
+    # C69: LIQ-006 and the cross operations have no region enumeration: each is a named failure.
+    ok, lines = V.check(vec_dir, ["okx"], rules={"LIQ-006", "LIQ-008"}, instruments={INST})
+    assert not ok
+    named = {x.split(":")[1].strip() for x in lines if x.startswith("not enumerated:")}
+    assert named == {"operation cross", "operation cross_liquidation", "LIQ-006"}, lines
+
+
+@pytest.mark.rules("LIQ-005", "ENG-006", "LIQ-003")
+def test_parts_are_a_partition_of_the_domain():
+    # C68: the tier parts of LIQ-005 / LIQ-003 and the level parts of ENG-006 are proved disjoint and
+    # covering before they are used; a part list that leaves out one tier is rejected.
+    import z3
+    from backstop.proofs import regions as RG
+    from backstop.reference.profile import load_profile
+    okx = load_profile("okx")
+    inst = okx.instruments[INST]
+    by = {(s.rule, s.function): s for s in RG.specs()}
+    b = by[("LIQ-005", "compute_partial_step")].build(okx, inst, 1)
+    assert [w for w, _ in b.parts] == [f"tier {k} before, mark {o} entry" for k in range(1, 8) for o in "<=>"]  # 7 tiers x 3
+    assert RG._partition_ok(b) == ""
+    b.parts = b.parts[:-1]                      # tier 7 with mark > entry left out: uncovered
+    assert "cover" in RG._partition_ok(b)
+    b = by[("ENG-006", "walk_book_within")].build(okx, inst, -1)
+    assert len(b.parts) == 4 and RG._partition_ok(b) == ""
+    b.parts = b.parts + [("again", b.parts[0][1])]
+    assert "overlap" in RG._partition_ok(b)
+    assert isinstance(b.parts[0][1], z3.BoolRef)
 
 
 def _readme_section() -> str:
