@@ -417,7 +417,7 @@ def profile_names() -> list[str]:
 def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> Profile:
     """Load a shipped profile by name (``okx``, ``binance``, ``bybit``) or a TOML file by path."""
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or p.is_file():  # a folder named like a shipped profile is not a profile file
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as e:

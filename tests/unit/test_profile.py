@@ -197,3 +197,13 @@ def test_mmr_plus_close_fee_rate_must_stay_below_one():
     assert e.field == "tier_tables.BTC.tiers[6].mmr" and e.rule == "LIQ-003"
     # 0.969 + 0.03 = 0.999 < 1: loads
     assert load_profile_text(edit(OKX_TEXT, 'close_fee_rate = "0.0005"', 'close_fee_rate = "0.969"')).margin.close_fee_rate == F("0.969")
+
+
+def test_a_folder_named_like_a_shipped_profile_does_not_hide_it(tmp_path, monkeypatch):
+    """`backstop vectors --check DIR/v1` runs where folders are named after profiles (okx/, ...):
+    the name still means the shipped profile (found by the regions helper: it raised
+    IsADirectoryError)."""
+    from backstop.reference.profile import load_profile
+    (tmp_path / "okx").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("okx").name == "okx"
