@@ -16,6 +16,14 @@ leverage healthy at the opening mark, so that partial steps (LIQ-005) happen.  A
 own valuation, the funds, the ADL state, no socialization, the liquidation loss bound) run.
 
     python bench/bench_soak.py [--events 1000000] [--accounts 120] [--episode 400] [--seed 13]
+    python bench/bench_soak.py --events 1000000 --shard 1/2 --counts shard1.json   # and --shard 2/2
+    python bench/bench_soak.py --merge shard1.json shard2.json
+
+Episode ``e`` (0, 1, 2, ...) draws from its own random source, seeded by ``(seed, e)``, and starts
+at its own time, so the soak is the same set of episodes however it is split: ``--shard I/N`` runs
+the episodes ``e`` with ``e % N == I - 1`` (its share of ``--events``), and ``--merge`` adds the
+shards' counts into the one table (events/s is then events over the sum of the shards' wall times,
+a per-core rate).
 
 Prints a table: events, accounts, liquidations (partial, full, isolated / cross), engine fills,
 ADL triggers and fills, violations (must be 0; known issue-13 defects counted apart), events/s and
@@ -184,23 +192,36 @@ def main() -> int:
     ap.add_argument("--full-check", action="store_true",
                     help="step.check_invariants_full after every event (default: step.check_invariants, which "
                          "checks incrementally when the state before the event was found clean)")
+    ap.add_argument("--shard", default="1/1", metavar="I/N", help="run shard I of N (episodes e with e %% N == I-1)")
+    ap.add_argument("--counts", metavar="FILE", help="also write the counts as JSON (for --merge)")
+    ap.add_argument("--merge", nargs="+", metavar="FILE", help="print the table of shards' --counts files")
     args = ap.parse_args()
-    rng = random.Random(args.seed)
+    if args.merge:
+        return _merge(args.merge)
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
+    if not 1 <= shard <= n_shards:
+        ap.error(f"--shard {args.shard}: I must be between 1 and N")
+    n_episodes = -(-args.events // args.episode)
+    mine = [e for e in range(n_episodes) if e % n_shards == shard - 1]
+    target = sum(min(args.episode, args.events - e * args.episode) for e in mine)
     counts: collections.Counter = collections.Counter()
     shown = 0
     first_bad = {}
     t0 = time.perf_counter()
     events = episodes = 0
-    t_ms = 1_795_766_399_000
     stopped = False
-    while events < args.events and not stopped:
-        world = World(rng, args.accounts, t_ms)
+    for e in mine:
+        if stopped:
+            break
+        rng = random.Random(f"{args.seed}:{e}")
+        # each episode at its own time: 400 days apart, 50 slots (a world is fresh, so only the order within it matters)
+        world = World(rng, args.accounts, 1_795_766_399_000 + (e % 50) * 400 * 86_400_000)
         episodes += 1
         counts["accounts"] += len(world.state.accounts)
         counts["positions"] += sum(len(a.positions) for a in world.state.accounts)
         counts["cross positions"] += sum(q.margin_mode.value == "cross" for a in world.state.accounts for q in a.positions)
         counts["inverse positions"] += sum(q.instrument == "BTC-USD-SWAP" for a in world.state.accounts for q in a.positions)
-        for k in range(min(args.episode, args.events - events)):
+        for k in range(min(args.episode, args.events - e * args.episode)):
             if args.progress and events and events % args.progress == 0:
                 el = time.perf_counter() - t0
                 print(f"  {events} events, {el:.0f} s, {events / el:.0f} events/s, violations {counts['violations']}",
@@ -245,10 +266,38 @@ def main() -> int:
                     shown += 1
                     print(f"episode {episodes} event {k} {ev}:", *bad, sep="\n  ", file=sys.stderr)
             world.state = after
-        t_ms = world.t + 86_400_000
     wall = time.perf_counter() - t0
+    counts["events"], counts["episodes"], counts["wall"] = events, episodes, wall
+    if args.counts:
+        import json
+        Path(args.counts).write_text(json.dumps({"seed": args.seed, "shard": args.shard, "target": target,
+                                                 "stopped": stopped, "accounts_arg": args.accounts,
+                                                 "counts": dict(counts), "first_bad": first_bad}))
+    return _table(counts, args.seed, args.accounts, stopped, args.max_seconds, args.events, first_bad,
+                  f" (shard {args.shard}: {events} of its {target} events)" if n_shards > 1 else "")
+
+
+def _merge(files: list[str]) -> int:
+    import json
+    total: collections.Counter = collections.Counter()
+    first_bad: dict = {}
+    seeds, stopped, accounts = set(), False, set()
+    for f in files:
+        d = json.loads(Path(f).read_text())
+        seeds.add(d["seed"])
+        accounts.add(d["accounts_arg"])
+        stopped |= d["stopped"]
+        total.update(d["counts"])
+        for k, v in d["first_bad"].items():
+            first_bad.setdefault(k, tuple(v))
+    return _table(total, "/".join(map(str, sorted(seeds))), "/".join(map(str, sorted(accounts))), stopped, None,
+                  total["events"], first_bad, f" ({len(files)} shards merged; events/s per core)")
+
+
+def _table(counts, seed, n_accounts, stopped, max_seconds, n_events, first_bad, note) -> int:
+    events, episodes, wall = counts["events"], counts["episodes"], counts["wall"]
     rows = [("events", events), ("episodes", episodes), ("accounts (all episodes)", counts["accounts"]),
-            ("accounts per episode", f"{args.accounts} + {WHALES} whales"), ("positions", counts["positions"]),
+            ("accounts per episode", f"{n_accounts} + {WHALES} whales"), ("positions", counts["positions"]),
             ("  cross", counts["cross positions"]), ("  inverse", counts["inverse positions"])]
     for k in ("MarkEvent", "BookEvent", "TopUpEvent", "WithdrawEvent", "SettleEvent", "refused withdrawals",
               "liquidation trigger", "partial liquidation (isolated)", "partial liquidation (cross)",
@@ -260,8 +309,8 @@ def main() -> int:
         rows.append((f"known defect hits: {k}", counts[f"known defect: {k}"]))
     rows += [("violations", counts["violations"]), ("violating events", counts["violating events"]),
              ("events/s", f"{events / wall:.0f}"), ("wall time (s)", f"{wall:.1f}")]
-    print(f"\nsoak: seed {args.seed}, okx profile, every invariant checked after every event"
-          + (f" -- STOPPED by --max-seconds {args.max_seconds} before --events {args.events}" if stopped else ""))
+    print(f"\nsoak: seed {seed}, okx profile, every invariant checked after every event{note}"
+          + (f" -- STOPPED by --max-seconds {max_seconds} before --events {n_events}" if stopped else ""))
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{w}}  {v:>12}")
