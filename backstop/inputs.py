@@ -24,7 +24,6 @@ from typing import Any, Callable
 from backstop.jsonio import dump_number
 from backstop.reference import read as RD
 from backstop.reference import queries as Q
-from backstop.reference.engine import Level
 from backstop.reference.errors import CurrencyMismatch, InvalidInput, OutOfTierRange, ProfileError
 from backstop.reference.evaluate import Quantity, validate_position
 from backstop.reference.events import BalancePoint, FundKey, fund_key_of
@@ -317,6 +316,7 @@ def _op_cross_liquidation(profile: Profile, req: dict[str, Any]) -> dict[str, An
 
 
 def _op_engine(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
+    from backstop.reference.engine import Level  # imported when used: a margin eval starts without the engine
     _keys("", req, ("operation", "profile", "instrument", "side", "size", "takeover_price", "book", "fill_price",
                     "fund_available", "entry_price"), ("instrument", "side", "size", "takeover_price"))
     inst = _instrument(profile, req)

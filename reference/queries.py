@@ -23,12 +23,10 @@ import itertools
 from typing import Any
 
 from backstop.reference import adl as A
-from backstop.reference import engine as EN
 from backstop.reference import fund as FD
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
-from backstop.reference import transition as T
 from backstop.reference.evaluate import Quantity, evaluate_parts, present, require
 from backstop.reference.events import BalancePoint, FundKey
 from backstop.reference.profile import PriceBasis, Profile
@@ -260,6 +258,7 @@ def query_cross_liquidation(profile: Profile, balances: dict[str, int], position
     its LIQ-009 share as margin, the balance after it and whether it is funded (LIQ-008, LIQ-009);
     on FULL the takeover of every position at the bankruptcy price of its share and the balances
     after (LIQ-009)."""
+    from backstop.reference import transition as T  # imported when used: a margin eval starts without them
     rules, lrules = profile.margin, profile.liquidation
     accounts = []
     for code, idx in sorted(_cross_groups(profile, positions).items()):
@@ -312,6 +311,7 @@ def query_engine(profile: Profile, inst: Instrument, sign: int, size: Any, takeo
     one is given): fills, remainder, result (ENG-002), fee (ENG-003), the fund's and the venue's
     parts (ENG-004), the dust and, with the liquidated position's ``entry``, the counterparties'
     gain (ENG-005)."""
+    from backstop.reference import engine as EN  # imported when used: a margin eval starts without them
     lrules = profile.liquidation
     money = _money(inst)
     walked = {True: lambda: EN.close_position(inst, lrules, sign, size, takeover_price, levels),
@@ -349,6 +349,7 @@ def query_fund_drawdown(profile: Profile, history: tuple[BalancePoint, ...], now
     balance in force, the window's peak and the drawdown threshold and trigger (ADL-001); with the
     engine's ``uncovered`` deficit and ``unplaced`` contracts, trigger (a) (ADL-002); with the open
     ``remainder``, whether ADL fires and whether the fund stays in the ADL state (ADL-003)."""
+    from backstop.reference import transition as T  # imported when used: a margin eval starts without them
     rules = profile.adl
     has_now, current = A.compute_balance_at(history, now_ms)
     has_peak, peak = A.compute_window_peak(rules, history, now_ms)
