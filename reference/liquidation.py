@@ -45,8 +45,8 @@ def compute_tier_one_requirement(inst: Instrument, rules: MarginRules, pos: Posi
     price = num.ite(rules.mm_price_basis is PriceBasis.MARK, mark, pos.entry)
     t1 = inst.tier_table.tiers[0]
     value = M.compute_position_value(inst, pos.size, price)
-    return num.branch(rules.trigger is TriggerRule.ZERO_EQUITY, lambda: 0,
-                      lambda: value * t1.mmr - t1.mm_deduction + M.compute_close_fee(inst, rules, pos, mark))
+    full = value * t1.mmr - t1.mm_deduction + M.compute_close_fee(inst, rules, pos, mark)
+    return num.ite(rules.trigger is TriggerRule.ZERO_EQUITY, 0, full)
 
 
 def is_partial_eligible(inst: Instrument, rules: MarginRules, lrules: LiquidationRules,
@@ -64,8 +64,8 @@ def decide_action(inst: Instrument, rules: MarginRules, lrules: LiquidationRules
     """LIQ-004: NONE when the position is not liquidatable (LIQ-001); PARTIAL when it is and a partial
     reduction applies; FULL otherwise (tier 1 or 2, or at or below tier 1's requirement)."""
     liq = M.is_liquidatable(inst, rules, pos, mark)
-    return num.branch(num.not_(liq), lambda: NONE,
-                      lambda: num.ite(is_partial_eligible(inst, rules, lrules, pos, mark), PARTIAL, FULL))
+    partial = is_partial_eligible(inst, rules, lrules, pos, mark)
+    return num.ite(num.not_(liq), NONE, num.ite(partial, PARTIAL, FULL))
 
 
 # ---------------------------------------------------------------- LIQ-005 one partial step
@@ -89,8 +89,8 @@ def compute_max_size_in_tier(inst: Instrument, index: Number, price: Number) -> 
     cap of tier ``index`` -- rounded DOWN to the lot, so that the position never stays above it."""
     cap = _cap_of(inst.tier_table, index)
     k = inst.contract_value
-    limit = num.branch(inst.tier_table.basis is TierBasis.SIZE, lambda: cap,
-                       lambda: num.branch(inst.is_linear, lambda: num.div(cap, k * price), lambda: num.div(cap * price, k)))
+    notional = num.ite(inst.is_linear, num.div(cap, k * price), num.div(cap * price, k))
+    limit = num.ite(inst.tier_table.basis is TierBasis.SIZE, cap, notional)
     return num.floor_to_step(limit, inst.lot_size)
 
 

@@ -27,7 +27,7 @@ from backstop.reference import fund as FD
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
-from backstop.reference.evaluate import Quantity, evaluate_parts, present, require
+from backstop.reference.evaluate import Quantity, evaluate_position, present, require
 from backstop.reference.events import BalancePoint, FundKey
 from backstop.reference.profile import PriceBasis, Profile
 from backstop.reference.types import Instrument, Position, PositionTerms
@@ -65,11 +65,10 @@ def _at_price(inst: Instrument, profile: Profile, pos: PositionTerms, price: Any
     """The tier, rate and deduction the requirement uses when the mark is ``price`` (the tier is
     looked up at the price the profile values the requirement at: that mark, or the entry)."""
     at = _mm_price(profile, pos, num.ite(defined, price, pos.entry))  # an undefined price is never read
-    row = M._tier_row_of(inst, M.compute_tier_basis(inst, pos.size, at))
     return _d(
-        _q(f"tier_at_{label}", present(defined, row.index), "tier", "MRG-004", "LIQ-003"),
-        _q(f"mmr_at_{label}", present(defined, row.mmr), RATIO, "MRG-004", "LIQ-003"),
-        _q(f"deduction_at_{label}", present(defined, row.mm_deduction), _money(inst),
+        _q(f"tier_at_{label}", present(defined, M.compute_tier_index(inst, pos.size, at)), "tier", "MRG-004", "LIQ-003"),
+        _q(f"mmr_at_{label}", present(defined, M.compute_tier_mmr(inst, pos.size, at)), RATIO, "MRG-004", "LIQ-003"),
+        _q(f"deduction_at_{label}", present(defined, M.compute_tier_deduction(inst, pos.size, at)), _money(inst),
            "MRG-004", "MRG-005"),
     )
 
@@ -85,34 +84,29 @@ def query_margin(profile: Profile, pos: Position, mark: Any, leverage: Any = Non
     rules = profile.margin
     t = pos.terms()
     money = _money(inst)
-    quantities, parts = evaluate_parts(profile, pos, mark)
-    out = {x.name: x for x in quantities}
-    price = parts["mm_price"]
-    row = parts["mm_row"]
-    tier = row.index
-    cap = M._tier_cap_of(inst, tier)
-    lp = parts["liquidation_price"]
-    im = M._initial_margin_of(parts["mm_value"], row.imr)
-    at_entry = parts["value_at_entry"]
+    out = {x.name: x for x in evaluate_position(profile, pos, mark)}
+    price = _mm_price(profile, t, mark)
+    cap = M.compute_tier_cap(inst, t.size, price)
+    tier = M.compute_tier_index(inst, t.size, price)
+    lp = M.compute_liquidation_price(inst, rules, t)
     out.update(_d(
         _q("margin", t.margin, money, *{True: ("MRG-003",), False: ("MRG-009", "NUM-002")}[leverage is None]),
         _q("requested_leverage", leverage, RATIO, "MRG-009"),
         _q("mm_price", price, PRICE, "MRG-005"),
         _q("tier_used", tier, "tier", "MRG-004", "MRG-005"),
-        _q("mmr_used", row.mmr, RATIO, "MRG-004", "MRG-005"),
-        _q("deduction_used", row.mm_deduction, money, "MRG-004", "MRG-005"),
-        _q("tier_imr", row.imr, RATIO, "MRG-009"),
-        _q("tier_max_leverage", row.max_leverage, RATIO, "MRG-009"),
+        _q("mmr_used", M.compute_tier_mmr(inst, t.size, price), RATIO, "MRG-004", "MRG-005"),
+        _q("deduction_used", M.compute_tier_deduction(inst, t.size, price), money, "MRG-004", "MRG-005"),
+        _q("tier_imr", M.compute_tier_imr(inst, t.size, price), RATIO, "MRG-009"),
+        _q("tier_max_leverage", M.compute_tier_max_leverage(inst, t.size, price), RATIO, "MRG-009"),
         _q("tier_cap", cap.get(), "tier basis (" + inst.tier_table.basis.value + ")", "MRG-009"),
         _q("tier_max_size", present(cap.defined, L.compute_max_size_in_tier(inst, tier, price)), "contracts",
            "MRG-009", "LIQ-005"),
-        _q("initial_margin", im, money + " (exact)", "MRG-009"),
-        _q("initial_margin_units", M._units_up(im), money + " (rounded up)",
+        _q("initial_margin", M.compute_initial_margin(inst, rules, t, mark), money + " (exact)", "MRG-009"),
+        _q("initial_margin_units", M.compute_initial_margin_units(inst, rules, t, mark), money + " (rounded up)",
            "MRG-009", "NUM-002"),
-        _q("leverage", present(t.margin > 0, M._leverage_of(t, at_entry)), RATIO, "MRG-009"),
-        _q("within_max_leverage", M._within_max_leverage_of(t, at_entry, parts["entry_row"].max_leverage),
-           BOOL, "MRG-009"),
-        _q("effective_leverage", present(parts["equity"] > 0,
+        _q("leverage", present(t.margin > 0, M.compute_leverage(inst, t)), RATIO, "MRG-009"),
+        _q("within_max_leverage", M.is_within_max_leverage(inst, t), BOOL, "MRG-009"),
+        _q("effective_leverage", present(M.compute_equity(inst, t, mark) > 0,
                                          A.compute_effective_leverage(inst, t, mark)), RATIO, "ADL-004"),
     ))
     out.update(_at_price(inst, profile, t, lp.value, lp.defined, "liquidation_price"))

@@ -12,10 +12,7 @@ silently leaves exact arithmetic:
 * the operators ``/``, ``//``, ``%`` (also as ``/=`` etc.) -- use ``num.div`` and the named
   rounding helpers (Python's ``//`` floors, SMT's ``div`` is Euclidean);
 * float literals, and ``**`` unless the exponent is a non-negative integer literal;
-* ``import math``, ``import decimal``, ``from math/decimal import ...``;
-* ``num.branch(cond, then, other)`` (the lazy ``ite``, issue 14) with a branch that is not a
-  zero-argument ``lambda``: a value there would be computed eagerly (or fail as a call), so the
-  laziness that keeps a branch not taken from dividing by zero must be visible at the call.
+* ``import math``, ``import decimal``, ``from math/decimal import ...``.
 
 The rule modules are every module in ``reference/`` except the kernel and the plumbing
 (num, types, errors, profile, evaluate, __init__), computed here so that a new rule module is
@@ -40,11 +37,6 @@ FORBIDDEN_BINOPS = {ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%"}
 
 def rule_modules() -> list[Path]:
     return sorted(p for p in REFERENCE_DIR.glob("*.py") if p.name not in NOT_RULE_MODULES)
-
-
-def _is_thunk(node: ast.AST) -> bool:
-    a = node.args if isinstance(node, ast.Lambda) else None
-    return a is not None and not (a.posonlyargs or a.args or a.vararg or a.kwonlyargs or a.kwarg)
 
 
 def _nonneg_int_literal(node: ast.AST) -> bool:
@@ -97,16 +89,10 @@ class _Lint(ast.NodeVisitor):
             self._report(cond, "comprehension `if` filter (branches on a value)")
         self.generic_visit(node)
 
-    # -- built-ins, and the lazy branch's thunks
+    # -- built-ins
     def visit_Call(self, node: ast.Call) -> None:
         if isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
             self._report(node, f"call to built-in `{node.func.id}` (use the num kernel)")
-        if isinstance(node.func, ast.Attribute) and node.func.attr == "branch" \
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "num":
-            thunks = node.args[1:3]
-            if len(node.args) != 3 or node.keywords or not all(_is_thunk(t) for t in thunks):
-                self._report(node, "num.branch takes (cond, lambda: then, lambda: other): "
-                                   "two zero-argument lambdas")
         self.generic_visit(node)
 
     # -- operators
@@ -193,11 +179,6 @@ PLANTED = [
     ("from math", "from math import floor\n", "`from math import", 1),
     ("from decimal", "from decimal import Decimal\n", "`from decimal import", 1),
     ("import decimal", "import decimal as d\n", "`import decimal`", 1),
-    ("branch on values", "def f(c, a, b):\n    return num.branch(c, a, b)\n", "num.branch takes", 2),
-    ("branch thunk with a parameter", "def f(c, a):\n    return num.branch(c, lambda x: a, lambda: a)\n",
-     "num.branch takes", 2),
-    ("branch by keyword", "def f(c, a):\n    return num.branch(c, then=lambda: a, other=lambda: a)\n",
-     "num.branch takes", 2),
 ]
 
 
@@ -220,7 +201,6 @@ def test_lint_accepts_kernel_style_code():
         "    for tier in inst.tier_table.tiers:\n"
         "        t = num.ite(v > tier.cap, t, t + 1)\n"
         "    x = v ** 2 - 10 ** 8\n"
-        "    x = num.branch(inst.is_linear, lambda: x, lambda: num.div(x, mark))\n"
         "    return num.min_(t, num.abs_(x))\n"
     )
     assert lint_source(clean) == []

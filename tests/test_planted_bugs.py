@@ -79,12 +79,12 @@ _MODULES = {"margin": margin_mod, "num": num_mod}
 
 # ---------------------------------------------------------------- holes and undecided survivors
 
-# (``margin._solve_price:+13 cmp `value > 0` -> `value >= 0``` was listed here: OBL-LIQ-002's
-# counterexample -- a bankruptcy price "defined" at 0 -- could not be replayed, because
-# compute_unrealized_pnl computed the inverse form div(1, mark) for linear instruments too.  The
-# structural branches are lazy now (num.branch, issue 14), the replay is confirmed, and the mutant is
-# killed by okx:OBL-LIQ-002[BTC-USDT-SWAP].)
-HOLES: dict[str, str] = {}
+HOLES: dict[str, str] = {
+    "margin._solve_price:+13 cmp `value > 0` -> `value >= 0`":
+        "OBL-LIQ-002 finds the model (bp defined with value 0) but its replay raises ZeroDivisionError: "
+        "it evaluates compute_equity at bp.value = 0 and compute_unrealized_pnl computes div(1, mark) "
+        "for linear instruments too; so the counterexample is never confirmed",
+}
 
 # Survivors the solver could not decide (never counted as equivalent): strict xfails expecting
 # mutation.MutantIsUndecided.  None in this table.

@@ -372,3 +372,22 @@ def test_LIQ_003_above_the_last_cap_the_last_tier_continues_for_the_price():
     with pytest.raises(InvalidInput) as e:
         ev(req)
     assert e.value.rule == "MRG-004" and e.value.field.startswith("positions[0]"), e.value
+
+
+@pytest.mark.rules("MRG-009", "LIQ-005")
+@pytest.mark.xfail(strict=True, reason="BUG (found by bench/plain_margin.py, issue 14): LIQ-005's _cap_of stands 0 for "
+                   "the last tier, so eval's tier_max_size is 0 in the last tier of a bounded table; MRG-009 says it "
+                   "is LIQ-005's largest size in the tier, i.e. the tier's cap")
+def test_MRG_009_tier_max_size_in_the_last_tier_of_a_bounded_table_is_its_cap():
+    """okx BTC-USDT-SWAP, 50,000 contracts: 48,000 < 50,000 <= 60,000, tier 7 of the size-basis table
+    (spec/profiles/okx.toml); the largest size in tier 7 is its cap, 60,000 contracts."""
+    from fractions import Fraction
+
+    from backstop.reference.profile import load_profile
+    from backstop.reference.queries import query_margin
+    from backstop.reference.types import Position
+    okx = load_profile("okx")
+    pos = Position("BTC-USDT-SWAP", "long", Fraction(50_000), Fraction(30_000), "isolated", 10**11)
+    q = query_margin(okx, pos, Fraction(29_000))
+    assert q["tier"].value == 7 and q["tier_cap"].value == 60_000
+    assert q["tier_max_size"].value == 60_000
