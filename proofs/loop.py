@@ -34,7 +34,10 @@ from backstop.reference.types import Account, ContractKind, Instrument, MarginMo
 __all__ = ["loop_instrument", "LoopScenario", "MAX_PATHS"]
 
 MAX_PATHS = 64   # per price path
-PARTS = 8        # OBL-INV-024 is proved in this many parts (see part_rows)
+# OBL-INV-024 is proved in this many parts (see part_rows).  1: whole.  The split into 8 (issue 14,
+# C62) proved on okx, binance and bybit, but on okx+bpfee a part's case split came back unknown in
+# CI under load (2026-12-01), so it is off until its per-part limits are measured on a quiet machine.
+PARTS = 1
 LIMIT = 300
 
 # 2026-11-27 07:59:59.000 UTC: the first mark falls in one fund window, the second one second after
