@@ -104,7 +104,7 @@ def _tier_row_of(inst: Instrument, basis: Number) -> _TierRow:
 
 def _tier_row_from(tiers: tuple[Any, ...], basis: Number) -> _TierRow:
     # the first of ``tiers`` unless the basis is above its cap; the last one takes everything above
-    return {True: lambda: _row(tiers[0]),
+    return {True: lambda: _row(tiers[0]),  # type: ignore[no-any-return, no-untyped-call]  # a dict of lambdas (the kernel's branch-free dispatch) and num.branch return Any
             False: lambda: num.branch(basis > tiers[0].cap, lambda: _tier_row_from(tiers[1:], basis),
                                       lambda: _row(tiers[0]))}[len(tiers) == 1]()
 
@@ -344,7 +344,7 @@ def _liquidation_price_from(inst: Instrument, rules: MarginRules, pos: PositionT
     price_for_tier = num.ite(rules.mm_price_basis is PriceBasis.MARK, cand.value, pos.entry)
     ok = num.branch(cand.defined, lambda: compute_tier_index(inst, pos.size, price_for_tier) == tier.index,
                     lambda: False)
-    return num.branch(ok, lambda: MaybePrice(True, cand.value),
+    return num.branch(ok, lambda: MaybePrice(True, cand.value),  # type: ignore[no-any-return]  # num.branch returns Any (a value or a Z3-branched one)
                       lambda: num.branch(len(tiers) == 1, lambda: MaybePrice(False, 0),
                                          lambda: _liquidation_price_from(inst, rules, pos, tiers[1:])))
 
