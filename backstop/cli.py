@@ -25,7 +25,8 @@ EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
 def _z3_version() -> str:
     import z3
-    return z3.get_version_string()
+    version: str = z3.get_version_string()  # z3 is untyped (Any)
+    return version
 
 
 class _VersionAction(argparse.Action):
