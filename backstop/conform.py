@@ -1195,7 +1195,7 @@ def print_summary(r: Report, paths: list[Path], out: Any) -> None:
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``backstop conform`` to an argparse subparsers object."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "conform", help="check a foreign implementation against backstop (vectors, hunting, shrinking)",
         description="Run a foreign implementation (one JSON request per line in, one JSON answer per line out) on "
                     "the vectors (or the seed set), compare with backstop, hunt around every disagreement and shrink "

@@ -402,7 +402,7 @@ def fund_history_svg(points: Sequence[BalancePoint], title: str, *, width: int =
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``backstop fund-history`` to an argparse subparsers object."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "fund-history", help="a fund's public history from an event log (text, CSV, JSON, SVG)",
         description="Read a JSON-lines event log of records and print a fund's balance history, inflows and "
                     "outflows by type, and liquidation volume and net flow per settlement day.")
