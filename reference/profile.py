@@ -160,11 +160,12 @@ class _Reader:
     (:mod:`backstop.reference.read`, shared with eval and scenarios), its refusals raised as
     :class:`ProfileError`.  A bare money amount is smallest units, as in eval."""
 
+    used: set[builtins.str]  # the keys read (done() refuses the others)
+
     def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, dict):
             raise ProfileError(path or "profile", data, "must be a table")
-        self.data, self.path = data, path
-        self.used: set[str] = set()
+        self.data, self.path, self.used = data, path, set()
 
     def _p(self, key: str) -> str:
         return RD.join(self.path, key)
