@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= okx
 OUT    ?= build/audit
 
-.PHONY: audit report-pdf test prove bench clean vectors-release prove-parallel proof-cache-clean
+.PHONY: audit report-pdf test typecheck prove bench clean vectors-release prove-parallel proof-cache-clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ report-pdf: $(VENV)/.pdf-installed
 JOBS ?= auto
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal
+
+## mypy --strict over the package in its installed layout (tools/typecheck.py; `make test` runs it too).
+typecheck: $(STAMP)
+	$(BIN)/python tools/typecheck.py
 
 prove: $(STAMP)
 	$(BIN)/backstop prove --profile $(PROFILE)

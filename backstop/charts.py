@@ -170,7 +170,7 @@ def duration(seconds: int) -> str:
 def _x(time_ms: int) -> Any:
     """A time as a matplotlib date (float days); the only place times become floats."""
     from matplotlib import dates as mdates
-    return mdates.date2num(_EPOCH + timedelta(milliseconds=time_ms))
+    return mdates.date2num(_EPOCH + timedelta(milliseconds=time_ms))  # type: ignore[no-untyped-call]  # matplotlib.dates is not annotated
 
 
 def _y(v: int | Fraction) -> float:
@@ -205,7 +205,7 @@ def _draw_panel(ax: Any, panel: Panel, n: int, t0: int, t1: int) -> None:
         xs = [_x(t) for t, _ in pts]
         ys = [_y(v) for _, v in pts]
         color = line.color or (COLORS["threshold"] if line.threshold else PALETTE[k % len(PALETTE)])
-        style = dict(color=color, label=line.label, drawstyle="steps-post" if line.step else "default")
+        style: dict[str, Any] = dict(color=color, label=line.label, drawstyle="steps-post" if line.step else "default")
         if line.threshold:
             style.update(linestyle=(0, (6, 3)), linewidth=1.2)
         elif line.dashed:
@@ -275,11 +275,11 @@ def render_svg(title: str, subtitle: str, panels: Sequence[Panel], t0: int, t1: 
         fig = Figure(figsize=(width / 72, height / 72), dpi=72, layout="constrained")
         fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), x=0.01, ha="left", fontsize=13)
         axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-        locator = mdates.AutoDateLocator(tz=timezone.utc, minticks=4, maxticks=10)
+        locator = mdates.AutoDateLocator(tz=timezone.utc, minticks=4, maxticks=10)  # type: ignore[no-untyped-call]  # matplotlib.dates is not annotated
         for n, (ax, panel) in enumerate(zip(axes, panels)):
             _draw_panel(ax, panel, n, t0, t1)
             ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=timezone.utc))
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=timezone.utc))  # type: ignore[no-untyped-call]  # matplotlib.dates is not annotated
         axes[-1].set_xlabel("time (UTC)" + (f"; {xnote}" if xnote else ""))
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})

@@ -288,12 +288,12 @@ def _compare(inp: Line, expected: list[dict[str, Any]], got: list[Line], next_li
     if k == len(expected):  # the log has more
         g = got[k].obj
         return k, Difference("extra", got[k].number, inp.number, None, g, (), tuple(g.get("rules", ()) or ()))
-    e, g = expected[k], got[k]
-    if k + 1 < len(expected) and not _field_diffs(expected[k + 1], g.obj):
-        return k, Difference("missing", g.number, inp.number, e, None, (), tuple(e.get("rules", ())))
+    e, gl = expected[k], got[k]
+    if k + 1 < len(expected) and not _field_diffs(expected[k + 1], gl.obj):
+        return k, Difference("missing", gl.number, inp.number, e, None, (), tuple(e.get("rules", ())))
     if k + 1 < len(got) and not _field_diffs(e, got[k + 1].obj):
-        return k, Difference("extra", g.number, inp.number, None, g.obj, (), tuple(g.obj.get("rules", ()) or ()))
-    return k, Difference("differs", g.number, inp.number, e, g.obj, _field_diffs(e, g.obj), tuple(e.get("rules", ())))
+        return k, Difference("extra", gl.number, inp.number, None, gl.obj, (), tuple(gl.obj.get("rules", ()) or ()))
+    return k, Difference("differs", gl.number, inp.number, e, gl.obj, _field_diffs(e, gl.obj), tuple(e.get("rules", ())))
 
 
 # ================================================================ the check
@@ -356,7 +356,7 @@ def check_lines(lines: list[Line], profile_arg: str | None = None) -> CheckResul
             raise TraceError(ln.number, "a second header line")
         else:
             groups[-1][1].append(ln)
-    state = None
+    state: Any = None  # the opening state from the first group on (the checker cannot follow n == 0)
     for n, (inp, outs) in enumerate(groups):
         next_line = groups[n + 1][0].number if n + 1 < len(groups) else lines[-1].number + 1
         try:
@@ -455,7 +455,7 @@ def report_json(path: str, res: CheckResult | None, error: TraceError | None = N
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``backstop check-trace`` to an argparse subparsers object."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "check-trace", help="replay an engine's JSON-lines log through the reference; report the first output that differs",
         description="Read a trace (JSON lines: a header, the opening state, each input followed by the engine's output "
                     "records; spec/schema/trace.schema.json), replay the inputs through the reference step function "
@@ -494,7 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command")
     register_cli(sub)
     args = ap.parse_args(["check-trace", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    code: int = args.func(args)  # the command's exit status (argparse's Namespace is untyped)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,7 +25,8 @@ EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
 def _z3_version() -> str:
     import z3
-    return z3.get_version_string()
+    version: str = z3.get_version_string()  # z3 is untyped (Any)
+    return version
 
 
 class _VersionAction(argparse.Action):
@@ -173,7 +174,7 @@ def run_proofs(profile: Any, only: Sequence[str] | None = None, smt_dir: Path | 
     return runs
 
 
-def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | None = None) -> tuple[Any, list]:
+def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | None = None) -> tuple[Any, list[Any]]:
     from backstop import report
 
     profile = _load_profile(args.profile)
@@ -211,7 +212,7 @@ def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | 
     return profile, runs
 
 
-def _write_records(args: argparse.Namespace, profile: Any, runs: list, meta: Any = None) -> None:
+def _write_records(args: argparse.Namespace, profile: Any, runs: list[Any], meta: Any = None) -> None:
     from backstop import report
     from backstop.jsonio import dumps
     meta = meta or _meta(profile)
@@ -370,7 +371,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     # 4. the reports, last.  A report that cannot be written is an error of the run: the others are
     # (re)written with it, so no report on disk says PASSED for a run that exits 2.
     kw = dict(scenarios=outcomes, errors=errors, scope=scope, skipped=skipped)
-    targets = [(out / "audit.md", lambda: report.audit_markdown(meta, runs, trace, REGISTRY, **kw)),
+    targets: list[tuple[Any, Callable[[], str]]] = [(out / "audit.md", lambda: report.audit_markdown(meta, runs, trace, REGISTRY, **kw)),
                (out / "audit.html", lambda: report.audit_html(meta, runs, trace, REGISTRY, **kw)),
                (args.json, lambda: dumps(report.audit_json(meta, runs, trace, REGISTRY, **kw))),
                (args.junit, lambda: report.audit_junit(meta, runs, trace, scenarios=outcomes, errors=errors))]
@@ -389,8 +390,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if not new_error:
             break
     problems = report.audit_problems(runs, trace, outcomes, errors)
-    for e in errors:
-        print(f"error: {e}", file=sys.stderr)
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
     verdict = "FAILED: " + ", ".join(problems) if problems else "PASSED"
     partial = f" (partial run: --only {' '.join(args.only)})" if args.only else ""
     print(f"audit {verdict}{partial}; wrote {', '.join(written)}")
@@ -691,7 +692,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, usage errors (argparse already printed them)
         return e.code if isinstance(e.code, int) else EXIT_INPUT
     try:
-        return args.func(args)
+        code: int = args.func(args)  # the command's exit status (argparse's Namespace is untyped)
+        return code
     except BackstopError as e:
         print(f"error: {error_line(e)}", file=sys.stderr)
         return EXIT_INPUT

@@ -87,7 +87,7 @@ class Case:
     origin: str = "seed"               # seed | vector | hunt | shrink
 
 
-def backstop_answer(req: Any, cache: dict | None = None) -> tuple[str, Any]:
+def backstop_answer(req: Any, cache: dict[Any, Any] | None = None) -> tuple[str, Any]:
     """Backstop's own answer, in-process: ("answer", response) or ("error", {...})."""
     from backstop.inputs import evaluate
     try:
@@ -190,7 +190,7 @@ def seed_requests() -> list[tuple[str, dict[str, Any]]]:
 
 
 def seed_cases() -> list[Case]:
-    cache: dict = {}
+    cache: dict[Any, Any] = {}
     cases = []
     for cid, req in seed_requests():
         cases.append(Case(cid, req, backstop_answer(req, cache), _op(req), origin="seed"))
@@ -271,8 +271,8 @@ class Implementation:
         if not self.argv:
             raise CannotStart("--impl is empty")
         self.timeout, self.cwd = timeout, cwd
-        self.proc: subprocess.Popen | None = None
-        self.lines: queue.Queue = queue.Queue()
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr_chunks: list[str] = []
         self._err: Any = None
         self.starts = 0
@@ -293,7 +293,7 @@ class Implementation:
         self._reader.start()
 
     @staticmethod
-    def _read(stream: Any, q: queue.Queue) -> None:
+    def _read(stream: Any, q: queue.Queue[str | None]) -> None:
         for line in stream:
             q.put(line)
         q.put(None)
@@ -574,7 +574,7 @@ def _leaves(req: Any) -> list[Leaf]:
             for k, v in x.items():
                 if k in _SKIP_KEYS or k == "scenario":
                     continue
-                visit(v, path + (k,), k, k if key == "mark_prices" else here, key)
+                visit(v, path + (k,), k, k if key == "mark_prices" else here, key)  # type: ignore[arg-type]  # here: a str (isinstance above) or inst
             return
         if isinstance(x, list):
             for n, v in enumerate(x):
@@ -605,7 +605,7 @@ def _leaves(req: Any) -> list[Leaf]:
 
     if isinstance(req, dict):
         top_inst = req.get("instrument") if isinstance(req.get("instrument"), str) else ""
-        visit(req, (), "", top_inst, "")
+        visit(req, (), "", top_inst, "")  # type: ignore[arg-type]  # top_inst: a str (isinstance above) or ""
     return out
 
 
@@ -626,7 +626,8 @@ def _set(req: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 def _fmt(x: Fraction) -> str:
     from backstop.jsonio import dump_number
-    return dump_number(x)
+    text: str = dump_number(x)
+    return text
 
 
 class Grids:
@@ -761,7 +762,7 @@ def variants(req: Any, n: int, rng: random.Random, grids: Grids) -> Iterator[Any
             elif r < 0.8:
                 x = leaf.value + step * rng.choice([-3, -2, -1, 1, 2, 3])
             else:
-                x = leaf.value * rng.choice([Fraction(1, 10), Fraction(1, 2), 2, 10])
+                x = leaf.value * rng.choice([Fraction(1, 10), Fraction(1, 2), 2, 10])  # type: ignore[operator]  # the checker joins Fraction and int as _RealLike
             x = _snap(x, step)
             if leaf.style == "int":
                 x = Fraction(max(1, math.floor(x)))
@@ -963,7 +964,7 @@ def _hunt_and_shrink(impl: Implementation, outcomes: list[Outcome], rel_tol: flo
                      budget: int) -> tuple[list[Outcome], list[dict[str, Any]]]:
     rng = random.Random(seed)
     grids = Grids()
-    cache: dict = {}
+    cache: dict[Any, Any] = {}
     first = [o for o in outcomes if o.klass in DISAGREE]
     hunted: list[Outcome] = []
 
@@ -1195,7 +1196,7 @@ def print_summary(r: Report, paths: list[Path], out: Any) -> None:
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``backstop conform`` to an argparse subparsers object."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "conform", help="check a foreign implementation against backstop (vectors, hunting, shrinking)",
         description="Run a foreign implementation (one JSON request per line in, one JSON answer per line out) on "
                     "the vectors (or the seed set), compare with backstop, hunt around every disagreement and shrink "

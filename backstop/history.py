@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, Callable, Iterable, Sequence, TextIO
 
 from backstop.reference import fund as F
 from backstop.reference.events import BalancePoint, Record
@@ -274,7 +274,7 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def history_csv(h: FundHistory) -> str:
-    u = lambda x: format_units(x, h.decimals)  # noqa: E731
+    u: Callable[[int], str] = lambda x: format_units(x, h.decimals)  # noqa: E731
     return _csv(["time_ms", "time", f"settled_{h.currency}", f"available_{h.currency}"],
                 [(t, format_time(t, h.offset_minutes), u(s), u(a)) for t, s, a in h.points])
 
@@ -285,7 +285,7 @@ def flows_csv(h: FundHistory) -> str:
 
 
 def daily_csv(h: FundHistory) -> str:
-    u = lambda x: format_units(x, h.decimals)  # noqa: E731
+    u: Callable[[int], str] = lambda x: format_units(x, h.decimals)  # noqa: E731
     return _csv(["settlement_date", "window", "liquidations", f"volume_{h.currency}", f"inflow_{h.currency}",
                  f"outflow_{h.currency}", f"net_flow_{h.currency}", f"settled_net_{h.currency}"],
                 [(_date(d.settled_at, h.offset_minutes), d.window, d.liquidations, u(d.volume), u(d.inflow),
@@ -294,7 +294,7 @@ def daily_csv(h: FundHistory) -> str:
 
 def history_json(h: FundHistory) -> dict[str, Any]:
     """Exact JSON: amounts as decimal strings of the coin, times as ms and local ISO text."""
-    u = lambda x: format_units(x, h.decimals)  # noqa: E731
+    u: Callable[[int], str] = lambda x: format_units(x, h.decimals)  # noqa: E731
     return {
         "fund": h.fund, "currency": h.currency,
         "balance_history": [{"time_ms": t, "time": format_time(t, h.offset_minutes), "settled": u(s), "available": u(a)}
@@ -307,11 +307,11 @@ def history_json(h: FundHistory) -> dict[str, Any]:
 
 
 def history_text(h: FundHistory) -> str:
-    u = lambda x: format_units(x, h.decimals)  # noqa: E731
+    u: Callable[[int], str] = lambda x: format_units(x, h.decimals)  # noqa: E731
 
     def table(header: Sequence[str], rows: list[Sequence[str]]) -> list[str]:
         widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)] if rows else [len(c) for c in header]
-        fmt = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        fmt: Callable[[Sequence[str]], str] = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
         return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
 
     out = [f"Fund {h.fund} ({h.currency})", "", "Balance history"]
@@ -402,7 +402,7 @@ def fund_history_svg(points: Sequence[BalancePoint], title: str, *, width: int =
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``backstop fund-history`` to an argparse subparsers object."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "fund-history", help="a fund's public history from an event log (text, CSV, JSON, SVG)",
         description="Read a JSON-lines event log of records and print a fund's balance history, inflows and "
                     "outflows by type, and liquidation volume and net flow per settlement day.")

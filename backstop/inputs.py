@@ -102,7 +102,7 @@ def request_profile(v: Any) -> Profile:
 
 
 def _marks(profile: Profile, req: dict[str, Any]) -> dict[str, Fraction]:
-    raw = req.get("mark_prices")
+    raw: Any = req.get("mark_prices")
     RD.mapping("mark_prices", raw, "an object from instrument ID to mark price, such as {\"BTC-USDT-SWAP\": \"29000\"}")
     out: dict[str, Fraction] = {}
     for iid, v in raw.items():
@@ -112,7 +112,7 @@ def _marks(profile: Profile, req: dict[str, Any]) -> dict[str, Fraction]:
 
 
 def _side(field: str, v: Any) -> Side:
-    return RD.choice(field, v, Side)
+    return RD.choice(field, v, Side)  # type: ignore[no-any-return]  # a member of Side
 
 
 # ---------------------------------------------------------------- positions (backstop or ccxt shape)
@@ -255,7 +255,7 @@ def _balances(profile: Profile, req: dict[str, Any]) -> dict[str, int]:
 
 
 def _instrument(profile: Profile, req: dict[str, Any], field: str = "instrument") -> Instrument:
-    v = req.get(field)
+    v: Any = req.get(field)
     if isinstance(v, str) and "/" in v:
         return _ccxt_instrument(profile, field, v)
     _str(field, v, "an instrument ID string (or a ccxt symbol such as 'BTC/USDT:USDT')")
@@ -328,7 +328,7 @@ def _op_engine(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
     if ("book" in req) == ("fill_price" in req):
         raise InvalidInput("book", req.get("book"), "give a book (a list of levels) or a fill_price, one of them", "ENG-001")
     if "fill_price" in req:
-        levels = (Level(parse_number("fill_price", req["fill_price"], "ENG-001", positive=True), size),)
+        levels: tuple[Level, ...] = (Level(parse_number("fill_price", req["fill_price"], "ENG-001", positive=True), size),)
     else:
         raw = req["book"]
         if not isinstance(raw, list):
@@ -349,7 +349,7 @@ def _op_engine(profile: Profile, req: dict[str, Any]) -> dict[str, Any]:
 def _history(key: FundKey, profile: Profile, raw: Any) -> tuple[BalancePoint, ...]:
     if not isinstance(raw, list):
         raise InvalidInput("history", raw, "a list of points {\"time_ms\", \"balance\"} in time order", "ADL-001")
-    pts = []
+    pts: list[BalancePoint] = []
     for n, pt in enumerate(raw):
         f = f"history[{n}]"
         pt = _obj(f, pt, "a point {\"time_ms\", \"balance\"}")
@@ -529,4 +529,5 @@ def evaluate(req: Any, profiles: dict[Any, Profile] | None = None) -> dict[str, 
     head: dict[str, Any] = {"profile": profile.name}
     if "operation" in req:
         head["operation"] = op
-    return to_response({**head, **body})
+    response: dict[str, Any] = to_response({**head, **body})
+    return response

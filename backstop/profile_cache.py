@@ -38,7 +38,7 @@ def shipped_stamp() -> tuple[tuple[str, int, int], ...] | None:
         return None
 
 
-class ProfileCache(dict):
+class ProfileCache(dict[Any, Any]):
     """The mapping :func:`backstop.inputs.evaluate` takes as ``profiles``: ``key in cache`` is
     True only for an entry loaded since the shipped files last changed; ``cache[key] = p``
     stores one (dropping the oldest past :data:`MAX_ENTRIES`).  ``loads`` counts the stores, i.e.

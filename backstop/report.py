@@ -524,7 +524,7 @@ def audit_junit(meta: Meta, runs: Sequence[Run], trace: Trace, *, scenarios: Seq
 
     gaps = trace.gaps()
     by_rule: dict[str, list[str]] = {}
-    loose = []
+    loose: list[str] = []
     for g in gaps:
         rid = g.split(":", 1)[0]
         (by_rule.setdefault(rid, []) if rid in trace.rules else loose).append(g)
@@ -709,7 +709,8 @@ def render_markdown(text: str, inline: bool = False) -> str:
     if _MD is None:
         from markdown_it import MarkdownIt
         _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
-    return _MD.renderInline(text) if inline else _MD.render(text)
+    html: str = _MD.renderInline(text) if inline else _MD.render(text)
+    return html
 
 
 # A rule's fields (**Statement.**, **Source.**, ...) start their own paragraph in the report.

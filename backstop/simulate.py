@@ -43,6 +43,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Sequence
 
 from backstop.reference.errors import BackstopError, CurrencyMismatch, InvalidInput, OutOfTierRange
@@ -56,7 +57,7 @@ __all__ = ["SourceMap", "Scenario", "EventSpec", "load_scenario", "load_scenario
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2  # as backstop.cli
 
-Path_ = tuple  # a field path: ("events", 3, "price")
+Path_ = tuple[Any, ...]  # a field path: ("events", 3, "price")
 
 EVENT_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # type -> (required keys, optional keys) besides "time" and "type"
@@ -212,7 +213,7 @@ class SourceMap:
         def element() -> tuple[Any, ...] | None:
             top = stack[-1] if stack else None
             if top is not None and top[0] == "[" and top[3]:
-                p = top[1] + (top[2],)
+                p: tuple[Any, ...] = top[1] + (top[2],)
                 top[2] += 1
                 top[3] = False
                 self._note(p, i + 1)
@@ -369,22 +370,22 @@ class _Loader:
     def table(self, path: Path_, v: Any, allowed: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
         self.read(path, RD.mapping, v)
         self.read(path, RD.check_keys, v, allowed, required)
-        return v
+        return v  # type: ignore[no-any-return]  # a table: RD.mapping checked it
 
     def string(self, path: Path_, v: Any) -> str:
-        return self.read(path, RD.string, v)
+        return self.read(path, RD.string, v)  # type: ignore[no-any-return]  # the input layer's converter (Any) returns this type
 
     def number(self, path: Path_, v: Any, rule: str = "", *, positive: bool = False, nonnegative: bool = False) -> Fraction:
-        return self.read(path, RD.number, v, rule, positive=positive, nonnegative=nonnegative)
+        return self.read(path, RD.number, v, rule, positive=positive, nonnegative=nonnegative)  # type: ignore[no-any-return]  # the input layer's converter (Any) returns this type
 
     def money(self, path: Path_, v: Any, currency: str, rule: str = "") -> int:
         """A non-negative amount of ``currency`` as smallest units: bare, in coins (``"1500.25"`` USDT),
         or in any form of the input layer (``"1500.25 USDT"``, ``{ units = 1500250000, currency = "USDT" }``)."""
-        return self.read(path, RD.amount, v, self.profile.currencies[currency], rule, bare="coins")
+        return self.read(path, RD.amount, v, self.profile.currencies[currency], rule, bare="coins")  # type: ignore[no-any-return]  # the input layer's converter (Any) returns this type
 
     def time(self, path: Path_, v: Any) -> int:
         """ms since the epoch (UTC): an integer, an ISO-8601 string with a zone, or a TOML datetime."""
-        return self.read(path, RD.time_ms, v)
+        return self.read(path, RD.time_ms, v)  # type: ignore[no-any-return]  # the input layer's converter (Any) returns this type
 
     def instrument(self, path: Path_, v: Any) -> Any:
         iid = self.string(path, v)
@@ -445,7 +446,8 @@ class _Loader:
 
     def load(self) -> Scenario:
         from backstop.reference import margin as M
-        from backstop.reference.profile import ProfileError, load_profile
+        from backstop.reference.errors import ProfileError
+        from backstop.reference.profile import load_profile
 
         given = self.given_profile
         d = self.table((), self.data, _TOP_KEYS, ("start", "events") if given is not None else ("profile", "start", "events"))
@@ -627,7 +629,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 # ================================================================ running it
 
-def _step():
+def _step() -> ModuleType:
     from backstop.reference import step as S
     return S
 
@@ -785,9 +787,9 @@ def trace_lines(res: RunResult) -> list[dict[str, Any]]:
     for rec, ev in zip(res.records, res.record_event):
         by_event.setdefault(ev, []).append(rec)
     out.extend(r.to_json() for r in by_event.get(-1, []))
-    for ev in scn.events[:res.processed]:
-        out.append(_trace_input(ev))
-        out.extend(r.to_json() for r in by_event.get(ev.index, []))
+    for event in scn.events[:res.processed]:
+        out.append(_trace_input(event))
+        out.extend(r.to_json() for r in by_event.get(event.index, []))
     return out
 
 
@@ -936,7 +938,7 @@ def chart_svg(res: RunResult, width: int = 960) -> str:
     paths: dict[str, list[tuple[int, Fraction]]] = {iid: [(t0, p)] for iid, p in sorted(scn.marks.items())}
     for ev in scn.events[:res.processed]:
         if ev.type == "mark":
-            paths.setdefault(ev.instrument, []).append((ev.time_ms, ev.price))
+            paths.setdefault(ev.instrument, []).append((ev.time_ms, ev.price))  # type: ignore[arg-type]  # a mark event has a price
     adl = [r for r in res.records if r.kind == "adl"]
     liqs = [r for r in res.records if is_liquidation(r)]
 
@@ -1011,7 +1013,7 @@ def chart_svg(res: RunResult, width: int = 960) -> str:
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``backstop simulate`` to an argparse subparsers object."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "simulate", help="run a scenario file end to end (event log, final state, fund history, chart)",
         description="Run a scenario (TOML; see examples/README.md) through the reference step function and "
                     "write DIR/events.jsonl, DIR/trace.jsonl, DIR/final_state.json, DIR/fund_<id>.csv and DIR/chart.svg.")
@@ -1063,7 +1065,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     register_cli(sub)
     args = ap.parse_args(["simulate", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return args.func(args)
+        code: int = args.func(args)  # the command's exit status (argparse's Namespace is untyped)
+        return code
     except BackstopError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT

@@ -109,7 +109,7 @@ def value_units(inst: Instrument, size: Fraction, price: Fraction) -> Fraction:
     ``size * cv * price`` (linear, quote currency) or ``size * cv / price`` (inverse, base
     currency), times ``10**decimals``.  Written here independently of the reference."""
     coins = size * inst.contract_value * price if inst.kind is ContractKind.LINEAR else size * inst.contract_value / price
-    return coins * 10 ** inst.settle_currency.decimals
+    return coins * 10 ** inst.settle_currency.decimals  # type: ignore[no-any-return]  # int ** int is Any in typeshed; decimals >= 0
 
 
 def max_size_within(inst: Instrument, price: Fraction) -> Fraction | None:
@@ -156,7 +156,7 @@ def sizes(inst: Instrument, max_size: Fraction | None = None, default_max_lots: 
         return st.nothing()
     options = [st.integers(1, min(n, 100)), st.integers(1, n)]
     if inst.tier_table.basis is TierBasis.SIZE:
-        near = set()
+        near: set[int] = set()
         for t in inst.tier_table.tiers:
             if t.cap is not None:
                 k = math.floor(t.cap / lot)
@@ -226,11 +226,11 @@ def _keys_strategy(keys: tuple[tuple[str, str], ...]) -> st.SearchStrategy[tuple
     return st.sampled_from(keys)
 
 
-def _price(draw: Any, inst: Instrument) -> Fraction:
+def _price(draw: st.DrawFn, inst: Instrument) -> Fraction:
     return (draw(_TICKS) + draw(_GRID_OFFSET)) * inst.tick_size
 
 
-def _lots(draw: Any, inst: Instrument, max_size: Fraction | None) -> Fraction:
+def _lots(draw: st.DrawFn, inst: Instrument, max_size: Fraction | None) -> Fraction:
     lot = inst.lot_size
     n = 10**7 if max_size is None else math.floor(Fraction(max_size) / lot)
     assume(n >= 1)
@@ -247,7 +247,7 @@ def _lots(draw: Any, inst: Instrument, max_size: Fraction | None) -> Fraction:
     return k * lot
 
 
-def _margin(draw: Any, value: Fraction) -> int:
+def _margin(draw: st.DrawFn, value: Fraction) -> int:
     mode = draw(_MODE4)
     if mode == 0:
         return draw(_SMALL_INT)
@@ -260,7 +260,7 @@ def _margin(draw: Any, value: Fraction) -> int:
 
 
 @st.composite
-def scenarios(draw: Any, *, variants: bool = True, keys: list[tuple[str, str]] | None = None,
+def scenarios(draw: st.DrawFn, *, variants: bool = True, keys: list[tuple[str, str]] | None = None,
               within_tiers: bool = True) -> Scenario:
     """A position and a mark price on an instrument of a shipped profile.
 
@@ -292,7 +292,7 @@ _MARGIN_SHARE = st.fractions(min_value=Fraction(1, 10**4), max_value=Fraction(3,
 
 
 @st.composite
-def tier_crossing_scenarios(draw: Any, *, variants: bool = True,
+def tier_crossing_scenarios(draw: st.DrawFn, *, variants: bool = True,
                             keys: list[tuple[str, str]] | None = None) -> Scenario:
     """Positions on notional-basis tables whose value at entry lies just on the far side of a
     tier cap, so that the liquidation price usually falls in a different tier than the entry
@@ -306,7 +306,7 @@ def tier_crossing_scenarios(draw: Any, *, variants: bool = True,
     variant = draw(_VARIANT) if variants else "shipped"
     rules = rules_variant(profile, variant)
     tiers = inst.tier_table.tiers
-    cap = tiers[draw(_index(len(tiers) - 1))].cap
+    cap: Fraction = tiers[draw(_index(len(tiers) - 1))].cap  # type: ignore[assignment]  # not the last tier: capped
     sign = draw(_SIGN)
     entry = _price(draw, inst)
     delta = draw(_DELTA)

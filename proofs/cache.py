@@ -68,7 +68,8 @@ def reset_stats() -> None:
 
 def _z3_version() -> str:
     import z3
-    return z3.get_version_string()
+    version: str = z3.get_version_string()  # z3 is untyped (Any)
+    return version
 
 
 def query_key(text: str, *, seed: int, limit: Any, kind: str = "") -> str:
@@ -127,7 +128,8 @@ def solver_text(assertions: list[Any], ctx: Any) -> str:
     import z3
     s = z3.Solver(ctx=ctx)
     s.add(*assertions)
-    return s.sexpr()
+    text: str = s.sexpr()  # z3 is untyped (Any)
+    return text
 
 
 def has_unsat(key: str) -> bool:

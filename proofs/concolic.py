@@ -156,18 +156,18 @@ class _Shadowed:
         return hash(self.c)
 
     def __bool__(self) -> bool:
-        v = self.c != 0
+        v: bool = self.c != 0
         _record(self.z != 0, v)
         return v
 
     def __neg__(self) -> Any:
-        return type(self)(-self.c, -self.z)
+        return type(self)(-self.c, -self.z)  # type: ignore[call-arg]  # the subclasses' __new__ takes (value, term)
 
     def __pos__(self) -> Any:
         return self
 
     def __abs__(self) -> Any:
-        return type(self)(abs(self.c), z3.If(self.z >= 0, self.z, -self.z))
+        return type(self)(abs(self.c), z3.If(self.z >= 0, self.z, -self.z))  # type: ignore[call-arg]  # the subclasses' __new__ takes (value, term)
 
     def __int__(self) -> int:
         raise HarnessError("int() of a shadowed value would drop its term")
@@ -197,12 +197,12 @@ class SymInt(_Shadowed, int):
                            "compute it in a rule function, or put the shadowed value first")
 
     @property
-    def denominator(self) -> int:
+    def denominator(self) -> int:  # type: ignore[override]  # a read-only property that refuses (fail closed), as numerator
         raise HarnessError("a plain Fraction read a shadowed int (its term would be dropped): "
                            "compute it in a rule function, or put the shadowed value first")
 
 
-class SymFrac(_Shadowed, Fraction):
+class SymFrac(_Shadowed, Fraction):  # type: ignore[misc]  # hash and int() by the concrete value (_Shadowed), by design
     """A ``Fraction`` with a Z3 shadow (sort Real)."""
 
     __slots__ = ("c", "z")
@@ -567,7 +567,7 @@ def explore(variables: dict[str, Any], domain: list[Any], run: Callable[[dict[st
         if model is not None:
             r = z3.sat
         elif renew:
-            r, s = _ask_new(fresh, [*base, *negations], seed, max(1, fresh_after // 5), deadline)
+            r, s = _ask_new(fresh, [*base, *negations], seed, max(1, fresh_after // 5), deadline)  # type: ignore[operator]  # renew is set only when fresh_after is not None
         else:
             s.set("timeout", max(1, int(left * 1000)))
             if fresh_after is not None:

@@ -455,7 +455,7 @@ def _peaks(ctx: Context) -> Any:
             per_instrument=False, limit_seconds=20)
 def _nonneg_step(ctx: Context) -> Any:
     book = _book(ctx)
-    claims = []
+    claims: list[Any] = []
     for name, step in _steps(ctx, book, KF).items():
         claims.append(num.implies(_valid(step), num.all_([_inv(step.book, k) for k in (KF, KG, KH)])))
     return num.all_(claims)
@@ -469,7 +469,7 @@ def _nonneg_step(ctx: Context) -> Any:
             per_instrument=False, limit_seconds=20)
 def _conservation(ctx: Context) -> Any:
     book = _book(ctx)
-    claims = []
+    claims: list[Any] = []
     for step in _steps(ctx, book, KF).values():
         claims.extend(J.entry_balances(e) for e in step.entries)
         claims.extend(J.total(step.book.balances, c) == J.total(book.balances, c) for c in CURRENCIES)
@@ -489,7 +489,7 @@ def _isolation(ctx: Context) -> Any:
     claims = []
     steps = _steps(ctx, book, KF)
     settled, entry, _ = F.settle_fund(ctx.profile.fund, book, KF, ctx.integer("settle F.time"))
-    steps["settlement"] = F.Step(settled, (entry,), (), None)  # the settlement of F alone
+    steps["settlement"] = F.Step(settled, (entry,), (), None)  # type: ignore[arg-type]  # the settlement of F alone (no Settlement record: the claim reads the book and entries)
     for name, step in steps.items():
         for k in (KG, KH):
             claims.append(_same(book, step.book, F.fund_accounts(k)))

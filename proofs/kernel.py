@@ -80,10 +80,12 @@ class _Fresh:
         return self.solver.model()
 
     def reason_unknown(self) -> str:
-        return self.solver.reason_unknown()
+        reason: str = self.solver.reason_unknown()  # z3 is untyped (Any)
+        return reason
 
     def to_smt2(self) -> str:
-        return self.solver.to_smt2()
+        text: str = self.solver.to_smt2()  # z3 is untyped (Any)
+        return text
 
     def term(self, v: Any) -> Any:
         return v.translate(self.ctx) if isinstance(v, z3.ExprRef) else v
@@ -155,7 +157,7 @@ def prove_cover(inst: Instance) -> Result:
     (premises AND NOT (cond_1 OR ... OR cond_n) is unsatisfiable).  With every part proved under
     the premises and its condition, the whole claim follows for every value the premises allow."""
     ob = inst.obligation
-    base = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
+    base: dict[str, Any] = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
                 instrument=inst.instrument.id if inst.instrument else None,
                 expected=ob.expect.value, limit_seconds=ob.limit_seconds)
     t0 = time.perf_counter()
@@ -200,7 +202,7 @@ def merge_parts(inst: Instance, cover: Result, parts: list[Result]) -> Result:
 
 def prove_piece(inst: Instance, smt_dir: Path | None = None) -> Result:
     ob = inst.obligation
-    base = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
+    base: dict[str, Any] = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
                 instrument=inst.instrument.id if inst.instrument else None,
                 expected=ob.expect.value, limit_seconds=ob.limit_seconds)
     t0 = time.perf_counter()

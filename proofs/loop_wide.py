@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable
 
 from backstop.proofs.concolic import concolic_rules, shadow_of, sym
 from backstop.proofs.loop import T0, T1, T2, prove_by_paths
@@ -111,8 +111,9 @@ class WideScenario:
         self.code = self.p.settle_currency.code
         table = self.p.tier_table.tiers
         # H: one lot above the tier-2 cap of P's table (tier 3); S: P's tier-1 cap; X: one tier-1 lot-rich position each
-        self.h_size = table[1].cap + self.p.lot_size
-        self.s_size = table[0].cap
+        # tiers 1 and 2 have caps (wide_instruments requires at least 3 tiers; only the last is uncapped)
+        self.h_size: Fraction = table[1].cap + self.p.lot_size  # type: ignore[operator]
+        self.s_size: Fraction = table[0].cap  # type: ignore[assignment]
         self.x_size_p = self.h_size
         self.x_size_q = 100_000 * self.q.lot_size
         for row in self.GRID:
@@ -197,8 +198,8 @@ class WideScenario:
 
     def claim(self, out: dict[str, Any], symbolic: bool) -> Any:
         """INV-025 on one run (terms when ``symbolic``, else concrete values)."""
-        val = (lambda v: v.z if hasattr(v, "z") else v) if symbolic else (lambda v: v)
-        conc = lambda v: v.c if hasattr(v, "c") else v  # noqa: E731 -- a value fixed on the path
+        val: Callable[[Any], Any] = (lambda v: v.z if hasattr(v, "z") else v) if symbolic else (lambda v: v)
+        conc: Callable[[Any], Any] = lambda v: v.c if hasattr(v, "c") else v  # noqa: E731 -- a value fixed on the path
         prof, p, code = self.profile, self.p, self.code
         first = out["states"][0]
         before0 = {a.id: a for a in first.accounts}
@@ -393,9 +394,9 @@ class WideScenario:
             for r in state.remainders:
                 if r.instrument != p.id:
                     continue
-                side = after.bids if conc(r.sign) > 0 else after.asks
-                if side:
-                    unit = M.compute_unrealized_pnl(p, PositionTerms(conc(r.sign), p.lot_size, conc(r.price), 0), side[0].price)
+                levels = after.bids if conc(r.sign) > 0 else after.asks
+                if levels:
+                    unit = M.compute_unrealized_pnl(p, PositionTerms(conc(r.sign), p.lot_size, conc(r.price), 0), levels[0].price)
                     parts.append(avail < -unit)
         parts += [val(r.get("size")) > 0 for r in recs if r.kind == "bankrupt remainder"]
         # (o) the records: a position that disappeared or shrank has its liquidation or ADL record;
@@ -468,12 +469,12 @@ class WideScenario:
                     # the account's first round, before any ADL touched it: plan its steps here
                     # (LIQ-009 shares, the TRN-003 candidates, one LIQ-005 step each) from its
                     # positions and balance before the event, at the marks after it
-                    acct = {a.id: a for a in prev.accounts}[r.account]
-                    group = [q for q in acct.positions if q.margin_mode is MarginMode.CROSS
+                    planned = {a.id: a for a in prev.accounts}[r.account]
+                    group = [q for q in planned.positions if q.margin_mode is MarginMode.CROSS
                              and prof.instruments[q.instrument].settle_currency.code == self.code]
                     ips = tuple((prof.instruments[q.instrument], q.terms()) for q in group)
                     ms = tuple(conc(dict(state.marks)[q.instrument]) for q in group)
-                    bal = conc(acct.balance(self.code))
+                    bal = conc(planned.balance(self.code))
                     shares = L.compute_cross_shares(ips, bal, ms)
                     steps = tuple(L.compute_partial_step(i, prof.margin, prof.liquidation,
                                                          PositionTerms(tm.sign, tm.size, tm.entry, sh), m)
@@ -488,11 +489,11 @@ class WideScenario:
         for r in recs:
             if r.kind == "partial liquidation":
                 sign = 1 if r.get("side") == "long" else -1
-                q = [x for (a, i, _), x in olds.items() if a == r.account and i == r.instrument and conc(x.sign) == sign]
-                if len(q) != 1:
+                same = [x for (a, i, _), x in olds.items() if a == r.account and i == r.instrument and conc(x.sign) == sign]
+                if len(same) != 1:
                     return False
                 exact = M.compute_unrealized_pnl(prof.instruments[r.instrument],
-                                                 PositionTerms(sign, val(r.get("reduced")), val(q[0].entry_price), 0),
+                                                 PositionTerms(sign, val(r.get("reduced")), val(same[0].entry_price), 0),
                                                  val(r.get("price")))
                 parts += [exact - val(r.get("realized_pnl")) >= 0, exact - val(r.get("realized_pnl")) < 1]
         pending_round: dict[str, bool] = {}
@@ -580,9 +581,9 @@ class EventsScenario(WideScenario):
 
 def _wide_body(group: str) -> Any:
     def body(ctx: Context) -> Any:
-        sc = WideScenario(ctx.profile, wide_instruments(ctx.profile))
+        sc = WideScenario(ctx.profile, wide_instruments(ctx.profile))  # type: ignore[arg-type]  # None only where the obligation does not apply (its `applies` asks wide_instruments)
         rows = WideScenario.ROWS[group]
-        sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
+        sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign, assignment, operator]  # a lambda's bound default: the checker cannot type it
         return prove_by_paths(ctx, sc, rows)
     return body
 
@@ -622,9 +623,9 @@ for _group, _rows in WideScenario.ROWS.items():
 
 
 def _cross_only_body(ctx: Context) -> Any:
-    sc = CrossOnlyScenario(ctx.profile, wide_instruments(ctx.profile))
+    sc = CrossOnlyScenario(ctx.profile, wide_instruments(ctx.profile))  # type: ignore[arg-type]  # None only where the obligation does not apply (its `applies` asks wide_instruments)
     rows = CrossOnlyScenario.G_ROWS
-    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
+    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign, assignment, operator]  # a lambda's bound default: the checker cannot type it
     return prove_by_paths(ctx, sc, rows)
 
 
@@ -641,9 +642,9 @@ obligation("OBL-INV-025g", "wide bounded whole loop with a second cross account 
 
 
 def _events_body(ctx: Context) -> Any:
-    sc = EventsScenario(ctx.profile, wide_instruments(ctx.profile))
+    sc = EventsScenario(ctx.profile, wide_instruments(ctx.profile))  # type: ignore[arg-type]  # None only where the obligation does not apply (its `applies` asks wide_instruments)
     rows = EventsScenario.EVENT_ROWS
-    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign]
+    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign, assignment, operator]  # a lambda's bound default: the checker cannot type it
     return prove_by_paths(ctx, sc, rows)
 
 

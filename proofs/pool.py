@@ -120,7 +120,7 @@ def _order(jobs: list[Job], limits: dict[str, float]) -> list[Job]:
     """Slowest first: the time recorded for the job in the last run, else the obligation's limit
     (a job never timed goes before every timed one of a smaller limit)."""
     times = _load_times()
-    tag = lambda j: f"{j.profile}::{j.name}"  # noqa: E731
+    tag: Callable[[Job], str] = lambda j: f"{j.profile}::{j.name}"  # noqa: E731
     return sorted(jobs, key=lambda j: -times.get(tag(j), limits[j.key]))
 
 

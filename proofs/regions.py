@@ -485,46 +485,46 @@ def _maybe(label: str, mp: Any) -> tuple[str, Any]:
     return (label + " exists: {}", mp.defined)
 
 
-def _mrg001(p, inst, pos, mark):
+def _mrg001(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     return {"value": M.compute_position_value(inst, pos.size, mark)}, []
 
 
-def _mrg002(p, inst, pos, mark):
+def _mrg002(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     return {"upl": M.compute_unrealized_pnl(inst, pos, mark)}, []
 
 
-def _mrg003(p, inst, pos, mark):
+def _mrg003(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     return {"equity": M.compute_equity(inst, pos, mark)}, []
 
 
-def _mrg004(p, inst, pos, mark):
+def _mrg004(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     return ({"tier": M.compute_tier_index(inst, pos.size, mark), "mmr": M.compute_tier_mmr(inst, pos.size, mark),
              "ded": M.compute_tier_deduction(inst, pos.size, mark)}, [_tier_probe(inst, pos.size, mark, "at the mark")])
 
 
-def _mrg005(p, inst, pos, mark):
+def _mrg005(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     r = p.margin
     return ({"mm": M.compute_maintenance_margin(inst, r, pos, mark),
              "mm_units": M.compute_maintenance_margin_units(inst, r, pos, mark)},
             [_tier_probe(inst, pos.size, _mm_price(p, pos, mark), "at the MM price")])
 
 
-def _mrg006(p, inst, pos, mark):
+def _mrg006(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     r = p.margin
     return {"fee": M.compute_close_fee(inst, r, pos, mark), "fee_units": M.compute_close_fee_units(inst, r, pos, mark)}, []
 
 
-def _mrg008(p, inst, pos, mark):
+def _mrg008(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     return {"realized": M.compute_realized_pnl_units(inst, pos, mark)}, []
 
 
-def _mrg009_im(p, inst, pos, mark):
+def _mrg009_im(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     r = p.margin
     return ({"im": M.compute_initial_margin(inst, r, pos, mark), "im_units": M.compute_initial_margin_units(inst, r, pos, mark)},
             [_tier_probe(inst, pos.size, _mm_price(p, pos, mark), "at the MM price")])
 
 
-def _mrg009_cap(p, inst, pos, mark):
+def _mrg009_cap(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     price = _mm_price(p, pos, mark)
     cap = M.compute_tier_cap(inst, pos.size, price)
     tier = M.compute_tier_index(inst, pos.size, price)
@@ -532,26 +532,26 @@ def _mrg009_cap(p, inst, pos, mark):
             [_tier_probe(inst, pos.size, price, "at the MM price"), _maybe("tier cap", cap)])
 
 
-def _mrg009_lev(p, inst, pos, mark):
+def _mrg009_lev(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     return ({"leverage_exists": pos.margin > 0, "leverage": M.compute_leverage(inst, pos)},
             [("margin > 0: {}", pos.margin > 0)])
 
 
-def _mrg009_within(p, inst, pos, mark):
+def _mrg009_within(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     w = M.is_within_max_leverage(inst, pos)
     return {"within": w}, [_tier_probe(inst, pos.size, pos.entry, "at entry"), ("within max leverage: {}", w)]
 
 
-def _mrg007_ratio(p, inst, pos, mark):
+def _mrg007_ratio(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     return {"ratio": M.compute_margin_ratio(inst, pos, mark)}, []
 
 
-def _mrg007_required(p, inst, pos, mark):
+def _mrg007_required(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     return ({"required": M.compute_required_margin_ratio(inst, p.margin, pos, mark)},
             [_tier_probe(inst, pos.size, _mm_price(p, pos, mark), "at the MM price")])
 
 
-def _liq001(p, inst, pos, mark):
+def _liq001(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     r = p.margin
     return ({"req": M.compute_liquidation_requirement(inst, r, pos, mark),
              "liquidatable": M.is_liquidatable(inst, r, pos, mark)},
@@ -559,13 +559,13 @@ def _liq001(p, inst, pos, mark):
              ("liquidatable: {}", M.is_liquidatable(inst, r, pos, mark))])
 
 
-def _liq002(p, inst, pos, mark):
+def _liq002(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     bp = M.compute_bankruptcy_price(inst, p.margin, pos)
     bt = M.compute_bankruptcy_price_on_tick(inst, p.margin, pos)
     return {"defined": bp.defined, "bp": bp.value, "bp_tick": bt.value}, [_maybe("bankruptcy price", bp)]
 
 
-def _liq003(p, inst, pos, mark):
+def _liq003(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     lp = M.compute_liquidation_price(inst, p.margin, pos)
     lt = M.compute_liquidation_price_on_tick(inst, p.margin, pos)
     at = _mm_price(p, pos, num.ite(lp.defined, lp.value, pos.entry))
@@ -575,14 +575,14 @@ def _liq003(p, inst, pos, mark):
             None, _tier_parts(inst, pos.size, at, "at the liquidation price (or entry)"))
 
 
-def _adl004(p, inst, pos, mark):
+def _adl004(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     eq = M.compute_equity(inst, pos, mark)
     return {"exists": eq > 0, "lev": A.compute_effective_leverage(inst, pos, mark)}, [("equity > 0: {}", eq > 0)]
 
 
 # -- liquidation
 
-def _liq004(p, inst, pos, mark):
+def _liq004(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     r, lr = p.margin, p.liquidation
     action = L.decide_action(inst, r, lr, pos, mark)
     return ({"action": action, "t1": L.compute_tier_one_requirement(inst, r, pos, mark),
@@ -590,7 +590,7 @@ def _liq004(p, inst, pos, mark):
             [("action {}", action), _tier_probe(inst, pos.size, _mm_price(p, pos, mark), "at the MM price")])
 
 
-def _liq005(p, inst, pos, mark):
+def _liq005(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     r, lr = p.margin, p.liquidation
     st = L.compute_partial_step(inst, r, lr, pos, mark)
     return ({"reduced": st.reduced, "realized": st.realized_units, "fee": st.fee_units, "share": st.margin_share_units,
@@ -600,7 +600,7 @@ def _liq005(p, inst, pos, mark):
              for o, c in (("<", mark < pos.entry), ("=", mark == pos.entry), (">", mark > pos.entry))])
 
 
-def _liq006(p, inst, pos, mark):
+def _liq006(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     r, lr = p.margin, p.liquidation
     out = L.run_liquidation(inst, r, lr, pos, mark)
     # the loop's own conditions: whether each turn takes a partial step (LIQ-004's decision, whose
@@ -611,7 +611,7 @@ def _liq006(p, inst, pos, mark):
             [("final action {}", out.action), ("{} partial step(s)", out.step_count)], atoms)
 
 
-def _liq007(p, inst, pos, mark):
+def _liq007(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
     tk = L.compute_full_takeover(inst, p.margin, pos, mark)
     return ({"price": tk.price, "cash": tk.cash, "cash_units": tk.cash_units, "defined": tk.defined},
             [("at the bankruptcy price: {}", tk.defined)])
@@ -653,21 +653,21 @@ def _engine_spec(rule: str, title: str, pick: Callable[[Any, Any], tuple[dict[st
     return Spec("engine", rule, title, build)
 
 
-def _eng_walk(res, ctx):
+def _eng_walk(res: Any, ctx: Any) -> Any:
     return ({"f1": res.fills[0].size, "f2": res.fills[1].size, "rem": res.remainder},
             [("remainder > 0: {}", res.remainder > 0)])
 
 
-def _eng_result(res, ctx):
+def _eng_result(res: Any, ctx: Any) -> Any:
     return ({"pnl": res.pnl, "result": res.result_units, "surplus": res.result_units >= 0},
             [("surplus: {}", res.result_units >= 0), ("remainder > 0: {}", res.remainder > 0)])
 
 
-def _eng_fee(res, ctx):
+def _eng_fee(res: Any, ctx: Any) -> Any:
     return ({"fee": res.fee_units, "result": res.result_units}, [("fee paid: {}", res.fee_units > 0)])
 
 
-def _eng_split(res, ctx):
+def _eng_split(res: Any, ctx: Any) -> Any:
     return ({"fund": res.fund_units, "venue": res.venue_units, "user": res.user_units, "dust": res.dust},
             [("surplus: {}", res.result_units >= 0)])
 
@@ -713,7 +713,7 @@ def _cross_spec(rule: str, function: str, operation: str,
     return Spec(operation, rule, function, build)
 
 
-def _liq009_full(p, inst, ips, balance, marks):
+def _liq009_full(p: Profile, inst: Instrument, ips: Any, balance: Any, marks: Any) -> Any:
     deep = L.is_cross_under_water(ips, balance, marks)
     shares = L.compute_cross_full_shares(ips, p.margin, balance, marks)
     return {"under_water": deep, "share": shares[0]}, [("under water: {}", deep)]
@@ -747,7 +747,7 @@ def _fund_spec(rule: str, function: str, pick: Callable[[Profile, Any], tuple[di
     return Spec("fund_drawdown", rule, function, build, sided=False)
 
 
-def _adl001(p, x):
+def _adl001(p: Profile, x: dict[str, Any]) -> Any:
     rules = p.adl
     has_now, cur = A.compute_balance_at(x["history"], x["now"])
     has_ref, ref = A.compute_drawdown_reference(rules, x["history"], x["now"])
@@ -756,17 +756,17 @@ def _adl001(p, x):
             [("balance at now: {}", has_now), ("reference exists: {}", has_ref), ("drawdown trigger: {}", trig)])
 
 
-def _adl001_avg(p, x):
+def _adl001_avg(p: Profile, x: dict[str, Any]) -> Any:
     has, avg = A.compute_window_average(p.adl, x["history"], x["now"])
     return {"has": has, "avg": avg}, [("average exists: {}", has)]
 
 
-def _adl002(p, x):
+def _adl002(p: Profile, x: dict[str, Any]) -> Any:
     t = A.is_fund_insufficient(x["uncovered"], x["unplaced"])
     return {"trigger_a": t}, [("fund insufficient: {}", t)]
 
 
-def _adl003(p, x):
+def _adl003(p: Profile, x: dict[str, Any]) -> Any:
     f = A.adl_fires(p.adl, x["history"], x["now"], x["uncovered"], x["unplaced"], x["remainder"])
     a = A.is_fund_insufficient(x["uncovered"], x["unplaced"])
     b = A.is_drawdown_trigger(p.adl, x["history"], x["now"])

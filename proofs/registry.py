@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 import z3
 
 from backstop.reference import num
-from backstop.reference.profile import Profile
+from backstop.reference.profile import MarginRules, Profile
 from backstop.reference.types import Instrument, PositionTerms
 
 __all__ = ["Scope", "Expect", "Obligation", "Instance", "Context", "Inconclusive", "REGISTRY", "obligation", "instances"]
@@ -82,7 +82,11 @@ class Context:
 
     def __init__(self, profile: Profile, instrument: Instrument | None,
                  values: dict[str, Any] | None = None, part: int | None = None) -> None:
-        self.profile, self.instrument = profile, instrument
+        self.profile = profile
+        # None only for an obligation with per_instrument=False, whose body never reads it; typed as
+        # Instrument so that the per-instrument bodies need no None check (the checker cannot follow
+        # Obligation.per_instrument to the context).
+        self.instrument: Instrument = instrument  # type: ignore[assignment]
         self.part = part  # a split obligation's piece (the body assumes its condition), None: whole
         self.values = values  # None: symbolic; a dict: concrete replay
         self.vars: dict[str, tuple[str, Any]] = {}
@@ -96,14 +100,14 @@ class Context:
         return self.values is None
 
     @property
-    def rules(self):  # the profile's margin rules
+    def rules(self) -> MarginRules:  # the profile's margin rules
         return self.profile.margin
 
     # -- variables, each with its domain premise
     def _var(self, name: str, kind: str, make: Callable[[str], Any]) -> Any:
         if name in self.vars:
             raise ValueError(f"variable {name!r} declared twice")
-        v = make(name) if self.symbolic else self.values[name]
+        v = make(name) if self.values is None else self.values[name]
         self.vars[name] = (kind, v)
         return v
 

@@ -68,7 +68,7 @@ def _cross_round(ctx: Context) -> Any:
     steps = []
     for k in range(2):
         realized, fee = ctx.integer(f"step{k}.realized"), ctx.money(f"step{k}.fee")
-        steps.append(L.PartialStep(None, 0, 0, realized, fee, 0, 0, 0))
+        steps.append(L.PartialStep(None, 0, 0, realized, fee, 0, 0, 0))  # type: ignore[arg-type]  # no position: the rule reads only the money fields
     b = balance
     for s in steps:
         b = T.compute_balance_after_step(b, s.realized_units, s.fee_units)

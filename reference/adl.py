@@ -363,7 +363,7 @@ class RankEntry:
 
 
 def _compare(a: RankEntry, b: RankEntry) -> int:
-    return num.ite(is_ranked_before(a.score, a.key, b.score, b.key), -1,
+    return num.ite(is_ranked_before(a.score, a.key, b.score, b.key), -1,  # type: ignore[no-any-return]  # num.ite returns Number (Any); concretely an int
                    num.ite(is_ranked_before(b.score, b.key, a.score, a.key), 1, 0))
 
 

@@ -33,7 +33,7 @@ from backstop.reference import fund as F
 from backstop.reference import journal as J
 from backstop.reference.errors import CurrencyMismatch, InvalidInput
 from backstop.reference.events import BalancePoint, FundKey, Record, fund_key_of
-from backstop.reference.profile import BalanceView, FeeReceiver, Profile
+from backstop.reference.profile import BalanceView, FeeReceiver, FundRules, Profile
 from backstop.reference.rules import RULES, Rules
 
 __all__ = [
@@ -71,7 +71,7 @@ class FundState:
         return F.Book(self.ledger.balances, self.funds)
 
     @property
-    def rules(self):
+    def rules(self) -> FundRules:
         return self.profile.fund
 
 
@@ -80,7 +80,7 @@ class FundState:
 def _int(field_: str, value: Any, rule: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(field_, value, "must be an int (smallest units, or ms since the epoch)", rule)
-    return value
+    return value  # type: ignore[no-any-return]  # value is an int here (checked above); the checker does not narrow Any
 
 
 def check_entry(entry: Any, R: Rules = RULES) -> None:
@@ -158,7 +158,7 @@ def new_state(profile: Profile, funds: Iterable[FundKey] | None = None, start_ms
 
 
 def _value(state: FundState, key: FundKey, name: str, R: Rules = RULES) -> int:
-    return {"settled": R.F.settled_balance, "pending": R.F.pending_balance}[name](state.book, key)
+    return {"settled": R.F.settled_balance, "pending": R.F.pending_balance}[name](state.book, key)  # type: ignore[no-any-return]  # the fund rules return Number (Any): an int, or a Z3 term in the proofs
 
 
 def _fields(book: F.Book, key: FundKey, R: Rules) -> tuple[tuple[str, Any], ...]:
@@ -305,23 +305,23 @@ def settle(state: FundState, now_ms: int, R: Rules = RULES) -> tuple[FundState, 
 # ---------------------------------------------------------------- views
 
 def settled_balance(state: FundState, fund: Any, R: Rules = RULES) -> int:
-    return R.F.settled_balance(state.book, _fund(state, fund))
+    return R.F.settled_balance(state.book, _fund(state, fund))  # type: ignore[no-any-return]  # the fund rules return Number (Any): an int, or a Z3 term in the proofs
 
 
 def pending_balance(state: FundState, fund: Any, R: Rules = RULES) -> int:
-    return R.F.pending_balance(state.book, _fund(state, fund))
+    return R.F.pending_balance(state.book, _fund(state, fund))  # type: ignore[no-any-return]  # the fund rules return Number (Any): an int, or a Z3 term in the proofs
 
 
 def available_balance(state: FundState, fund: Any, view: Any = None, R: Rules = RULES) -> int:
     """The balance in ``view`` (default: the profile's ``adl.balance_view``)."""
     key = _fund(state, fund)
     view = BalanceView(view) if view is not None else state.profile.adl.balance_view
-    return R.F.balance_in_view(view, R.F.settled_balance(state.book, key), R.F.pending_balance(state.book, key))
+    return R.F.balance_in_view(view, R.F.settled_balance(state.book, key), R.F.pending_balance(state.book, key))  # type: ignore[no-any-return]  # the fund rules return Number (Any): an int, or a Z3 term in the proofs
 
 
 def withdrawable(state: FundState, fund: Any, R: Rules = RULES) -> int:
     key = _fund(state, fund)
-    return R.F.withdrawable(R.F.settled_balance(state.book, key), R.F.pending_balance(state.book, key))
+    return R.F.withdrawable(R.F.settled_balance(state.book, key), R.F.pending_balance(state.book, key))  # type: ignore[no-any-return]  # the fund rules return Number (Any): an int, or a Z3 term in the proofs
 
 
 def balance_history(state: FundState, fund: Any, view: Any = None, R: Rules = RULES) -> tuple[BalancePoint, ...]:

@@ -119,7 +119,7 @@ class Ledger:
         return fundbook.book_entry(self, entry)
 
     def balance(self, account: str, currency: str) -> int:
-        return balance_of(self.balances, account, currency)
+        return balance_of(self.balances, account, currency)  # type: ignore[no-any-return]  # balance_of returns a Number (Any): an int, or a Z3 term in the proofs
 
     def recompute(self) -> dict[tuple[str, str], int]:
         return recompute(self.entries)

@@ -52,7 +52,7 @@ class _Z3NotImported:
 
 def _bind(module: Any) -> None:
     globals()["z3"] = module
-    _Z3NotImported.ExprRef = module.ExprRef     # a copy of these globals that kept the stand-in sees terms too
+    _Z3NotImported.ExprRef = module.ExprRef     # type: ignore[misc]  # rebound at run time: a copy of these globals that kept the stand-in sees terms too
 
 
 class _BindZ3WhenImported:
@@ -79,7 +79,7 @@ class _BindZ3WhenImported:
             loader.__dict__.update(inner.__dict__)
             spec.loader = loader
         except Exception:   # a loader that cannot be extended: every check asks sys.modules instead
-            _Z3NotImported.ExprRef = _AskSysModules.ExprRef
+            _Z3NotImported.ExprRef = _AskSysModules.ExprRef  # type: ignore[misc, assignment]  # the stand-in class attribute is rebound at run time
         return spec
 
 
@@ -96,7 +96,7 @@ class _AskSysModules:
 if "z3" in sys.modules:
     import z3
 else:
-    z3: Any = _Z3NotImported()
+    z3: Any = _Z3NotImported()  # type: ignore[no-redef]  # z3 is the module or its stand-in, chosen at import
     sys.meta_path.insert(0, _BindZ3WhenImported)
 
 __all__ = [
@@ -231,7 +231,7 @@ def _quotient(a: Number, b: Number) -> Fraction:
     """The exact concrete quotient.  ``a`` becomes a Fraction by multiplication, not by
     ``Fraction(a)``, so that a number type that extends ``int`` or ``Fraction`` (the concolic
     values of ``backstop.proofs.concolic``) keeps its own arithmetic."""
-    return (a if isinstance(a, Fraction) else a * Fraction(1)) / b  # a first: a shadowed int keeps its term
+    return (a if isinstance(a, Fraction) else a * Fraction(1)) / b  # type: ignore[no-any-return]  # a Number operand (Any); a first: a shadowed int keeps its term
 
 
 def div_or(a: Number, b: Number, default: Number) -> Number:

@@ -10,6 +10,7 @@ references to undefined currencies or tier tables.
 
 from __future__ import annotations
 
+import builtins
 import re
 
 import enum
@@ -159,6 +160,8 @@ class _Reader:
     (:mod:`backstop.reference.read`, shared with eval and scenarios), its refusals raised as
     :class:`ProfileError`.  A bare money amount is smallest units, as in eval."""
 
+    used: set[builtins.str]  # the keys read (done() refuses the others)
+
     def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, dict):
             raise ProfileError(path or "profile", data, "must be a table")
@@ -184,25 +187,25 @@ class _Reader:
         _wrap(RD.refuse_float, self._p(key), v)
         return v
 
-    def str(self, key: str, default: Any = ...) -> str:
-        return self.read(key, RD.string, default)
+    def str(self, key: builtins.str, default: Any = ...) -> builtins.str:
+        return self.read(key, RD.string, default)  # type: ignore[no-any-return]  # read() converts with RD.string
 
-    def int(self, key: str, default: Any = ..., lo: int | None = None, hi: int | None = None) -> int:
-        return self.read(key, RD.integer, default, lo=lo, hi=hi)
+    def int(self, key: builtins.str, default: Any = ..., lo: builtins.int | None = None, hi: builtins.int | None = None) -> builtins.int:
+        return self.read(key, RD.integer, default, lo=lo, hi=hi)  # type: ignore[no-any-return]  # read() converts with RD.integer
 
-    def bool(self, key: str, default: Any = ...) -> bool:
-        return self.read(key, RD.boolean, default)
+    def bool(self, key: builtins.str, default: Any = ...) -> builtins.bool:
+        return self.read(key, RD.boolean, default)  # type: ignore[no-any-return]  # read() converts with RD.boolean
 
-    def number(self, key: str, default: Any = ..., *, positive: bool = False) -> Fraction:
-        return self.read(key, RD.number, default, positive=positive)
+    def number(self, key: builtins.str, default: Any = ..., *, positive: builtins.bool = False) -> Fraction:
+        return self.read(key, RD.number, default, positive=positive)  # type: ignore[no-any-return]  # read() converts with RD.number
 
-    def rate(self, key: str, default: Any = ..., *, positive: bool = False, below_one: bool = True) -> Fraction:
-        return self.read(key, RD.rate, default, positive=positive, below_one=below_one)
+    def rate(self, key: builtins.str, default: Any = ..., *, positive: builtins.bool = False, below_one: builtins.bool = True) -> Fraction:
+        return self.read(key, RD.rate, default, positive=positive, below_one=below_one)  # type: ignore[no-any-return]  # read() converts with RD.rate
 
-    def enum(self, key: str, cls: type[enum.Enum], default: Any = ...) -> Any:
+    def enum(self, key: builtins.str, cls: type[enum.Enum], default: Any = ...) -> Any:
         return self.read(key, RD.choice, default, cls)
 
-    def sub(self, key: str, default: Any = ...) -> "_Reader":
+    def sub(self, key: builtins.str, default: Any = ...) -> "_Reader":
         return _Reader(self.raw(key, default), self._p(key))
 
     def done(self) -> None:
@@ -331,9 +334,9 @@ def _load(data: dict[str, Any], source: str) -> Profile:
 
     # Cross-field checks.
     for tname, table in tables.items():
-        for i, t in enumerate(table.tiers):
-            if t.mmr + margin.close_fee_rate >= 1:
-                raise ProfileError(f"tier_tables.{tname}.tiers[{i}].mmr", t.mmr,
+        for i, tier in enumerate(table.tiers):
+            if tier.mmr + margin.close_fee_rate >= 1:
+                raise ProfileError(f"tier_tables.{tname}.tiers[{i}].mmr", tier.mmr,
                                    f"mmr + margin.close_fee_rate ({margin.close_fee_rate}) must be < 1, "
                                    "or equity could never cover the requirement", "LIQ-003")
         deductions = any(t.mm_deduction for t in table.tiers)

@@ -20,7 +20,7 @@ Operations: :func:`query_margin` (``margin``, the default), :func:`query_cross` 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backstop.reference import adl as A
 from backstop.reference import fund as FD
@@ -31,6 +31,9 @@ from backstop.reference.evaluate import Quantity, evaluate_position, present, re
 from backstop.reference.events import BalancePoint, FundKey
 from backstop.reference.profile import PriceBasis, Profile
 from backstop.reference.types import Instrument, Position, PositionTerms
+
+if TYPE_CHECKING:  # the engine is imported by the query that uses it
+    from backstop.reference import engine as EN
 
 __all__ = [
     "query_margin", "query_cross", "query_liquidation", "query_cross_liquidation", "query_engine",
@@ -408,14 +411,14 @@ def query_fund_window(profile: Profile, key: FundKey, start_ms: int, settled: in
     for n, (kind, time_ms, amount) in enumerate(events):
         field = f"events[{n}]"
         settle_only = kind == "settle"
-        step = {True: lambda: None, False: lambda: _FUND_STEPS[kind](profile, book, key, amount, time_ms)}[settle_only]()
-        for name, ok, rule, reason in {True: lambda: ((("time_ms", FD.time_in_order(book.funds[key].clock, time_ms),
+        step = {True: lambda: None, False: lambda: _FUND_STEPS[kind](profile, book, key, amount, time_ms)}[settle_only]()  # type: ignore[no-untyped-call]  # a dict of lambdas (the rule functions' branch-free dispatch): the checker does not type their call
+        for name, ok, rule, reason in {True: lambda: ((("time_ms", FD.time_in_order(book.funds[key].clock, time_ms),  # type: ignore[no-untyped-call]  # a dict of lambdas: see above
                                                          "INS-009", "earlier than the last event or settlement of this fund"),)),
-                                       False: lambda: step.checks}[settle_only]():
+                                       False: lambda: step.checks}[settle_only]():  # type: ignore[union-attr]  # step is None only on a settle, whose branch does not read it
             require(ok, f"{field}.{name}", {"time_ms": time_ms, "amount": amount}.get(name), reason, rule)
-        new_book, settlement, inflow, paid, uncovered = {
+        new_book, settlement, inflow, paid, uncovered = {  # type: ignore[no-untyped-call]  # a dict of lambdas: see above
             True: lambda: (lambda r: (r[0], r[2], 0, 0, 0))(FD.settle_fund(rules, book, key, time_ms)),
-            False: lambda: (step.book, step.settlement, step.inflow, step.paid, step.uncovered),
+            False: lambda: (step.book, step.settlement, step.inflow, step.paid, step.uncovered),  # type: ignore[union-attr]  # step is None only on a settle, whose branch does not read it
         }[settle_only]()
         rule = {True: "INS-008"}.get(settle_only, _FUND_RULES.get(kind, "INS-008"))
         q = _d(

@@ -131,7 +131,7 @@ class SimState:
         m = self._table("marks")
         if inst not in m:
             raise InvalidInput(f"marks.{inst}", None, "no mark price has been given for this instrument yet", "MRG-002")
-        return m[inst]
+        return m[inst]  # type: ignore[no-any-return]  # the state's tables are dict[str, Any] (values may be shadowed or Z3 terms in the proofs)
 
     def has_mark(self, inst: str) -> bool:
         return inst in self._table("marks")
@@ -141,7 +141,7 @@ class SimState:
         return tuple(a.id for a in self.accounts)
 
     def book(self, inst: str) -> Book:
-        return self._table("books").get(inst, Book())
+        return self._table("books").get(inst, Book())  # type: ignore[no-any-return]  # the state's tables are dict[str, Any]
 
     def account(self, acct: str) -> Account:
         idx = self.account_index
@@ -153,7 +153,7 @@ class SimState:
         return self.accounts[i]
 
     def is_adl_active(self, fund: FundKey) -> bool:
-        return self._table("adl_active").get(fund.id, False)
+        return self._table("adl_active").get(fund.id, False)  # type: ignore[no-any-return]  # the state's tables are dict[str, Any] (a Z3 term in the proofs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,7 @@ def _time(state_time: int, t: Any) -> int:
         raise InvalidInput("time_ms", t, "an int >= 0 (ms since the epoch, UTC)", "INS-009")
     if t < state_time:
         raise InvalidInput("time_ms", t, f"events must not go back in time (last event at {state_time})", "INS-009")
-    return t
+    return t  # type: ignore[no-any-return]  # t is an int here (checked above); the checker does not narrow Any
 
 
 def _levels(inst: Instrument, levels: Iterable[Any], field_: str, descending: bool) -> tuple[Level, ...]:
@@ -806,8 +806,8 @@ def check_invariants_full(before: SimState, after: SimState, records: Iterable[R
     prev = {(a.id, q.instrument, q.side): q.size for a in before.accounts for q in a.positions}
     for r in records:
         if r.kind == "adl":
-            key = (r.account, r.instrument)
-            sizes = [v for (a, i, _), v in prev.items() if (a, i) == key]
+            key = (r.account, r.instrument)  # type: ignore[assignment]  # a local named key reused for an (account, instrument) pair; not renamed, the planted-bug tables key on statement text
+            sizes = [v for (a, i, _), v in prev.items() if (a, i) == key]  # type: ignore[comparison-overlap]  # see the line above: key is the (account, instrument) pair here
             if not sizes or r.get("reduced_size") > max(sizes):
                 bad.append(f"INV-016: ADL reduced {r.account} {r.instrument} by {r.get('reduced_size')} beyond its size")
         if r.kind == "liquidation deficit" and r.get("uncovered", 0) > 0:
@@ -873,8 +873,8 @@ def check_invariants_incremental(before: SimState, after: SimState, records: Ite
         if r.kind == "adl":
             if prev is None:
                 prev = {(a.id, q.instrument, q.side): q.size for a in before.accounts for q in a.positions}
-            key = (r.account, r.instrument)
-            sizes = [v for (a, i, _), v in prev.items() if (a, i) == key]
+            key = (r.account, r.instrument)  # type: ignore[assignment]  # a local named key reused for an (account, instrument) pair; not renamed, the planted-bug tables key on statement text
+            sizes = [v for (a, i, _), v in prev.items() if (a, i) == key]  # type: ignore[comparison-overlap]  # see the line above
             if not sizes or r.get("reduced_size") > max(sizes):
                 bad.append(f"INV-016: ADL reduced {r.account} {r.instrument} by {r.get('reduced_size')} beyond its size")
         if r.kind == "liquidation deficit" and r.get("uncovered", 0) > 0:

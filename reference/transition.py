@@ -80,7 +80,7 @@ def max_cross_rounds(instruments: Iterable[Instrument]) -> int:
     longest: Number = 0
     for i in instruments:
         longest = num.max_(longest, L.max_partial_steps(i))
-    return 1 + longest
+    return 1 + longest  # type: ignore[no-any-return]  # num.max_ returns Number (Any); concretely an int
 
 
 # ---------------------------------------------------------------- money moved by the plumbing
