@@ -20,7 +20,7 @@ Operations: :func:`query_margin` (``margin``, the default), :func:`query_cross` 
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from backstop.reference import adl as A
 from backstop.reference import fund as FD
@@ -31,9 +31,6 @@ from backstop.reference.evaluate import Quantity, evaluate_position, present, re
 from backstop.reference.events import BalancePoint, FundKey
 from backstop.reference.profile import PriceBasis, Profile
 from backstop.reference.types import Instrument, Position, PositionTerms
-
-if TYPE_CHECKING:  # the engine is imported by the query that uses it
-    from backstop.reference import engine as EN
 
 __all__ = [
     "query_margin", "query_cross", "query_liquidation", "query_cross_liquidation", "query_engine",
@@ -302,7 +299,7 @@ def query_cross_liquidation(profile: Profile, balances: dict[str, int], position
 # ================================================================ the engine
 
 def query_engine(profile: Profile, inst: Instrument, sign: int, size: Any, takeover_price: Any,
-                 levels: tuple[EN.Level, ...], budget: Any = None, entry: Any = None) -> dict[str, Any]:
+                 levels: tuple[Any, ...], budget: Any = None, entry: Any = None) -> dict[str, Any]:  # levels: engine.Level (imported when the query runs)
     """Operation ``engine``: the engine closes ``size`` contracts it holds on side ``sign`` (taken over
     at ``takeover_price``) against ``levels`` (ENG-001; within the fund's ``budget``, ENG-006, when
     one is given): fills, remainder, result (ENG-002), fee (ENG-003), the fund's and the venue's
