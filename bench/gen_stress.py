@@ -43,19 +43,9 @@ START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TOP_UP = {"USDT": 100_000 * 10**6, "BTC": 3 * 10**8}  # the platform refills each fund after the crash
 
 
-def _tick(inst: str, x: Q) -> Q:
-    t = P.instruments[inst].tick_size
-    return max(t, (x // t) * t)
-
-
-def _lot(inst: str, x: Q) -> Q:
-    lot = P.instruments[inst].lot_size
-    return max(lot, (x // lot) * lot)
-
-
-def _value_coins(inst: str, size: Q, price: Q) -> Q:
-    i = P.instruments[inst]
-    return size * i.contract_value * price if i.kind.value == "linear" else size * i.contract_value / price
+# the world's rounding and value helpers are the soak's (one copy, bench/bench_soak.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_soak import _lot, _tick, _value_coins  # noqa: E402
 
 
 def _code(inst: str) -> str:

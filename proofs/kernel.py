@@ -152,14 +152,20 @@ def prove(inst: Instance, smt_dir: Path | None = None) -> Result:
     return merge_parts(inst, prove_cover(inst), [prove_piece(p, smt_dir) for p in parts])
 
 
+def _result_base(inst: Instance) -> dict[str, Any]:
+    """The fields every :class:`Result` of ``inst`` (or of one of its pieces) carries."""
+    ob = inst.obligation
+    return dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
+                instrument=inst.instrument.id if inst.instrument else None,
+                expected=ob.expect.value, limit_seconds=ob.limit_seconds)
+
+
 def prove_cover(inst: Instance) -> Result:
     """The join of a split obligation: under the premises, the parts' conditions are exhaustive
     (premises AND NOT (cond_1 OR ... OR cond_n) is unsatisfiable).  With every part proved under
     the premises and its condition, the whole claim follows for every value the premises allow."""
     ob = inst.obligation
-    base: dict[str, Any] = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
-                instrument=inst.instrument.id if inst.instrument else None,
-                expected=ob.expect.value, limit_seconds=ob.limit_seconds)
+    base = _result_base(inst)
     t0 = time.perf_counter()
     try:
         ctx = Context(inst.profile, inst.instrument)
@@ -202,9 +208,7 @@ def merge_parts(inst: Instance, cover: Result, parts: list[Result]) -> Result:
 
 def prove_piece(inst: Instance, smt_dir: Path | None = None) -> Result:
     ob = inst.obligation
-    base: dict[str, Any] = dict(key=inst.key, obligation_id=ob.id, rules=ob.rules,
-                instrument=inst.instrument.id if inst.instrument else None,
-                expected=ob.expect.value, limit_seconds=ob.limit_seconds)
+    base = _result_base(inst)
     t0 = time.perf_counter()
     try:
         ctx = Context(inst.profile, inst.instrument, part=inst.part)
