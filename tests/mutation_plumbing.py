@@ -999,10 +999,72 @@ def swap_commutes(m: Mutant) -> tuple[bool | None, str]:
     return None, "the rule function takes neither all-real nor all-Boolean arguments"
 
 
-# premises a comparison's variable meets on every input of process_event, and why
-PREMISES: dict[str, tuple[Callable[[Any], Any], str]] = {
+def swap_flows_into_symmetric(m: Mutant) -> tuple[bool | None, str]:
+    """A swap of two pure arguments of a rule function ``f`` (``R.X.f(..., a, b, ...)``) whose two
+    parameters are each read exactly once in ``f``'s body, side by side as the positional arguments of
+    one call of a rule function ``g`` of ``f``'s module: equivalent when Z3 proves ``g`` symmetric in
+    those two positions (for all real values of all its arguments).  ``f``'s result then depends on
+    the two only through ``g``, whose value the swap does not change."""
+    import inspect
+    import textwrap
+    from backstop.reference.rules import RULES
+    n = _node(m)
+    if m.op != "swap" or not isinstance(n, ast.Call):
+        return None, "not a swap of call arguments"
+    f = n.func
+    if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) and isinstance(f.value.value, ast.Name)
+            and f.value.value.id == "R") or n.keywords:
+        return None, "not a positional call of a rule function through R"
+    k = m.variant
+    if not (_pure(n.args[k]) and _pure(n.args[k + 1])):
+        return None, "a swapped argument is not a pure read"
+    fn = getattr(getattr(RULES, f.value.attr), f.attr)
+    fdef = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+    if not isinstance(fdef, ast.FunctionDef) or fdef.args.vararg or fdef.args.kwonlyargs or len(fdef.args.args) != len(n.args):
+        return None, "the rule function's parameters are not plain positional ones"
+    pa, pb = fdef.args.args[k].arg, fdef.args.args[k + 1].arg
+    reads = [x for x in ast.walk(fdef) if isinstance(x, ast.Name) and x.id in (pa, pb)]
+    calls = [c for c in ast.walk(fdef) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and not c.keywords
+             and any(isinstance(a, ast.Name) and a.id == pa for a in c.args)]
+    if len(reads) != 2 or len(calls) != 1:
+        return None, f"{pa} and {pb} are not each read once, in one call"
+    call = calls[0]
+    j = next(i for i, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id == pa)
+    if j + 1 >= len(call.args) or not (isinstance(call.args[j + 1], ast.Name) and call.args[j + 1].id == pb):
+        return None, f"{pa} and {pb} are not side by side in the call"
+    g = getattr(inspect.getmodule(fn), call.func.id, None)  # type: ignore[attr-defined]
+    if g is None or not callable(g):
+        return None, f"{call.func.id} is not a function of {fn.__module__}"
+    xs = [z3.Real(f"x{i}") for i in range(len(call.args))]
+    ys = list(xs)
+    ys[j], ys[j + 1] = ys[j + 1], ys[j]
+    try:
+        a, b = g(*xs), g(*ys)
+        differ = z3.Xor(a, b) if isinstance(a, z3.BoolRef) else a != b
+    except Exception:  # noqa: BLE001 -- g does not take real arguments: no verdict
+        return None, f"{call.func.id} does not take real arguments"
+    s = z3.Solver()
+    s.set("timeout", 10_000)
+    s.add(differ)
+    r = s.check()
+    name = f"R.{f.value.attr}.{f.attr}"
+    if r == z3.unsat:
+        return True, (f"Z3: {name} reads {pa} and {pb} only as the arguments {j} and {j + 1} of {call.func.id}, and "
+                      f"{call.func.id}(x0..x{len(xs) - 1}) == {call.func.id} with x{j}, x{j + 1} swapped for all real "
+                      f"values (unsat negation); the swapped arguments are pure reads")
+    # g not symmetric does not show f differs (f may not depend on g's value there): no verdict
+    return None, f"Z3: {call.func.id} is not shown symmetric ({r})"
+
+
+# premises a comparison's variable (a name, or a dotted read such as ``s.position.size``; ``function:name``
+# for one function only) meets on every input of process_event: (the premise, why, the obligations that
+# prove it -- none for a fact of the types)
+PREMISES: dict[str, tuple[Callable[[Any], Any], str, tuple[str, ...]]] = {
     "sign": (lambda v: z3.Or(v == 1, v == -1),
-             "a position's sign is +1 or -1 (PositionTerms.sign of a Side: LONG +1, SHORT -1)"),
+             "a position's sign is +1 or -1 (PositionTerms.sign of a Side: LONG +1, SHORT -1)", ()),
+    "_liquidate_cross:s.position.size": (lambda v: v > 0,
+                        "a cross candidate's LIQ-005 step leaves a position of size > 0 (the steps of a PARTIAL round "
+                        "are planned for TRN-003 candidates only)", ("OBL-TRN-004b",)),
 }
 
 
@@ -1013,10 +1075,12 @@ def cmp_under_premise(m: Mutant) -> tuple[bool | None, str]:
     if m.op != "cmp" or not isinstance(n, ast.Compare) or len(n.ops) != 1:
         return None, "not a single comparison"
     left, right = n.left, n.comparators[0]
-    if not (isinstance(left, ast.Name) and left.id in PREMISES and isinstance(right, ast.Constant)):
+    name = ast.unparse(left)
+    key = next((k for k in (f"{m.function}:{name}", name) if k in PREMISES), None)
+    if not (isinstance(left, (ast.Name, ast.Attribute)) and key is not None and isinstance(right, ast.Constant)):
         return None, "not a premised name against a constant"
-    premise, why = PREMISES[left.id]
-    v = z3.Real(left.id)
+    premise, why, cited = PREMISES[key]
+    v = z3.Real(name)
     ops = {ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b, ast.Lt: lambda a, b: a < b,
            ast.LtE: lambda a, b: a <= b, ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b}
     before = ops[type(n.ops[0])](v, right.value)
@@ -1025,13 +1089,146 @@ def cmp_under_premise(m: Mutant) -> tuple[bool | None, str]:
     s.add(premise(v), z3.Xor(before, after))
     r = s.check()
     if r == z3.unsat:
-        return True, f"Z3: `{m.before}` == `{m.after}` for every {left.id} with {why} (unsat negation)"
+        by = f"; the premise is proved by {', '.join(cited)}" if cited else ""
+        return True, f"Z3: `{m.before}` == `{m.after}` for every {name} with {why} (unsat negation){by}"
     return (False if r == z3.sat else None), f"Z3: {r}"
+
+
+@dataclass(frozen=True)
+class LemmaSite:
+    """A mutated site whose two versions agree under a premise that an obligation of its own proves
+    (not a whole-loop claim): ``check`` asks Z3 whether they agree on every value the premise admits."""
+
+    function: str
+    op: str
+    before: str
+    after: str
+    premise: str
+    obligations: tuple[str, ...]
+    check: Callable[[], Any]   # a Z3 formula: the premise and "the two versions differ" (unsat: equivalent)
+
+
+def _escalation_differs() -> Any:
+    """``decide_cross_round(d, funded, k == rounds - 1)`` against ``... k == rounds + 1`` for a round
+    index ``k`` of ``range(rounds)``, where the last round's decision is never PARTIAL."""
+    from backstop.reference import liquidation as L
+    from backstop.reference import transition as T
+    d, k, r, f = z3.Int("decision"), z3.Int("k"), z3.Int("rounds"), z3.Bool("funded")
+    premise = z3.And(r >= 1, k >= 0, k <= r - 1, d >= L.NONE, d <= L.FULL, z3.Implies(k == r - 1, d != L.PARTIAL))
+    return z3.And(premise, T.decide_cross_round(d, f, k == r - 1) != T.decide_cross_round(d, f, k == r + 1))
+
+
+def _empty_group_differs() -> Any:
+    """The dropped ``return`` runs only when the round's cross group is empty (``not group``); the
+    premise: every round starts with a non-empty group of ``n`` positions."""
+    n = z3.Int("positions in the group")
+    return z3.And(n >= 1, n == 0)
+
+
+LEMMA_SITES: tuple[LemmaSite, ...] = (
+    LemmaSite("_liquidate_cross", "arith", "rounds - 1", "rounds + 1",
+              "the last round of max_cross_rounds never decides PARTIAL: no candidate is left after max_partial_steps "
+              "rounds, and PARTIAL needs a candidate", ("OBL-TRN-004b", "OBL-TRN-003"), _escalation_differs),
+    LemmaSite("_liquidate_cross", "drop", "return (state, recs)", "pass",
+              "every round starts with a non-empty cross group: process_cross_accounts passes only an account whose group "
+              "is non-empty, and a PARTIAL round keeps every position (a candidate's step leaves size > 0; the others "
+              "are untouched)", ("OBL-TRN-004b",), _empty_group_differs),
+)
+
+
+def _step_calls(fn: str) -> list[ast.Call]:
+    """Every call ``FB.<fn>(...)`` in reference/step.py: the only caller of fundbook inside process_event."""
+    from backstop.reference import step as S
+    tree = ast.parse(Path(S.__file__).read_text(encoding="utf-8"))
+    return [c for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
+            and c.func.attr == fn and isinstance(c.func.value, ast.Name) and c.func.value.id == "FB"]
+
+
+def _view_args(fn: str) -> set[str]:
+    """The source of the ``view`` argument (the third positional) of every step.py call of ``FB.<fn>``."""
+    calls = _step_calls(fn)
+    assert calls, fn
+    return {ast.unparse(c.args[2]) if len(c.args) > 2 else "<none>" for c in calls}
+
+
+def _identity_on_enum(enum: Any) -> bool:
+    """The conversion ``enum(v)`` returns ``v`` itself for every member ``v`` (so dropping it changes nothing)."""
+    return all(enum(v) is v for v in enum)
+
+
+def _view_given_enum() -> Any:
+    from backstop.reference.profile import BalanceView
+    args = _view_args("available_balance")
+    ok = all(a.startswith("BalanceView.") and a.split(".", 1)[1] in BalanceView.__members__ for a in args)
+    return z3.BoolVal(not (ok and _identity_on_enum(BalanceView)))
+
+
+def _view_spp_symmetric() -> Any:
+    from backstop.reference import fund as F
+    from backstop.reference.profile import BalanceView
+    if _view_args("available_balance") != {"BalanceView.SETTLED_PLUS_PENDING"}:
+        return z3.BoolVal(True)
+    x, y = z3.Real("settled"), z3.Real("pending")
+    v = BalanceView.SETTLED_PLUS_PENDING
+    return F.balance_in_view(v, x, y) != F.balance_in_view(v, y, x)
+
+
+def _history_view_enum() -> Any:
+    import typing
+    from backstop.reference import profile as P
+    typed = typing.get_type_hints(P.AdlRules).get("balance_view") is P.BalanceView
+    return z3.BoolVal(not (_view_args("balance_history") == {"state.profile.adl.balance_view"} and typed
+                           and _identity_on_enum(P.BalanceView)))
+
+
+def _fee_receiver_enum() -> Any:
+    import typing
+    from backstop.reference import profile as P
+    calls = _step_calls("apply_fee")
+    omitted = all(len(c.args) <= 4 and not any(k.arg == "receiver" for k in c.keywords) for c in calls)
+    typed = typing.get_type_hints(P.LiquidationRules).get("fee_receiver") is P.FeeReceiver
+    return z3.BoolVal(not (calls and omitted and typed and _identity_on_enum(P.FeeReceiver)))
+
+
+# fundbook's API conversions, seen from process_event's calls (the premise is read from step.py's source)
+CALLER_SITES: tuple[LemmaSite, ...] = (
+    LemmaSite("available_balance", "drop", "view = BalanceView(view) if view is not None else state.profile.adl.balance_view",
+              "pass", "every step.py call of FB.available_balance passes a BalanceView member as the view, and BalanceView(v) "
+              "is v for every member", (), _view_given_enum),
+    LemmaSite("available_balance", "swap",
+              "R.F.balance_in_view(view, R.F.settled_balance(state.book, key), R.F.pending_balance(sta...",
+              "R.F.balance_in_view(view, R.F.pending_balance(state.book, key), R.F.settled_balance(sta...",
+              "every step.py call of FB.available_balance passes BalanceView.SETTLED_PLUS_PENDING, in which balance_in_view "
+              "is symmetric in the settled and the pending balance", (), _view_spp_symmetric),
+    LemmaSite("balance_history", "drop", "view = BalanceView(view) if view is not None else state.profile.adl.balance_view",
+              "pass", "the one step.py call of FB.balance_history passes the profile's adl.balance_view, a BalanceView (the "
+              "profile's type, validated on load), and BalanceView(v) is v for every member", (), _history_view_enum),
+    LemmaSite("apply_fee", "drop", "receiver = FeeReceiver(receiver)", "pass",
+              "no step.py call of FB.apply_fee passes a receiver, so it is the profile's liquidation.fee_receiver, a "
+              "FeeReceiver (the profile's type, validated on load), and FeeReceiver(v) is v for every member", (),
+              _fee_receiver_enum),
+)
+
+
+def lemma_equivalent(m: Mutant) -> tuple[bool | None, str]:
+    """A mutant at a :data:`LEMMA_SITES` site: equivalent when Z3 shows the two versions agree under the
+    site's premise, which the cited obligations prove."""
+    for site in LEMMA_SITES + CALLER_SITES:
+        if (m.function, m.op, m.before, m.after) == (site.function, site.op, site.before, site.after) and m.occurrence == 1:
+            s = z3.Solver()
+            s.set("timeout", 10_000)
+            s.add(site.check())
+            r = s.check()
+            if r == z3.unsat:
+                by = f"; the premise is proved by {', '.join(site.obligations)}" if site.obligations else ""
+                return True, f"Z3: `{m.before}` and `{m.after}` agree under the premise that {site.premise} (unsat negation){by}"
+            return (False if r == z3.sat else None), f"Z3: {r} under the premise that {site.premise}"
+    return None, "not a lemma site"
 
 
 def proved_equivalent(m: Mutant) -> tuple[bool | None, str]:
     """The per-site equivalence checks, in turn."""
-    for check in (swap_commutes, cmp_under_premise):
+    for check in (swap_commutes, swap_flows_into_symmetric, cmp_under_premise, lemma_equivalent):
         eq, why = check(m)
         if eq is not None:
             return eq, why

@@ -67,46 +67,40 @@ DEFAULT = (
     ("_engine_walk", "swap", "Book(new_levels, book.asks)", ""),  # the consumed bids replace the asks
 )
 
-# Why a mutant is not killed (the whole table re-run on main of 2026-12-01 13:19 UTC, step.py with LIQ-007's
-# close fee, its survivors re-judged on okx with OBL-INV-025f (a refused cross round) and -025g (a cross
-# account holding only P); binance's OBL-INV-024 for the engine fee; okx+capped for ENG-004's surplus
-# return; okx+bpfee (its OBL-INV-025a-f) for the fee to close a full liquidation: 194 of 210
-# non-equivalent mutants killed, 59 errors apart, 20 equivalent -- 10 proved by Z3 per call site
-# (:func:`mutation_plumbing.proved_equivalent`), 10 argued below).
+# Why a mutant is not killed.  The kills are those of the whole table's run on main of 2026-12-01 13:19 UTC
+# (step.py with LIQ-007's close fee; survivors re-judged on okx with OBL-INV-025f and -025g, on binance's
+# OBL-INV-024 for the engine fee, okx+capped for ENG-004's surplus return, okx+bpfee for the fee to close a
+# full liquidation); the functions it mutated are unchanged since (their syntax trees compared).  Of 292
+# mutants: 194 killed, 18 equivalent -- every one PROVED so at its site by Z3
+# (:func:`mutation_plumbing.proved_equivalent`: a commuting swap, a premised comparison, a premise an
+# obligation of its own proves, or a premise read from step.py's calls), none argued -- 21 holes (below,
+# each with its reason) and 59 errors (a mutant whose screen crashes process_event; not in the denominator):
+# 194 of 215 non-equivalent mutants killed, 90.2 %.
 WHY: dict[str, str] = {
-    # equivalent for process_event (true on every input of it)
+    # equivalent, proved by Z3 at the mutated site (mutation_plumbing.proved_equivalent)
     'COMMUTES': 'equivalent, proved by Z3 at the call site: the rule function returns the same term with the two pure arguments swapped, for all values (a sum such as balance + realized - fee, an or of the two ADL-002 terms, an and of negations)',
-    'COMMUTES_INNER': "equivalent (argued): adl_fires passes the two swapped arguments only to is_fund_insufficient, whose own swap Z3 proves symmetric (the COMMUTES row of _work_remainder); its other arguments are structured (the ADL rules, the fund's history), which the per-site check does not take",
-    'FEE_ENUM': 'equivalent: the receiver is already a FeeReceiver (a str enum)',
-    'SETTLE_IN_POSTING': 'dead from process_event: every event settles first (TRN-001 step 1), so no posting closes a window',
     'SIGN': 'equivalent, proved by Z3 at the site: a sign is +1 or -1, never 0 (the premise of mutation_plumbing.PREMISES)',
-    'UNCOVERED': 'dead: the engine never leaves a deficit uncovered within its ENG-006 budget (OBL-ENG-006), so the record is never built',
-    'VIEW_GIVEN': 'equivalent for process_event: its calls always pass a BalanceView (and okx reads the settled view)',
+    'COMMUTES_INNER': 'equivalent, proved by Z3 at the call site: adl_fires reads the two swapped arguments only as the two arguments of is_fund_insufficient, which Z3 proves symmetric (mutation_plumbing.swap_flows_into_symmetric)',
+    'CALLER': "equivalent for process_event, proved at the site under a premise read from step.py's source (mutation_plumbing.CALLER_SITES): the arguments every step.py call passes to fundbook's API (a BalanceView member, SETTLED_PLUS_PENDING, no receiver), where the conversion is the identity or balance_in_view is symmetric (Z3)",
+    'LEMMA': 'equivalent, proved by Z3 at the site under a premise that an obligation of its own proves (mutation_plumbing.PREMISES and LEMMA_SITES: OBL-TRN-004b, the cross round bound -- a candidate keeps a position of size > 0, no candidate is left by the last round -- and OBL-TRN-003)',
+    # holes that were once listed as equivalent by argument; no solver shows them so, so they count against the score
+    'SETTLE_IN_POSTING': 'unreached from process_event: every event settles first (TRN-001 step 1), so no posting closes a window; the path is the Python API of fundbook (a posting after a window without a settle)',
+    'UNCOVERED': 'unreached: the engine never leaves a deficit uncovered within its ENG-006 budget (OBL-ENG-006), so the record is never built',
+    'VIEW_GIVEN': "not shown equivalent: balance_history's pending term (p.available - p.settled) is read only under the settled-plus-pending view, which okx's trigger (b) does not read and binance's and bybit's (drawdown_fraction 1) never fire on; and `view is None` picks the profile's view, which is what step.py passes -- from state.profile, which the solver does not know is the fund book's profile; a profile with that view and a drawdown fraction < 1 would tell them apart",
     # holes: code no domain reaches, or a change no claim states
     'DUST0': "partial steps' realized PnL is a whole number of units on the domain: the dust is 0",
-    'ESCALATION': "the last-round escalation of a PARTIAL cross decision (TRN-004) never matters on the domain: a PARTIAL round is either funded, and the next round's decision is NONE, or unfunded (OBL-INV-025f's rows) and refused whatever the round",
     'FEE_RECORDS': "the engine's fee record is dropped: only binance charges an engine fee, and binance's one whole loop (INV-024) states nothing about records (INV-025's items 10 and 14 would see it, but INV-025 needs partial liquidation and the drawdown trigger: okx only)",
     'INACTIVE_STEP': 'a zero ADL reduction is processed: the position is replaced by an identical one, no money moves',
     'NO_BANKRUPTCY': "the engine-cash branch of LIQ-007 (a takeover without a bankruptcy price) runs on no domain: for an isolated position on a mark-basis profile (okx, binance) it is dead (OBL-LIQ-007: a FULL position at mark basis always has a bankruptcy price, so the cash is 0); on an entry-basis profile (bybit) it needs a position whose margin covers its value, which no domain holds; for a cross takeover it is dead since LIQ-009's under-water rule (C51, issue 13): OBL-LIQ-009d proves that with a balance >= 0 and the cross equity below the summed value every cross takeover is at a bankruptcy price with engine cash 0 (the down-side legs of an account under water are taken over at their marks); the branch, and the 'uncovered deficit' it now records instead of discarding, stay as a guard",
     'ONE_CANDIDATE': "one candidate per cross round on the domain (X's one tier-3 position): the stale account is the fresh one",
     'ONE_CROSS': "the `or` takes every account with a cross group, also one holding no position on the event's instrument: on the domains every such group holds P (X's; Y's of OBL-INV-025g), and an account whose group held only Q would be taken at a P mark with Q's mark unchanged -- a no-op unless it is liquidatable there, which the original leaves so and the claim ('no cross account left liquidatable') forbids: no domain the original keeps can tell the two apart",
     'ONE_POS': 'one position per account and instrument: the lookup finds the same position',
-    'PARTIAL_NOT_WHOLE': 'a cross partial step never closes the whole position on the domain (it cuts to tier 1)',
     'RECHECK_IDLE': 'a second pass of step 5 at the same instant finds the same book, budget and triggers: it changes nothing and emits nothing a claim reads on the domain',
-    'SECOND_ROUND': 'a second cross round never starts on the domain (a FULL round returns; a PARTIAL round ends the account NONE)',
     'VIEWS': 'not called by process_event (withdrawable, a view for callers): no whole-loop obligation can judge them; their unit tests do',
 }
 
 # Equivalent for what process_event computes (true on every input of it), by the reason in WHY.
 EQUIVALENT: dict[str, str] = {
-    'fundbook._apply drop `points.append(_point(settle_book, key, st.time_ms, R))` -> `pass`': 'SETTLE_IN_POSTING',
-    'fundbook._apply drop `records.append(_settlement_record(key, st, kind, settle_book, R))` -> `pass`': 'SETTLE_IN_POSTING',
-    'fundbook.apply_fee drop `receiver = FeeReceiver(receiver)` -> `pass`': 'FEE_ENUM',
-    'fundbook.available_balance drop `view = BalanceView(view) if view is not None else state.profile.adl.balance_view` -> `pass`': 'VIEW_GIVEN',
-    'fundbook.available_balance swap `R.F.balance_in_view(view, R.F.settled_balance(state.book, key), R.F.pending_balance(sta...` -> `R.F.balance_in_view(view, R.F.pending_balance(state.book, key), R.F.settled_balance(sta...`': 'VIEW_GIVEN',
-    'fundbook.balance_history arith `p.available - p.settled` -> `p.available + p.settled`': 'VIEW_GIVEN',
-    'fundbook.balance_history cmp `view is not None` -> `view is None`': 'VIEW_GIVEN',
-    'fundbook.balance_history drop `view = BalanceView(view) if view is not None else state.profile.adl.balance_view` -> `pass`': 'VIEW_GIVEN',
     'step._add_dust swap `R.T.compute_dust_total(d.get(code, 0), amount)` -> `R.T.compute_dust_total(amount, d.get(code, 0))`': 'COMMUTES',
     'step._deleverage swap `R.T.compute_balance_after_adl(acct.balance(code), res.realized_units, res.released_units)` -> `R.T.compute_balance_after_adl(acct.balance(code), res.released_units, res.realized_units)`': 'COMMUTES',
     'step._deleverage swap `R.T.compute_balance_after_adl(acct.balance(code), res.realized_units, res.released_units)` -> `R.T.compute_balance_after_adl(res.realized_units, acct.balance(code), res.released_units)`': 'COMMUTES',
@@ -114,11 +108,17 @@ EQUIVALENT: dict[str, str] = {
     'step._engine_walk cmp `sign > 0` -> `sign >= 0`': 'SIGN',
     'step._engine_walk cmp `sign > 0` -> `sign >= 0` #2': 'SIGN',
     'step._engine_walk cmp `sign > 0` -> `sign >= 0` #3': 'SIGN',
-    "step._engine_walk drop `recs.append(Record('uncovered deficit', t, ('INS-004', 'ADL-002'), account, inst.id, fu...` -> `pass`": 'UNCOVERED',
     'step._liquidate_cross swap `R.T.compute_balance_after_step(acct.balance(code), s.realized_units, s.fee_units)` -> `R.T.compute_balance_after_step(s.realized_units, acct.balance(code), s.fee_units)`': 'COMMUTES',
-    'step._work_remainder swap `R.A.adl_fires(p.adl, _history(state, fund, R), t, uncovered, 0, rem.size)` -> `R.A.adl_fires(p.adl, _history(state, fund, R), t, 0, uncovered, rem.size)`': 'COMMUTES_INNER',
     'step._work_remainder swap `R.A.is_fund_insufficient(uncovered, 0)` -> `R.A.is_fund_insufficient(0, uncovered)`': 'COMMUTES',
     'step._work_remainder swap `R.T.is_retry_allowed(state.is_adl_active(fund), trigger_b)` -> `R.T.is_retry_allowed(trigger_b, state.is_adl_active(fund))`': 'COMMUTES',
+    'step._liquidate_cross arith `rounds - 1` -> `rounds + 1`': 'LEMMA',
+    'step._liquidate_cross cmp `s.position.size > 0` -> `s.position.size >= 0`': 'LEMMA',
+    'step._liquidate_cross drop `return (state, recs)` -> `pass`': 'LEMMA',
+    'step._work_remainder swap `R.A.adl_fires(p.adl, _history(state, fund, R), t, uncovered, 0, rem.size)` -> `R.A.adl_fires(p.adl, _history(state, fund, R), t, 0, uncovered, rem.size)`': 'COMMUTES_INNER',
+    'fundbook.apply_fee drop `receiver = FeeReceiver(receiver)` -> `pass`': 'CALLER',
+    'fundbook.available_balance drop `view = BalanceView(view) if view is not None else state.profile.adl.balance_view` -> `pass`': 'CALLER',
+    'fundbook.balance_history drop `view = BalanceView(view) if view is not None else state.profile.adl.balance_view` -> `pass`': 'CALLER',
+    'fundbook.available_balance swap `R.F.balance_in_view(view, R.F.settled_balance(state.book, key), R.F.pending_balance(sta...` -> `R.F.balance_in_view(view, R.F.pending_balance(state.book, key), R.F.settled_balance(sta...`': 'CALLER',
 }
 
 # Holes: not killed, and not equivalent (the path attempts of the run found no counterexample, or the
@@ -136,13 +136,15 @@ HOLES: dict[str, str] = {
     'step._hand_over_full cond `uncovered > 0` -> `not uncovered > 0`': 'NO_BANKRUPTCY',
     "step._hand_over_full drop `recs.append(Record('uncovered deficit', t, ('LIQ-009', 'INS-004', 'ADL-002'), acct_id, ...` -> `pass`": 'NO_BANKRUPTCY',
     'step._hand_over_partial drop `state = _add_dust(state, inst.settle_currency.code, dust, R)` -> `pass`': 'DUST0',
-    'step._liquidate_cross arith `rounds - 1` -> `rounds + 1`': 'ESCALATION',
-    'step._liquidate_cross cmp `s.position.size > 0` -> `s.position.size >= 0`': 'PARTIAL_NOT_WHOLE',
     'step._liquidate_cross drop `acct = state.account(acct_id)` -> `pass`': 'ONE_CANDIDATE',
-    'step._liquidate_cross drop `return (state, recs)` -> `pass`': 'SECOND_ROUND',
     'step.process_cross_accounts bool `group and (not on_instrument or any((q.instrument == inst.id for q in group)))` -> `group or (not on_instrument or any((q.instrument == inst.id for q in group)))`': 'ONE_CROSS',
     'step.process_recheck drop `recs += r` -> `pass` #2': 'RECHECK_IDLE',
     'step.process_recheck drop `return (state, ())` -> `pass`': 'RECHECK_IDLE',
+    'fundbook._apply drop `points.append(_point(settle_book, key, st.time_ms, R))` -> `pass`': 'SETTLE_IN_POSTING',
+    'fundbook._apply drop `records.append(_settlement_record(key, st, kind, settle_book, R))` -> `pass`': 'SETTLE_IN_POSTING',
+    'fundbook.balance_history arith `p.available - p.settled` -> `p.available + p.settled`': 'VIEW_GIVEN',
+    'fundbook.balance_history cmp `view is not None` -> `view is None`': 'VIEW_GIVEN',
+    "step._engine_walk drop `recs.append(Record('uncovered deficit', t, ('INS-004', 'ADL-002'), account, inst.id, fu...` -> `pass`": 'UNCOVERED',
 }
 
 # Mutants okx's domains cannot kill, judged where their code runs: binance's OBL-INV-024 (binance charges
@@ -196,7 +198,7 @@ def test_the_generator_covers_every_operator_and_every_mutant_compiles() -> None
 
 
 # the reasons whose every mutant Z3 shows equivalent at its site (the others in EQUIVALENT are argued in WHY)
-Z3_SHOWN = ("COMMUTES", "SIGN")
+Z3_SHOWN = ("COMMUTES", "COMMUTES_INNER", "SIGN", "LEMMA", "CALLER")
 
 
 @pytest.mark.rules("INV-024", "INV-025")
@@ -401,3 +403,42 @@ def summary(done: dict[str, dict[str, Any]]) -> None:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+@pytest.mark.rules("TRN-004", "TRN-003")
+def test_the_obligations_behind_the_lemma_premises_prove() -> None:
+    """An equivalence is only as good as its premise: every obligation a premise cites is registered,
+    applies on okx, and is proved there (OBL-TRN-004b, the cross round bound; OBL-TRN-003)."""
+    from backstop.proofs.registry import instances
+    cited = {o for *_, c in MP.PREMISES.values() for o in c} | {o for s in MP.LEMMA_SITES for o in s.obligations}
+    assert cited == {"OBL-TRN-004b", "OBL-TRN-003"}
+    okx = load_profile("okx")
+    insts = instances(okx, sorted(cited))
+    assert {i.obligation.id for i in insts} == cited
+    for inst in insts:
+        r = prove(inst)
+        assert r.verdict == "proved", (inst.obligation.id, r.verdict, r.detail)
+
+
+def test_a_lemma_check_without_its_premise_is_refuted() -> None:
+    """The ESCALATION site without the premise "the last round never decides PARTIAL": the two
+    versions differ (a PARTIAL decision at the last round), so the check can fail."""
+    import z3
+    from backstop.reference import liquidation as L
+    from backstop.reference import transition as T
+    d, k, r, f = z3.Int("d"), z3.Int("k"), z3.Int("r"), z3.Bool("f")
+    s = z3.Solver()
+    s.add(r >= 1, k >= 0, k <= r - 1, d >= L.NONE, d <= L.FULL,
+          T.decide_cross_round(d, f, k == r - 1) != T.decide_cross_round(d, f, k == r + 1))
+    assert s.check() == z3.sat
+    m = s.model()
+    assert m.eval(d).as_long() == L.PARTIAL and m.eval(k).as_long() == m.eval(r).as_long() - 1
+
+
+def test_a_caller_premise_is_read_from_step_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The swap of settled and pending in available_balance is equivalent only because every step.py call
+    passes SETTLED_PLUS_PENDING; were one call to pass SETTLED, the check no longer proves it."""
+    m = _find("available_balance", "swap", "R.F.balance_in_view(view, R.F.settled_balance")
+    assert MP.proved_equivalent(m)[0] is True
+    monkeypatch.setattr(MP, "_view_args", lambda fn: {"BalanceView.SETTLED_PLUS_PENDING", "BalanceView.SETTLED"})
+    assert MP.proved_equivalent(m)[0] is not True
