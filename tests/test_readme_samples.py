@@ -12,8 +12,9 @@ above its opening fence.  Every block must be one of:
   a command line ending in ``# exit N`` must exit with ``N``;
 * ``<!-- output-of: COMMAND -->``: an output shown without its command (an error line); the
   command is run as above and its output compared with the whole block;
-* ``<!-- produced-by: NAME -->``: produced in-process by ``PRODUCERS[NAME]`` below (the planted false
-  obligation's scenario and JSON record, which need an obligation registered in the test process);
+* ``<!-- produced-by: NAME -->``: produced and compared by ``PRODUCERS[NAME]`` below (the planted
+  false obligation's scenario and JSON record: no shell command can plant it, so a fresh Python
+  process registers it in the registry and runs ``backstop prove`` through ``cli.main``);
 * ``<!-- checked-by: FILE -->``: left to that test file (an expensive command: the ``prove`` sample,
   the ``audit`` sample); checked here only that ``FILE`` exists and names the README and the block's
   ``backstop <command>``;
@@ -28,9 +29,10 @@ unchecked output.  ``<!-- setup: COMMAND -->`` lines (any number, before the mar
 same directory and must exit 0; their output is not compared.
 
 The comparison is line by line and exact, with these normalisations only (:func:`normalise`):
-trailing whitespace of a line and trailing blank lines are dropped; a line ``...`` in the README
-matches any number of lines (an elision); and the measured times and speeds of ``TIMES`` are
-masked on both sides.
+trailing whitespace of a line and trailing blank lines are dropped; a README line that is ``...``
+(indented or not) matches any number of lines (an elision); and the measured times and speeds of
+``TIMES`` are masked on both sides.  There is no parallel run among the commands run here, so no
+instance order needs normalising (the ``prove`` and ``audit`` samples are ``checked-by``).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ LINKED = ("examples",)  # what the temporary directory links to (the commands re
 
 # Measured values that differ from run to run, masked on both sides (and nothing else):
 TIMES = [
-    # a duration in seconds with a decimal point: "0.59s" (prove), "in 0.052 s" (simulate), "in 7.5 s" (vectors)
+    # a duration in seconds with a decimal point: "0.59s" (prove), "in 0.032 s" (simulate), "in 7.5 s" (vectors)
     (re.compile(r"\b\d+\.\d+(?= ?s\b)"), "<T>"),
     # a speed: "(210 events/s)", "(1,234 events/s)" (simulate)
     (re.compile(r"\b[\d,]+(?= events/s\b)"), "<N>"),
@@ -406,3 +408,24 @@ def test_the_checker_can_fail(tmp_path):
         classify(parse_blocks(FAKE + "\n```\nerror: x: y\n```\n"))
     with pytest.raises(AssertionError, match="unknown marker"):
         classify(parse_blocks("<!-- fine: yes -->\n```\nx\n```\n"))
+
+
+# ---------------------------------------------------------------- the quantity table of "Response"
+
+def test_the_response_table_is_what_eval_answers_to_the_request_shown():
+    """README "JSON formats for eval": the request block is ``examples/eval-okx-long.json`` (what the
+    transcript of ``backstop eval`` runs), and its table of quantities is eval's answer: the first
+    eighteen quantities in order, each value and its rules (the unit column is descriptive)."""
+    from backstop.cli import evaluate_request
+    from backstop.jsonio import loads
+    md = README.read_text(encoding="utf-8")
+    section = md[md.index("### Request"):md.index("### Operations")]
+    request = next(b for b in parse_blocks(section) if b.lang == "json")
+    assert json.loads(request.text) == json.loads((ROOT / "examples/eval-okx-long.json").read_text(encoding="utf-8"))
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \| [^|]* \| ([A-Z0-9, -]+) \|$", section, re.M)
+    assert len(rows) == 18, rows  # "After these eighteen come ..."
+    quantities = evaluate_request(loads(request.text))["results"][0]["quantities"]
+    assert [name for name, _, _ in rows] == list(quantities)[:18]
+    for name, value, rules in rows:
+        assert json.loads(value) == quantities[name]["value"], name
+        assert rules.split(", ") == quantities[name]["rules"], name
