@@ -429,3 +429,23 @@ def test_the_response_table_is_what_eval_answers_to_the_request_shown():
     for name, value, rules in rows:
         assert json.loads(value) == quantities[name]["value"], name
         assert rules.split(", ") == quantities[name]["rules"], name
+
+
+# ---------------------------------------------------------------- samples inline in the prose
+
+def test_the_inline_samples_are_what_the_commands_print(tmp_path):
+    """Two outputs quoted inside sentences: ``backstop --version``'s line, and two quantities of
+    ``examples/eval-okx-inverse-short.json`` (README "Response")."""
+    md = README.read_text(encoding="utf-8")
+    version = re.search(r"`backstop --version` prints `([^`]+)`", md)
+    assert version, "the README no longer quotes `backstop --version`"
+    rc, out = run("backstop --version", workdir(tmp_path))
+    assert (rc, out.strip()) == (0, version.group(1))
+    quoted = re.search(r"`examples/eval-okx-inverse-short.json` gives `\"position_value\": \"([^\"]+)\"`"
+                       r"[^`]*`\"maintenance_margin_units\": \"([^\"]+)\"`", md)
+    assert quoted, "the README no longer quotes examples/eval-okx-inverse-short.json"
+    from backstop.cli import evaluate_request
+    from backstop.jsonio import loads
+    q = evaluate_request(loads((ROOT / "examples/eval-okx-inverse-short.json").read_text(encoding="utf-8")))
+    q = q["results"][0]["quantities"]
+    assert (q["position_value"]["value"], q["maintenance_margin_units"]["value"]) == quoted.groups()
