@@ -663,3 +663,75 @@ obligation("OBL-INV-025e", "wide bounded whole loop with a book event, a top-up 
            applies=lambda p, i: wide_instruments(p) is not None,
            applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
     _events_body)
+
+
+class TwoCandidateScenario(WideScenario):
+    """The wide domain with two candidates in one cross PARTIAL round (OBL-INV-025h): X's long on Q
+    is one lot above Q's tier-2 cap (tier 3, like its short on P) and bought at Q's mark (1,000), so
+    at a rise of P both of X's positions are TRN-003 candidates and the round takes one LIQ-005 step
+    on each, the second from the account the first left (its balance after the first step's realized
+    PnL and fee, its P position cut).  In the other obligations X's Q leg is at tier 1: one candidate
+    per round, where a step that started from the round's stale account could not be told apart.
+
+    On okx (P = BTC-USDT-SWAP, Q = ETH-USDT-SWAP; X short 30.0001 BTC from 19,700 and long 3,000.001
+    ETH from 1,000): at a mark m of P, X's equity is its cash c - 30.0001 x (m - 19,700); its
+    requirement (both legs at tier 3) 1.05 % x 30.0001 m + 1.05 % x 3,000,001 and at tier-1 rates
+    0.45 % x 30.0001 m + 0.45 % x 3,000,001.  At m = 21,000 (price row 3's second mark) that is
+    c - 39,000.13 against 38,115.03 and 16,335.01: PARTIAL for c in (55,335.14, 77,115.16]; at
+    m = 24,000 (price row 4's first mark) c - 129,000.43 against 39,060.04 and 16,740.01: PARTIAL for
+    c in (145,740.44, 168,060.47].  The round cuts P to 500 and Q to 5,000 contracts (tier 1);
+    at 21,000 the steps realize -25.0001 x 1,300 = -32,500.13 and 0 and pay fees 262.50 and
+    1,250.00, so the balance after them is c - 34,012.63 >= 0: funded; the equity after,
+    c - 40,512.63, is above the tier-1 requirement 472.50 + 2,250 = 2,722.50: the next round's
+    decision is NONE (at 24,000: c - 109,050.43 >= 0 and c - 130,550.43 > 2,790).  The rows: for
+    each of the two price rows, X's cash at the two ends and the middle of its PARTIAL range, one
+    row per fund balance (24 rows); on price row 4 the fall to 0.8 x entry at the second mark
+    liquidates H and, on three of the four fund balances, deleverages X's short on P the round left."""
+
+    # (price row, X's cash in whole units): the rise to 1.05 x entry at the second mark, and the rise to
+    # 1.2 x entry at the first mark followed by the fall to 0.8 x entry (H liquidated, the remainder
+    # deleveraged against the shorts, X's short on P among them); on okx the PARTIAL ranges of X's cash
+    # are (55,335.14, 77,115.16] and (145,740.44, 168,060.47]: each range's two ends and a middle
+    CASH_X_TWO = ((3, 55_336), (3, 66_000), (3, 77_115), (4, 145_741), (4, 157_000), (4, 168_060))
+    GRID = tuple(WideScenario.PRICES[pr] + (fund, cash, WideScenario.ENTRY_Q)
+                 for (pr, cash), fund in itertools.product(CASH_X_TWO, WideScenario.FUNDS))
+    H_ROWS = tuple(range(len(GRID)))
+
+    def __init__(self, profile: Profile, insts: tuple[Instrument, Instrument]) -> None:
+        super().__init__(profile, insts)
+        self.x_size_q = self.q.tier_table.tiers[1].cap + self.q.lot_size  # type: ignore[operator]  # tier 2 has a cap (two_candidate_instruments asks for 3 tiers on Q)
+
+
+def two_candidate_instruments(profile: Profile) -> tuple[Instrument, Instrument] | None:
+    """:func:`wide_instruments` when its Q also has at least 3 tiers (X's Q leg is put at tier 3)."""
+    w = wide_instruments(profile)
+    return w if w is not None and len(w[1].tier_table.tiers) >= 3 else None
+
+
+def _two_candidate_body(ctx: Context) -> Any:
+    sc = TwoCandidateScenario(ctx.profile, two_candidate_instruments(ctx.profile))  # type: ignore[arg-type]  # None only where the obligation does not apply (its `applies` asks two_candidate_instruments)
+    rows = TwoCandidateScenario.H_ROWS
+    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign, assignment, operator]  # a lambda's bound default: the checker cannot type it
+    return prove_by_paths(ctx, sc, rows)
+
+
+obligation("OBL-INV-025h", "wide bounded whole loop with two candidates in one cross partial round (X's P and Q legs "
+           "both at tier 3), through process_event",
+           rules=["INV-025", "TRN-001", "TRN-003", "TRN-004", "LIQ-005", "LIQ-008", "LIQ-009", "ADL-003", "INV-009",
+                  "INV-022"],
+           statement=_STATEMENT,
+           premises=("H long P's tier-2 cap + 1 lot on P (isolated, tier 3, margin 8 % of notional on price row 3, 2 % "
+                     "on price row 4), S short P's tier-1 cap on P (isolated, 10 %), X cross short H's size of P at 19,700 "
+                     "and long Q's tier-2 cap + 1 lot of Q (tier 3) at 1,000 (Q's mark, fixed) sharing one balance, D no "
+                     "position; entries P 20,000 and Q 1,000; H's, S's and D's cash any whole amount >= 0; one bid and one "
+                     "ask level on P of S's size; two mark events on P, the second one second after 16:00 HKT: price row 3 "
+                     "of WideScenario.PRICES (marks 0.95 and 1.05 x entry, bid 0.94, ask 1.06) with X's cash 55,336, 66,000 "
+                     "or 77,115 whole units, price row 4 (marks 1.2 and 0.8 x entry, bid 0.95, ask 1.25) with X's cash "
+                     "145,741, 157,000 or 168,060, each with the fund's opening balance 0, 1,000, 80,000 or 10,000,000 "
+                     "whole units (row constants): rows {rows} of TwoCandidateScenario.GRID").format(
+               rows=", ".join(map(str, TwoCandidateScenario.H_ROWS))),
+           scope=Scope.BOUNDED, limit_seconds=WideScenario.LIMIT, per_instrument=False,
+           applies=lambda p, i: two_candidate_instruments(p) is not None,
+           applies_note="needs two linear instruments in one currency, both with at least 3 tiers, partial liquidation "
+                        "and the drawdown trigger")(
+    _two_candidate_body)

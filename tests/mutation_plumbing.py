@@ -499,7 +499,7 @@ def planted(m: Mutant | None, counter: list[int] | None = None) -> Iterator[None
 # ---------------------------------------------------------------- the scenarios of the obligations
 
 OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e",
-               "OBL-INV-025f", "OBL-INV-025g")
+               "OBL-INV-025f", "OBL-INV-025g", "OBL-INV-025h")
 _APPLICABLE: dict[str, tuple[str, ...]] = {}
 
 
@@ -525,6 +525,8 @@ def scenario(profile: Profile, ob_id: str) -> tuple[Any, tuple[int, ...]]:
         return PW.EventsScenario(profile, PW.wide_instruments(profile)), PW.EventsScenario.EVENT_ROWS
     if ob_id == "OBL-INV-025g":
         return PW.CrossOnlyScenario(profile, PW.wide_instruments(profile)), PW.CrossOnlyScenario.G_ROWS
+    if ob_id == "OBL-INV-025h":
+        return PW.TwoCandidateScenario(profile, PW.two_candidate_instruments(profile)), PW.TwoCandidateScenario.H_ROWS
     sc = PW.WideScenario(profile, PW.wide_instruments(profile))
     return sc, PW.WideScenario.ROWS[ob_id[-1]]
 
