@@ -41,7 +41,7 @@ from typing import Any, Iterable, Sequence
 
 from backstop.reference.errors import BackstopError, InvalidInput
 from backstop.reference.types import Account, MarginMode, Position, Side, exact, money, parse_exact
-from backstop.simulate import TRACE_FORMAT  # the writer and the reader share one format name
+from backstop.simulate_run import TRACE_FORMAT  # the writer and the reader share one format name
 
 __all__ = ["TRACE_FORMAT", "TraceError", "Difference", "CheckResult", "read_trace", "check_trace", "check_lines",
            "register_cli", "cmd_check_trace", "INPUT_TYPES"]
@@ -50,7 +50,7 @@ EXIT_OK, EXIT_DIFFERS, EXIT_INPUT = 0, 1, 2
 INPUT_TYPES = ("state", "mark", "book", "top_up", "withdraw", "settle")
 
 
-class TraceError(Exception):
+class TraceError(BackstopError):
     """The log cannot be read or replayed (exit 2); ``line`` is 1-based (0: the file itself)."""
 
     def __init__(self, line: int, message: str, rule: str = "") -> None:
@@ -300,7 +300,7 @@ def _compare(inp: Line, expected: list[dict[str, Any]], got: list[Line], next_li
 
 def _initial_records(state: Any) -> tuple[Any, ...]:
     """The records of the opening state (its funds' opening top-ups), as ``backstop simulate`` logs them."""
-    from backstop.simulate import _initial_records as opening
+    from backstop.simulate_run import initial_records as opening
     return opening(state)
 
 
