@@ -347,3 +347,33 @@ def test_the_soak_records_validate_against_the_trace_schema_and_it_refuses_what_
     for bad in ({**TOP_UP, "kind": "top up"}, {**TOP_UP, "amount": "1.5"}, {**TOP_UP, "fund": ""},
                 {**TOP_UP, "rules": ["ins-6"]}):
         assert errors(schema, bad, schema) != [], bad
+
+
+# ---------------------------------------------------------------- the README's table is the schema
+
+def _readme_rows() -> list[list[str]]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Record kinds\n", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `")]
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in rows]
+
+
+def _fields_cell(cell: str) -> dict[str, str]:
+    if cell == "--":
+        return {}
+    return dict(re.fullmatch(r"`(\w+)` (\w+)", part.strip()).groups() for part in cell.split(","))
+
+
+def test_the_readme_lists_every_kind_with_its_fields_and_types():
+    rows = _readme_rows()
+    assert [r[0].strip("`") for r in rows] == [k.value for k in RecordKind]
+    for (kind, source, req, opt), (k, (sreq, sopt)) in zip(rows, RECORD_SCHEMA.items()):
+        assert _fields_cell(req) == {n: t.value for n, t in sreq.items()}, kind
+        assert _fields_cell(opt) == {n: t.value for n, t in sopt.items()}, kind
+        assert (ROOT / "reference" / source.strip("`")).is_file(), source
+    # by hand: the crash example's liquidation deficit (README "Checking an engine's log") has these
+    deficit = dict((r[0].strip("`"), r) for r in rows)["liquidation deficit"]
+    assert _fields_cell(deficit[2]) == {"fund": "text", "amount": "units", "inflow": "units", "paid": "units",
+                                        "uncovered": "units", "settled": "units", "pending": "units",
+                                        "available": "units"}
+    assert _fields_cell(deficit[3]) == {"account": "text", "instrument": "text"}
