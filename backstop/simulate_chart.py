@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from backstop.reference.events import FundKey, Record, fund_key_of
 from backstop.reference.types import format_exact
-from backstop.simulate_run import RunResult, _active_funds, fund_points, is_liquidation
+from backstop.simulate_run import RunResult, active_funds, fund_points, is_liquidation
 
 __all__ = ["chart_svg"]
 
@@ -88,7 +88,7 @@ def chart_svg(res: RunResult, width: int = 960) -> str:
         panels.append(C.Panel(f"mark price {iid}", f"mark price ({unit})", (C.Line("mark price", tuple(pts)),),
                               markers(recs, pts)))
     view = profile.adl.balance_view.value
-    for fid in _active_funds(res):
+    for fid in active_funds(res):
         key = FundKey.parse(fid)
         dec = profile.currencies[key.currency].decimals
         scale = Fraction(1, 10 ** dec)

@@ -35,7 +35,7 @@ from backstop.scenario import EVENT_TYPES, EventSpec, Scenario
 
 __all__ = ["initial_state", "step_event", "RunResult", "run_scenario", "write_outputs", "trace_lines", "log_header",
            "TRACE_FORMAT", "EVENTS_FORMAT", "LIQUIDATION_KINDS", "is_liquidation", "fund_ids_of", "fund_points",
-           "summary", "final_state_json", "fund_csv", "initial_records"]
+           "summary", "final_state_json", "fund_csv", "initial_records", "active_funds"]
 
 LIQUIDATION_KINDS = ("partial liquidation", "full liquidation")
 
@@ -225,7 +225,7 @@ def fund_points(res: RunResult, fund: str, view: str | None = None) -> tuple[Any
     return fundbook.balance_history(res.state.funds, fund, view)
 
 
-def _active_funds(res: RunResult) -> list[str]:
+def active_funds(res: RunResult) -> list[str]:
     """Funds that hold money or had any movement (the others stay out of the CSVs and the chart)."""
     out = []
     for fid in fund_ids_of(res):
@@ -238,7 +238,7 @@ def summary(res: RunResult) -> dict[str, Any]:
     from backstop.reference import fundbook
     scn, st = res.scenario, res.state
     funds = {}
-    for fid in _active_funds(res):
+    for fid in active_funds(res):
         key = FundKey.parse(fid)
         dec = scn.profile.currencies[key.currency].decimals
         pts = fund_points(res, fid, "settled_plus_pending")
@@ -293,7 +293,7 @@ def write_outputs(res: RunResult, out: str | Path) -> list[Path]:
         ("trace.jsonl", "".join(_json_obj_line(d) + "\n" for d in trace_lines(res))),
         ("final_state.json", json.dumps(final_state_json(res), indent=2, ensure_ascii=False) + "\n"),
     ]
-    for fid in _active_funds(res):
+    for fid in active_funds(res):
         files.append((f"fund_{fid.replace('/', '_')}.csv", fund_csv(res, fid)))
     files.append(("chart.svg", chart_svg(res)))
     paths = []

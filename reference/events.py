@@ -113,7 +113,7 @@ class Record:
 
 # ================================================================ record kinds and their fields
 
-class RecordKind(str, enum.Enum):
+class RecordKind(enum.StrEnum):
     """Every kind of :class:`Record` the reference emits (``Record.kind`` holds the value)."""
 
     # reference/step.py: marks, liquidation, the engine, ADL
@@ -144,7 +144,7 @@ class RecordKind(str, enum.Enum):
     OVERLOSS_LOSS = "overloss loss"
 
 
-class FieldType(str, enum.Enum):
+class FieldType(enum.StrEnum):
     """The type of a field in a record's JSON form (:meth:`Record.to_json`)."""
 
     TIME = "time"          # ms since the epoch (UTC), a JSON integer

@@ -377,3 +377,14 @@ def test_the_readme_lists_every_kind_with_its_fields_and_types():
                                         "uncovered": "units", "settled": "units", "pending": "units",
                                         "available": "units"}
     assert _fields_cell(deficit[3]) == {"account": "text", "instrument": "text"}
+
+
+def test_the_kinds_the_readers_name_are_record_kinds():
+    """history's flows and settlements and simulate's liquidation kinds are kinds of the enum (a
+    renamed kind would silently drop out of a fund's history otherwise)."""
+    from backstop import history as H
+    from backstop.simulate_run import LIQUIDATION_KINDS
+    named = set(H.FLOW_KINDS) | set(H.SETTLEMENT_KINDS) | set(LIQUIDATION_KINDS)
+    assert named <= {k.value for k in RecordKind}
+    assert len(named) == 11                       # 7 flows, 2 settlements, 2 liquidation kinds (by hand)
+    assert str(RecordKind.TOP_UP) == "top-up" and RecordKind("adl") is RecordKind.ADL
