@@ -25,7 +25,7 @@ from backstop.reference.errors import InvalidInput
 from backstop.reference.types import BusinessLine, Instrument, format_exact
 
 __all__ = ["FundKey", "fund_key_of", "BalancePoint", "Record", "RecordKind", "FieldType", "RECORD_SCHEMA",
-           "COMMON_FIELDS", "check_record"]
+           "COMMON_FIELDS", "check_record", "MAX_EXACT_CHARS"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -215,6 +215,8 @@ RECORD_SCHEMA: dict[RecordKind, tuple[dict[str, FieldType], dict[str, FieldType]
 del T
 
 _RULE_ID = re.compile(r"[A-Z]{3}-[0-9]{3}[a-z]?")
+_EXACT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:/([0-9]+))?")   # ASCII digits only
+MAX_EXACT_CHARS = 4000   # an exact number in a record, as text
 
 
 def _check_value(f: str, v: Any, ty: FieldType) -> Any:
@@ -231,9 +233,17 @@ def _check_value(f: str, v: Any, ty: FieldType) -> Any:
             raise InvalidInput(f, v, "a non-empty list of rule IDs such as 'LIQ-004'")
         return v
     if ty is FieldType.EXACT:
+        # the syntax of format_exact (and of the trace schema's "exact"), without the 60-digit bound
+        # of an input number: a record's exact number is the reference's own result and may be longer
+        # (an inverse contract's pnl over several fills: 66 digits seen in a soak); the bound here
+        # keeps every part below Python's int-string limit (4,300 digits)
         if not isinstance(v, str):
             raise InvalidInput(f, v, "an exact number, as a string")
-        RD.number(f, v)
+        if len(v) > MAX_EXACT_CHARS:
+            raise InvalidInput(f, RD.shorten(v), f"an exact number of at most {MAX_EXACT_CHARS} characters")
+        m = _EXACT.fullmatch(v)
+        if m is None or (m.group(1) is not None and not m.group(1).strip("0")):
+            raise InvalidInput(f, v, "an exact number, as a decimal or p/q string such as '29984.5' or '85000/3'")
         return v
     what = "a whole number of smallest units, as a string" if ty is FieldType.UNITS else "a whole number, as a string"
     if not isinstance(v, str):

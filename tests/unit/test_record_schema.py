@@ -188,6 +188,30 @@ def test_exact_fields_take_decimals_and_fractions_bool_fields_only_booleans():
     assert ei.value.field == "active"
 
 
+LONG_PNL = "3160022464266926920545600329270576095/10317855982880600121728881953"   # 66 digits
+# an engine close of a soak (seed 7, episode among the first 40): the pnl of an inverse contract
+# closed over several fills is a fraction past the 60-digit bound of an input number
+CLOSE = {"kind": "engine close", "time_ms": 1795766399000, "account": "a1", "instrument": "BTC-USD-SWAP",
+         "fund": "perpetual_futures/BTC-USD/BTC", "why": "full", "filled": "3", "takeover_price": "30123.4",
+         "pnl": LONG_PNL, "result": "-5", "fee": "0", "to_fund": "-5", "venue": "0", "dust": "1/7",
+         "rules": ["ENG-002", "ENG-003", "ENG-004", "ENG-005"]}
+
+
+def test_a_records_exact_number_may_pass_the_input_bound_but_not_the_int_string_limit():
+    assert sum(c.isdigit() for c in LONG_PNL) == 66
+    assert check_record(dict(CLOSE))["pnl"] == LONG_PNL
+    for bad, reason in (("1" * 4001, "at most 4000 characters"), ("1/0", "decimal or p/q"),
+                        ("\u0661\u0660", "decimal or p/q"), ("1e3", "decimal or p/q"), (" 1", "decimal or p/q"),
+                        ("", "decimal or p/q")):
+        with pytest.raises(InvalidInput) as ei:
+            check_record({**CLOSE, "pnl": bad})
+        assert ei.value.field == "pnl" and reason in ei.value.reason, (bad, ei.value)
+    # money stays within the input bound (a whole number of smallest units of 61 digits is refused)
+    with pytest.raises(InvalidInput) as ei:
+        check_record({**CLOSE, "fee": "1" + "0" * 60})
+    assert ei.value.field == "fee" and "more than 60 digits" in ei.value.reason
+
+
 # ---------------------------------------------------------------- fund-history refuses with exit 2 and the line
 
 @pytest.fixture(scope="module")
@@ -213,6 +237,9 @@ def _with(lines: list[str], n: int, change) -> list[str]:
 
 def test_fund_history_reads_the_log_as_written(tmp_path, crash_log, capsys):
     rc, err = _fund_history(tmp_path, crash_log, capsys)
+    assert (rc, err) == (0, "")
+    # and with a record whose exact number is past the input bound (the reference wrote such pnl)
+    rc, err = _fund_history(tmp_path, crash_log + [json.dumps({**CLOSE, "time_ms": 1767700000000})], capsys)
     assert (rc, err) == (0, "")
 
 
