@@ -25,7 +25,7 @@ record: a *different* record, a *missing* one (the reference emits a record the 
 *extra* one (the log has a record the reference does not emit).
 
 Exit codes: 0 consistent, 1 differs, 2 the log could not be read (not JSON, a line without kind or
-time_ms, no header, an unknown profile, decimals that are not the profile's, an input that the
+time_ms, an output of an unknown kind or with a field not of its kind's type, no header, an unknown profile, decimals that are not the profile's, an input that the
 reference refuses) -- each error names the line.
 """
 
@@ -41,7 +41,7 @@ from typing import Any, Iterable, Sequence
 
 from backstop.reference.errors import BackstopError, InvalidInput
 from backstop.reference.types import Account, MarginMode, Position, Side, exact, money, parse_exact
-from backstop.simulate import TRACE_FORMAT  # the writer and the reader share one format name
+from backstop.simulate_run import TRACE_FORMAT  # the writer and the reader share one format name
 
 __all__ = ["TRACE_FORMAT", "TraceError", "Difference", "CheckResult", "read_trace", "check_trace", "check_lines",
            "register_cli", "cmd_check_trace", "INPUT_TYPES"]
@@ -50,7 +50,7 @@ EXIT_OK, EXIT_DIFFERS, EXIT_INPUT = 0, 1, 2
 INPUT_TYPES = ("state", "mark", "book", "top_up", "withdraw", "settle")
 
 
-class TraceError(Exception):
+class TraceError(BackstopError):
     """The log cannot be read or replayed (exit 2); ``line`` is 1-based (0: the file itself)."""
 
     def __init__(self, line: int, message: str, rule: str = "") -> None:
@@ -300,7 +300,7 @@ def _compare(inp: Line, expected: list[dict[str, Any]], got: list[Line], next_li
 
 def _initial_records(state: Any) -> tuple[Any, ...]:
     """The records of the opening state (its funds' opening top-ups), as ``backstop simulate`` logs them."""
-    from backstop.simulate import _initial_records as opening
+    from backstop.simulate_run import initial_records as opening
     return opening(state)
 
 
@@ -335,7 +335,24 @@ def _header(lines: list[Line], profile_arg: str | None) -> tuple[Any, Any]:
     outs = h.obj.get("outputs")
     if outs is not None and (not isinstance(outs, list) or not all(isinstance(x, str) for x in outs)):
         raise TraceError(h.number, "outputs: a list of the record kinds the log carries")
+    from backstop.reference.events import RecordKind
+    unknown = sorted(set(outs or ()) - {k.value for k in RecordKind})
+    if unknown:
+        raise TraceError(h.number, f"outputs: {unknown[0]!r} is not a record kind (README 'Record kinds' lists them)")
     return profile, (set(outs) if outs is not None else None)
+
+
+def _check_output(ln: Line) -> None:
+    """An output line is a record of a known kind whose fields have their kind's types
+    (``backstop.reference.events.check_record``, not ``complete``: a missing or an extra field is a
+    difference, found by the comparison)."""
+    from backstop.reference.events import check_record
+    try:
+        check_record(ln.obj, complete=False)
+    except InvalidInput as e:
+        from backstop.reference.read import shorten
+        got = f" (got {shorten(e.value)})" if e.value is not None else ""
+        raise TraceError(ln.number, f"{e.field}: {e.reason}{got}", e.rule) from None
 
 
 def check_lines(lines: list[Line], profile_arg: str | None = None) -> CheckResult:
@@ -355,6 +372,7 @@ def check_lines(lines: list[Line], profile_arg: str | None = None) -> CheckResul
         elif ln.obj.get("kind") == "log":
             raise TraceError(ln.number, "a second header line")
         else:
+            _check_output(ln)
             groups[-1][1].append(ln)
     state: Any = None  # the opening state from the first group on (the checker cannot follow n == 0)
     for n, (inp, outs) in enumerate(groups):

@@ -197,7 +197,7 @@ def seed_cases() -> list[Case]:
     return cases
 
 
-class VectorError(Exception):
+class VectorError(BackstopError):
     """The vectors directory cannot be read (exit 2)."""
 
 
@@ -258,8 +258,8 @@ def _index_paths(index: Path) -> set[str] | None:
 
 # ================================================================ the implementation
 
-class CannotStart(Exception):
-    pass
+class CannotStart(BackstopError):
+    """The foreign implementation cannot be started or stopped answering (exit 2)."""
 
 
 class Implementation:

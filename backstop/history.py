@@ -59,15 +59,6 @@ def _int(v: Any) -> int:
     raise ValueError(f"not an integer amount: {v!r}")
 
 
-# The fields of a record (``Record.to_json``): these hold text, these booleans, ``rules`` a list of
-# rule IDs, ``time_ms`` the time; every other field an exact number as a string (spec/99-sources.md
-# C66), and those a fund's history adds up a whole number of smallest units.
-TEXT_FIELDS = frozenset({"kind", "account", "instrument", "fund", "action", "currency", "margin_mode", "message",
-                         "receiver", "side", "type", "why"})
-BOOL_FIELDS = frozenset({"active", "bankruptcy_price_exists", "drawdown", "in_adl_state"})
-UNIT_FIELDS = frozenset({"amount", "available", "settled", "pending", "inflow", "paid", "net", "window", "balance"})
-
-
 @dataclass(frozen=True)
 class LogHeader:
     """The first line of an event log written by backstop: the profile and its currencies' decimals."""
@@ -77,37 +68,20 @@ class LogHeader:
 
 
 def _record(where: str, obj: Any) -> dict[str, Any]:
-    """One record line, every field checked (an error names ``where: field``)."""
+    """One line of the log, checked (an error names ``where: field``): a record against the schema
+    of its kind (:func:`~backstop.reference.events.check_record`: a known kind, its required fields,
+    no others, each of its type); the header (``kind`` ``"log"``, read by :func:`_header`) and the
+    inputs of a ``trace.jsonl`` (``kind`` ``"input"``, checked by ``backstop check-trace``) by their
+    kind and time only."""
     from backstop.reference import read as RD
     from backstop.reference.errors import InvalidInput
-    if not isinstance(obj, dict):
-        raise InvalidInput(where, obj, "a record is a JSON object with 'kind' and 'time_ms'")
-    for k in ("kind", "time_ms"):
-        if k not in obj:
-            raise InvalidInput(f"{where}: {k}", None, "is required")
-    obj["time_ms"] = RD.time_ms(f"{where}: time_ms", obj["time_ms"])
-    for k, v in obj.items():
-        f = f"{where}: {k}"
-        if k == "time_ms":
-            continue
-        if k in TEXT_FIELDS:
-            RD.string(f, v, what="must be a non-empty string")
-        elif k in BOOL_FIELDS:
-            RD.boolean(f, v)
-        elif k == "rules":
-            if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-                raise InvalidInput(f, v, "a list of rule IDs")
-        elif obj["kind"] in ("log", "input"):
-            continue  # the header and trace inputs: read below / by check-trace
-        elif k in UNIT_FIELDS:
-            if not isinstance(v, str):
-                raise InvalidInput(f, v, "a whole number of smallest units, as a string")
-            RD.integer(f, v, strings=True)
-        else:
-            if not isinstance(v, str):
-                raise InvalidInput(f, v, "an exact number, as a string")
-            RD.number(f, v)
-    return obj
+    from backstop.reference.events import check_record
+    if isinstance(obj, dict) and obj.get("kind") in ("log", "input"):
+        if "time_ms" not in obj:
+            raise InvalidInput(f"{where}: time_ms", None, "is required")
+        obj["time_ms"] = RD.time_ms(f"{where}: time_ms", obj["time_ms"])
+        return obj
+    return check_record(obj, where)
 
 
 def _header(where: str, obj: dict[str, Any], n: int) -> LogHeader:

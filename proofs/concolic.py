@@ -40,12 +40,13 @@ import z3
 
 from backstop.proofs import cache as _cache
 from backstop.reference import num
+from backstop.reference.errors import BackstopError
 
 __all__ = ["SymInt", "SymFrac", "SymBool", "HarnessError", "concolic", "concolic_rules", "sym", "concrete_of", "shadow_of",
            "leaves", "Path", "explore", "check_replay"]
 
 
-class HarnessError(Exception):
+class HarnessError(BackstopError):
     """The concolic run disagrees with itself (a value escaped its shadow, or the concrete and the
     symbolic interpretation of a rule function returned different shapes).  Never a pass."""
 

@@ -18,13 +18,14 @@ from typing import Any, Callable, Iterable
 import z3
 
 from backstop.reference import num
+from backstop.reference.errors import BackstopError
 from backstop.reference.profile import MarginRules, Profile
 from backstop.reference.types import Instrument, PositionTerms
 
 __all__ = ["Scope", "Expect", "Obligation", "Instance", "Context", "Inconclusive", "REGISTRY", "obligation", "instances"]
 
 
-class Inconclusive(Exception):
+class Inconclusive(BackstopError):
     """Raised by a body that could not finish building its claim (a path exploration that ran out
     of time or paths): the verdict is ``unknown``, which is never a pass."""
 

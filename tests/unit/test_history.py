@@ -105,5 +105,6 @@ def test_INS_010_cli_standalone(log, tmp_path, capsys):
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["fund"] == PERP.id
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"kind": "x", "time_ms": 1}\nnot json\n')
+    bad.write_text('{"kind": "mark", "time_ms": 1, "instrument": "BTC-USDT-SWAP", "price": "100", "rules": ["MRG-002"]}\n'
+                   'not json\n')
     assert main(["fund-history", str(bad)]) == 2 and f"{bad}:2: not valid JSON" in capsys.readouterr().err
