@@ -14,6 +14,12 @@ changes any state: all checks run before anything is built.
      |    +-- UnknownInstrument a position or request names an instrument the profile lacks
      |    +-- OutOfTierRange    a position larger than the last tier of its table
      +-- ProfileError           a venue profile failed validation on load (names the field path)
+
+Outside ``reference/``, every other error of the package derives from :class:`BackstopError` too
+(``tests/unit/test_error_base.py`` walks every module): ``backstop.checktrace.TraceError`` (a log
+that cannot be read), ``backstop.conform.VectorError`` and ``CannotStart`` (a vector file, an
+implementation that does not start), ``backstop.proofs.concolic.HarnessError`` (a value escaped
+its Z3 term: fail closed) and ``backstop.proofs.registry.Inconclusive`` (a proof that decided nothing).
 """
 
 from __future__ import annotations

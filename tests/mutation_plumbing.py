@@ -100,7 +100,7 @@ VARIANTS: dict[str, str] = {
 # was not proved when the table was run, and a claim the original does not keep cannot judge a mutant)
 VARIANT_JUDGES: dict[str, tuple[str, ...]] = {
     "okx+bpfee": ("OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e", "OBL-INV-025f",
-                  "OBL-INV-025g"),
+                  "OBL-INV-025g", "OBL-INV-025h"),
 }
 
 
@@ -554,7 +554,7 @@ def _cache_path(profile: Profile) -> Path:
     h = hashlib.sha256()
     for mod in (S, FB):
         h.update(inspect.getsource(mod).encode())
-    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario, PW.CrossOnlyScenario):
+    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario, PW.CrossOnlyScenario, PW.TwoCandidateScenario):
         for name in ("__init__", "declare", "run", "no_mark_instrument", "extra_accounts"):
             if name in vars(sc):
                 h.update(inspect.getsource(getattr(sc, name)).encode())
@@ -566,7 +566,7 @@ def _cache_path(profile: Profile) -> Path:
 
 # the wide scenario's concolic runs are slow (minutes per row on a loaded machine): its witness
 # sets may stop early ("timeout"); they are then a sample of its paths, and say so
-ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75,
+ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025h": 30, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75,
                "OBL-INV-025e": 75, "OBL-INV-025f": 75,
                "OBL-INV-025g": 75}
 

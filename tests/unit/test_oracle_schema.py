@@ -90,7 +90,7 @@ def documented_requests() -> list[tuple[str, dict]]:
     out = [(f.name, json.loads(f.read_text(encoding="utf-8"))) for f in sorted((ROOT / "examples").glob("eval-*.json"))]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     i = readme.index("## JSON formats for eval")
-    out.append(("README request", json.loads(re.search(r"### Request\s*```json\n(.*?)```", readme[i:], re.S).group(1))))
+    out.append(("README request", json.loads(re.search(r"### Request\s*(?:<!--.*?-->\s*)?```json\n(.*?)```", readme[i:], re.S).group(1))))
     for file, req, _ in re.findall(r"<!-- eval-example: (\S+) -->\s*```json\n(.*?)```\s*```json\n(.*?)```", readme, re.S):
         out.append((f"README {file}", json.loads(req)))
     return out
