@@ -67,16 +67,15 @@ DEFAULT = (
     ("_engine_walk", "swap", "Book(new_levels, book.asks)", ""),  # the consumed bids replace the asks
 )
 
-# Why a mutant is not killed.  The kills are those of the whole table's run on main of 2026-12-01 13:19 UTC
-# (step.py with LIQ-007's close fee; survivors re-judged on okx with OBL-INV-025f and -025g, on binance's
+# Why a mutant is not killed.  The whole table re-run on main of 2026-12-01 18:47 UTC (okx, 444 s wall with
+# --no-prove-same --no-equivalence, the machine shared; then each FALLBACK mutant on its profile: binance's
 # OBL-INV-024 for the engine fee, okx+capped for ENG-004's surplus return, okx+bpfee for the fee to close a
-# full liquidation); of the functions it mutated only _hand_over_full changed since (syntax trees compared).  Of 292
-# mutants: 195 killed, 18 equivalent -- every one PROVED so at its site by Z3
-# (:func:`mutation_plumbing.proved_equivalent`: a commuting swap, a premised comparison, a premise an
-# obligation of its own proves, or a premise read from step.py's calls), none argued -- 20 holes (below,
-# each with its reason) and 59 errors (a mutant whose screen crashes process_event; not in the denominator):
-# 195 of 215 non-equivalent mutants killed, 90.7 % (ONE_CANDIDATE killed since by OBL-INV-025h, the
-# two-candidate domain; _hand_over_full, changed by LIQ-009's under-water rule, re-judged on 2026-12-01 18:40).
+# full liquidation, 2 minutes in all).  Of 292 mutants: 196 killed (each by a confirmed counterexample of
+# OBL-INV-024 or OBL-INV-025a-h), 18 equivalent -- every one PROVED so at its site by Z3
+# (:func:`mutation_plumbing.proved_equivalent`: a commuting swap, a swap into a symmetric callee, a premised
+# comparison, a premise an obligation of its own proves, or a premise read from step.py's calls), none
+# argued -- 20 holes (below, each with its reason) and 58 errors (a mutant whose screen crashes
+# process_event; not in the denominator): 196 of 216 non-equivalent mutants killed, 90.7 %.
 WHY: dict[str, str] = {
     # equivalent, proved by Z3 at the mutated site (mutation_plumbing.proved_equivalent)
     'COMMUTES': 'equivalent, proved by Z3 at the call site: the rule function returns the same term with the two pure arguments swapped, for all values (a sum such as balance + realized - fee, an or of the two ADL-002 terms, an and of negations)',
