@@ -401,7 +401,16 @@ def check_transition(before: Any, event: Any, after: Any, records: Iterable[Any]
                                      p.adl.balance_view.value, after.time_ms, p.adl.drawdown_fraction, window_ms)
         tb_all, tb_any = all(tb), any(tb)
         open_rem = [r for r in after.remainders if fids[r.instrument][0] == fid]
-        ta_end = any(uncovered_units(inst, r.sign, r.size, r.price, marks[r.instrument], available) > 0
+        # Trigger (a) is judged at each remainder's own check, with the fund's available balance at that
+        # moment (TRN-006; spec/99-sources.md C70), not with the balance the event ends with: a later
+        # remainder's retry fills in the same check may spend what an earlier, covered one would need.
+        # The balance at a remainder's check is unknown here, but it is at most the highest available
+        # balance the fund showed during the event (before it, or in any of its records), and a deficit
+        # beyond even that one was beyond the fund at the remainder's check: then (a) must have held.
+        b_settled, b_pending, _ = _fund_balances(before)[fid]
+        highest = max([b_settled + b_pending, available]
+                      + [r.get("available") for r in records if r.fund == fid and r.get("available") is not None])
+        ta_end = any(uncovered_units(inst, r.sign, r.size, r.price, marks[r.instrument], highest) > 0
                      for r in open_rem if r.instrument == event.instrument)
         prices = {r.id: r.price for r in before.remainders}
         prices.update({r.get("remainder_id"): r.get("takeover_price") for r in records if r.kind == "bankrupt remainder"})
