@@ -579,13 +579,18 @@ class EventsScenario(WideScenario):
         return out
 
 
-def _wide_body(group: str) -> Any:
+def _rows_body(cls: Any, pick: Callable[[Profile], Any], rows: tuple[int, ...]) -> Callable[[Context], Any]:
+    """The body of a sub-domain obligation: ``cls``'s scenario on the instruments ``pick`` finds, its
+    ``rows`` only, every path explored (:func:`backstop.proofs.loop.prove_by_paths`)."""
     def body(ctx: Context) -> Any:
-        sc = WideScenario(ctx.profile, wide_instruments(ctx.profile))  # type: ignore[arg-type]  # None only where the obligation does not apply (its `applies` asks wide_instruments)
-        rows = WideScenario.ROWS[group]
-        sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign, assignment, operator]  # a lambda's bound default: the checker cannot type it
+        sc = cls(ctx.profile, pick(ctx.profile))  # None only where the obligation does not apply (its `applies` asks pick)
+        sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # a lambda's bound default: the checker cannot type it
         return prove_by_paths(ctx, sc, rows)
     return body
+
+
+def _wide_body(group: str) -> Any:
+    return _rows_body(WideScenario, wide_instruments, WideScenario.ROWS[group])
 
 
 _PREMISES = ("H long {h} on P (isolated, tier 3: one lot above the tier-2 cap; margin 2 % or 8 % of notional), S short "
@@ -622,11 +627,7 @@ for _group, _rows in WideScenario.ROWS.items():
         _wide_body(_group))
 
 
-def _cross_only_body(ctx: Context) -> Any:
-    sc = CrossOnlyScenario(ctx.profile, wide_instruments(ctx.profile))  # type: ignore[arg-type]  # None only where the obligation does not apply (its `applies` asks wide_instruments)
-    rows = CrossOnlyScenario.G_ROWS
-    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign, assignment, operator]  # a lambda's bound default: the checker cannot type it
-    return prove_by_paths(ctx, sc, rows)
+_cross_only_body = _rows_body(CrossOnlyScenario, wide_instruments, CrossOnlyScenario.G_ROWS)
 
 
 obligation("OBL-INV-025g", "wide bounded whole loop with a second cross account holding only P, through process_event",
@@ -641,11 +642,7 @@ obligation("OBL-INV-025g", "wide bounded whole loop with a second cross account 
     _cross_only_body)
 
 
-def _events_body(ctx: Context) -> Any:
-    sc = EventsScenario(ctx.profile, wide_instruments(ctx.profile))  # type: ignore[arg-type]  # None only where the obligation does not apply (its `applies` asks wide_instruments)
-    rows = EventsScenario.EVENT_ROWS
-    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign, assignment, operator]  # a lambda's bound default: the checker cannot type it
-    return prove_by_paths(ctx, sc, rows)
+_events_body = _rows_body(EventsScenario, wide_instruments, EventsScenario.EVENT_ROWS)
 
 
 obligation("OBL-INV-025e", "wide bounded whole loop with a book event, a top-up and a withdrawal between the marks, "
@@ -708,11 +705,7 @@ def two_candidate_instruments(profile: Profile) -> tuple[Instrument, Instrument]
     return w if w is not None and len(w[1].tier_table.tiers) >= 3 else None
 
 
-def _two_candidate_body(ctx: Context) -> Any:
-    sc = TwoCandidateScenario(ctx.profile, two_candidate_instruments(ctx.profile))  # type: ignore[arg-type]  # None only where the obligation does not apply (its `applies` asks two_candidate_instruments)
-    rows = TwoCandidateScenario.H_ROWS
-    sc.declare = (lambda c, _d=sc.declare: _d(c, rows))  # type: ignore[method-assign, assignment, operator]  # a lambda's bound default: the checker cannot type it
-    return prove_by_paths(ctx, sc, rows)
+_two_candidate_body = _rows_body(TwoCandidateScenario, two_candidate_instruments, TwoCandidateScenario.H_ROWS)
 
 
 obligation("OBL-INV-025h", "wide bounded whole loop with two candidates in one cross partial round (X's P and Q legs "

@@ -959,24 +959,34 @@ def _node(m: Mutant) -> ast.AST:
     return list(ast.walk(fdef))[m.site]
 
 
+def _swapped_rule_call(m: Mutant) -> tuple[ast.Call, Any, Any, str]:
+    """The call a swap mutant changes, when it is ``R.X.f(...)`` with positional arguments whose two
+    swapped ones are pure reads: (the call, the rule function ``f``, its ``R.X.f`` attribute node, why
+    not -- empty when it is)."""
+    from backstop.reference.rules import RULES
+    n = _node(m)
+    if m.op != "swap" or not isinstance(n, ast.Call):
+        return n, None, None, "not a swap of call arguments"  # type: ignore[return-value]
+    f = n.func
+    if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) and isinstance(f.value.value, ast.Name)
+            and f.value.value.id == "R") or n.keywords:
+        return n, None, None, "not a positional call of a rule function through R"
+    k = m.variant
+    if not (_pure(n.args[k]) and _pure(n.args[k + 1])):
+        return n, None, None, "a swapped argument is not a pure read"
+    return n, getattr(getattr(RULES, f.value.attr), f.attr), f, ""
+
+
 def swap_commutes(m: Mutant) -> tuple[bool | None, str]:
     """A swap of two pure arguments of a rule function called through the rules namespace
     (``R.T.f(a, b, c)``): equivalent when Z3 proves ``f`` returns the same term with the two swapped
     for every value of every argument (all real, or all Boolean: a superset of what the plumbing
     passes).  (True, how) when proved; (None, why not) when the call is not of that form or the
     solver does not prove it; (False, ...) when it finds arguments that tell the two apart."""
-    from backstop.reference.rules import RULES
-    n = _node(m)
-    if m.op != "swap" or not isinstance(n, ast.Call):
-        return None, "not a swap of call arguments"
-    f = n.func
-    if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) and isinstance(f.value.value, ast.Name)
-            and f.value.value.id == "R") or n.keywords:
-        return None, "not a positional call of a rule function through R"
+    n, fn, f, why = _swapped_rule_call(m)
+    if why:
+        return None, why
     k = m.variant
-    if not (_pure(n.args[k]) and _pure(n.args[k + 1])):
-        return None, "a swapped argument is not a pure read"
-    fn = getattr(getattr(RULES, f.value.attr), f.attr)
     arity = len(n.args)
     for sort, make in (("real", z3.Real), ("Boolean", z3.Bool)):
         xs = [make(f"x{i}") for i in range(arity)]
@@ -1009,18 +1019,10 @@ def swap_flows_into_symmetric(m: Mutant) -> tuple[bool | None, str]:
     the two only through ``g``, whose value the swap does not change."""
     import inspect
     import textwrap
-    from backstop.reference.rules import RULES
-    n = _node(m)
-    if m.op != "swap" or not isinstance(n, ast.Call):
-        return None, "not a swap of call arguments"
-    f = n.func
-    if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) and isinstance(f.value.value, ast.Name)
-            and f.value.value.id == "R") or n.keywords:
-        return None, "not a positional call of a rule function through R"
+    n, fn, f, why = _swapped_rule_call(m)
+    if why:
+        return None, why
     k = m.variant
-    if not (_pure(n.args[k]) and _pure(n.args[k + 1])):
-        return None, "a swapped argument is not a pure read"
-    fn = getattr(getattr(RULES, f.value.attr), f.attr)
     fdef = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
     if not isinstance(fdef, ast.FunctionDef) or fdef.args.vararg or fdef.args.kwonlyargs or len(fdef.args.args) != len(n.args):
         return None, "the rule function's parameters are not plain positional ones"
