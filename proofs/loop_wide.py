@@ -227,6 +227,14 @@ class WideScenario:
                         terms = shadow_of(pos.terms()) if symbolic else pos.terms()
                         parts.append(L.decide_action(p, prof.margin, prof.liquidation, terms, val(mark)) == L.NONE)
                 group = [q for q in acct.positions if q.margin_mode is MarginMode.CROSS]
+                on_p = any(q.instrument == p.id for q in before[acct.id].positions)
+                if not on_p and acct.id not in touched:                                 # TRN-001: an event on P moves no one else
+                    was = {(q.instrument, q.side): q for q in before[acct.id].positions}
+                    if {(q.instrument, q.side) for q in acct.positions} != set(was):
+                        return False
+                    parts.append(val(acct.balance(code)) == val(before[acct.id].balance(code)))
+                    parts += [val(q.size) == val(was[(q.instrument, q.side)].size) for q in acct.positions]
+                    continue
                 if group:                                                              # LIQ-008, TRN-008: no cross account left liquidatable
                     marks = dict(state.marks)
                     ips = tuple((prof.instruments[q.instrument], shadow_of(q.terms()) if symbolic else q.terms()) for q in group)
@@ -728,3 +736,38 @@ obligation("OBL-INV-025h", "wide bounded whole loop with two candidates in one c
            applies_note="needs two linear instruments in one currency, both with at least 3 tiers, partial liquidation "
                         "and the drawdown trigger")(
     _two_candidate_body)
+
+
+class QOnlyScenario(WideScenario):
+    """The wide domain with an account Z whose cross group holds only Q (OBL-INV-025i): cross long
+    100,000 lots of Q at 1,100 with no cash, so at Q's fixed mark 1,000 its cross equity is below zero
+    and it is liquidatable from the start.  The events are marks on P only: TRN-001's step 4 takes the
+    cross accounts with a position on P, so nothing of this event may touch Z (the claim: an account
+    with no position on P that ADL did not touch is unchanged), and Z is left liquidatable -- until
+    an event of Q, which this domain has none of (so INV-025's "no cross account left liquidatable"
+    is asserted for the accounts with a position on P, or touched by ADL).  The rows are those of
+    OBL-INV-025g."""
+
+    I_ROWS = CrossOnlyScenario.G_ROWS
+
+    def extra_accounts(self) -> tuple[Account, ...]:
+        return (Account("Z", ((self.code, 0),),
+                        (Position(self.q.id, Side.LONG, self.x_size_q, self.ENTRY_XQ, MarginMode.CROSS, 0),)),)
+
+
+_q_only_body = _rows_body(QOnlyScenario, wide_instruments, QOnlyScenario.I_ROWS)
+
+
+obligation("OBL-INV-025i", "wide bounded whole loop with a liquidatable cross account that holds only Q: an event on P "
+           "leaves it as it is, through process_event",
+           rules=["INV-025", "TRN-001", "TRN-002", "TRN-008", "LIQ-008", "INV-009", "INV-022"],
+           statement=_STATEMENT + "; an account with no position on P that ADL did not touch ends every event with the "
+                     "same balance and positions (TRN-001: step 4 takes the cross accounts with a position on P)",
+           premises=_PREMISES.format(h="tier-2 cap + 1 lot", s="P's tier-1 cap",
+                                     rows=", ".join(map(str, QOnlyScenario.I_ROWS)))
+           + "; and Z: cross, long 100,000 lots of Q at 1,100 (Q's mark 1,000), no cash, no other position: liquidatable "
+             "from the start",
+           scope=Scope.BOUNDED, limit_seconds=WideScenario.LIMIT, per_instrument=False,
+           applies=lambda p, i: wide_instruments(p) is not None,
+           applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
+    _q_only_body)

@@ -100,7 +100,7 @@ VARIANTS: dict[str, str] = {
 # was not proved when the table was run, and a claim the original does not keep cannot judge a mutant)
 VARIANT_JUDGES: dict[str, tuple[str, ...]] = {
     "okx+bpfee": ("OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e", "OBL-INV-025f",
-                  "OBL-INV-025g", "OBL-INV-025h"),
+                  "OBL-INV-025g", "OBL-INV-025h", "OBL-INV-025i"),
 }
 
 
@@ -499,7 +499,7 @@ def planted(m: Mutant | None, counter: list[int] | None = None) -> Iterator[None
 # ---------------------------------------------------------------- the scenarios of the obligations
 
 OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e",
-               "OBL-INV-025f", "OBL-INV-025g", "OBL-INV-025h")
+               "OBL-INV-025f", "OBL-INV-025g", "OBL-INV-025h", "OBL-INV-025i")
 _APPLICABLE: dict[str, tuple[str, ...]] = {}
 
 
@@ -525,6 +525,8 @@ def scenario(profile: Profile, ob_id: str) -> tuple[Any, tuple[int, ...]]:
         return PW.EventsScenario(profile, PW.wide_instruments(profile)), PW.EventsScenario.EVENT_ROWS
     if ob_id == "OBL-INV-025g":
         return PW.CrossOnlyScenario(profile, PW.wide_instruments(profile)), PW.CrossOnlyScenario.G_ROWS
+    if ob_id == "OBL-INV-025i":
+        return PW.QOnlyScenario(profile, PW.wide_instruments(profile)), PW.QOnlyScenario.I_ROWS
     if ob_id == "OBL-INV-025h":
         return PW.TwoCandidateScenario(profile, PW.two_candidate_instruments(profile)), PW.TwoCandidateScenario.H_ROWS
     sc = PW.WideScenario(profile, PW.wide_instruments(profile))
@@ -554,7 +556,7 @@ def _cache_path(profile: Profile) -> Path:
     h = hashlib.sha256()
     for mod in (S, FB):
         h.update(inspect.getsource(mod).encode())
-    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario, PW.CrossOnlyScenario, PW.TwoCandidateScenario):
+    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario, PW.CrossOnlyScenario, PW.TwoCandidateScenario, PW.QOnlyScenario):
         for name in ("__init__", "declare", "run", "no_mark_instrument", "extra_accounts"):
             if name in vars(sc):
                 h.update(inspect.getsource(getattr(sc, name)).encode())
@@ -566,7 +568,7 @@ def _cache_path(profile: Profile) -> Path:
 
 # the wide scenario's concolic runs are slow (minutes per row on a loaded machine): its witness
 # sets may stop early ("timeout"); they are then a sample of its paths, and say so
-ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025h": 30, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75,
+ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025h": 30, "OBL-INV-025i": 30, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75,
                "OBL-INV-025e": 75, "OBL-INV-025f": 75,
                "OBL-INV-025g": 75}
 

@@ -1,5 +1,5 @@
 """Planted bugs in the plumbing (reference/step.py, reference/fundbook.py), judged by the whole-loop
-obligations OBL-INV-024 and OBL-INV-025a-h (-025e: a book event, a top-up and a withdrawal between the
+obligations OBL-INV-024 and OBL-INV-025a-i (-025e: a book event, a top-up and a withdrawal between the
 marks; -025f: a refused cross partial round).
 
 The rule modules have their own kill tables; these bugs sit in the code between the rules -- what
@@ -21,7 +21,7 @@ obligations on a mutant the path attempts did not kill (minutes each); without
 OBL-INV-024 and -025c domains took more than 120 s per mutant on the shared machine);
 ``--profile binance --from TABLE --verdict unreached`` re-judges okx's unreached mutants on
 binance (which charges the engine's liquidation fee); ``--profile okx+capped`` / ``okx+bpfee`` on the
-variants of :data:`mutation_plumbing.VARIANTS` (okx+bpfee judges with its OBL-INV-025a-h only);
+variants of :data:`mutation_plumbing.VARIANTS` (okx+bpfee judges with its OBL-INV-025a-i only);
 ``--obligations ID ...`` restricts the judges; ``--summarize TABLE ...`` merges and prints.
 A survivor of a symmetric rule function's swap, or of a comparison under a stated premise, is proved
 equivalent by Z3 at its site (:func:`mutation_plumbing.proved_equivalent`, checked by a test below).
@@ -70,12 +70,13 @@ DEFAULT = (
 # Why a mutant is not killed.  The whole table re-run on main of 2026-12-01 18:47 UTC (okx, 444 s wall with
 # --no-prove-same --no-equivalence, the machine shared; then each FALLBACK mutant on its profile: binance's
 # OBL-INV-024 for the engine fee, okx+capped for ENG-004's surplus return, okx+bpfee for the fee to close a
-# full liquidation, 2 minutes in all).  Of 292 mutants: 196 killed (each by a confirmed counterexample of
-# OBL-INV-024 or OBL-INV-025a-h), 18 equivalent -- every one PROVED so at its site by Z3
+# full liquidation, 2 minutes in all); the ONE_CROSS mutant since killed by OBL-INV-025i (a cross account holding
+# only Q: an event on P leaves it as it is).  Of 292 mutants: 197 killed (each by a confirmed counterexample of
+# OBL-INV-024 or OBL-INV-025a-i), 18 equivalent -- every one PROVED so at its site by Z3
 # (:func:`mutation_plumbing.proved_equivalent`: a commuting swap, a swap into a symmetric callee, a premised
 # comparison, a premise an obligation of its own proves, or a premise read from step.py's calls), none
-# argued -- 20 holes (below, each with its reason) and 58 errors (a mutant whose screen crashes
-# process_event; not in the denominator): 196 of 216 non-equivalent mutants killed, 90.7 %.
+# argued -- 19 holes (below, each with its reason) and 58 errors (a mutant whose screen crashes
+# process_event; not in the denominator): 197 of 216 non-equivalent mutants killed, 91.2 %.
 WHY: dict[str, str] = {
     # equivalent, proved by Z3 at the mutated site (mutation_plumbing.proved_equivalent)
     'COMMUTES': 'equivalent, proved by Z3 at the call site: the rule function returns the same term with the two pure arguments swapped, for all values (a sum such as balance + realized - fee, an or of the two ADL-002 terms, an and of negations)',
@@ -92,7 +93,6 @@ WHY: dict[str, str] = {
     'FEE_RECORDS': "the engine's fee record is dropped: only binance charges an engine fee, and binance's one whole loop (INV-024) states nothing about records (INV-025's items 10 and 14 would see it, but INV-025 needs partial liquidation and the drawdown trigger: okx only)",
     'INACTIVE_STEP': 'a zero ADL reduction is processed: the position is replaced by an identical one, no money moves',
     'NO_BANKRUPTCY': "the engine-cash branch of LIQ-007 (a takeover without a bankruptcy price) runs on no domain: for an isolated position on a mark-basis profile (okx, binance) it is dead (OBL-LIQ-007: a FULL position at mark basis always has a bankruptcy price, so the cash is 0); on an entry-basis profile (bybit) it needs a position whose margin covers its value, which no domain holds; for a cross takeover it is dead since LIQ-009's under-water rule (C51, issue 13): OBL-LIQ-009d proves that with a balance >= 0 and the cross equity below the summed value every cross takeover is at a bankruptcy price with engine cash 0 (the down-side legs of an account under water are taken over at their marks); the branch, and the 'uncovered deficit' it now records instead of discarding, stay as a guard",
-    'ONE_CROSS': "the `or` takes every account with a cross group, also one holding no position on the event's instrument P: before step 4 of a P mark, Q's mark cannot move and step 3 can only raise that account's balance (ENG-004's surplus return), so an account not liquidatable at the end of the last event is not liquidatable there, and the mutant's extra call decides NONE; the only ways into a P event with such an account liquidatable (an unhealthy start, or the re-check's ADL fill weakening it) already break INV-025's 'no cross account left liquidatable', which the original keeps on every domain -- equivalent on every state that claim allows, but not shown so by the solver: a hole",
     'ONE_POS': 'one position per account and instrument: the lookup finds the same position',
     'RECHECK_IDLE': 'a second pass of step 5 at the same instant finds the same book, budget and triggers: it changes nothing and emits nothing a claim reads on the domain',
     'VIEWS': 'not called by process_event (withdrawable, a view for callers): no whole-loop obligation can judge them; their unit tests do',
@@ -135,7 +135,6 @@ HOLES: dict[str, str] = {
     'step._hand_over_full cond `uncovered > 0` -> `not uncovered > 0`': 'NO_BANKRUPTCY',
     "step._hand_over_full drop `recs.append(Record('uncovered deficit', t, ('LIQ-009', 'INS-004', 'ADL-002'), acct_id, ...` -> `pass`": 'NO_BANKRUPTCY',
     'step._hand_over_partial drop `state = _add_dust(state, inst.settle_currency.code, dust, R)` -> `pass`': 'DUST0',
-    'step.process_cross_accounts bool `group and (not on_instrument or any((q.instrument == inst.id for q in group)))` -> `group or (not on_instrument or any((q.instrument == inst.id for q in group)))`': 'ONE_CROSS',
     'step.process_recheck drop `recs += r` -> `pass` #2': 'RECHECK_IDLE',
     'step.process_recheck drop `return (state, ())` -> `pass`': 'RECHECK_IDLE',
     'fundbook._apply drop `points.append(_point(settle_book, key, st.time_ms, R))` -> `pass`': 'SETTLE_IN_POSTING',
@@ -148,7 +147,7 @@ HOLES: dict[str, str] = {
 # Mutants okx's domains cannot kill, judged where their code runs: binance's OBL-INV-024 (binance charges
 # the engine's liquidation fee, okx none); okx+capped (ENG-004's surplus return: liquidation.fund_share =
 # "capped_by_fee_rate"); okx+bpfee (margin.bankruptcy_includes_close_fee: LIQ-007 books a fee to close a
-# full liquidation, 0 on okx), by its OBL-INV-025a-h only (mutation_plumbing.VARIANT_JUDGES).
+# full liquidation, 0 on okx), by its OBL-INV-025a-i only (mutation_plumbing.VARIANT_JUDGES).
 FALLBACK: dict[str, str] = {
     'step._engine_walk drop `state = dataclasses.replace(state, funds=funds)` -> `pass`': 'binance',
     'step._engine_walk swap `R.T.compute_fund_posting(c.fund_units, c.fee_units, c.venue_units)` -> `R.T.compute_fund_posting(c.fund_units, c.venue_units, c.fee_units)`': 'binance',

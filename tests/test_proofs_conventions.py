@@ -49,7 +49,7 @@ name = "{base}+bpfee"
 bankruptcy_includes_close_fee = true
 '''
 LOOP = ["OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e", "OBL-INV-025f",
-        "OBL-INV-025g", "OBL-INV-025h"]
+        "OBL-INV-025g", "OBL-INV-025h", "OBL-INV-025i"]
 
 
 def _bp_fee_variant(name: str, rate: str | None = None):
