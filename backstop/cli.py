@@ -8,12 +8,14 @@ traceback.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
+
+if TYPE_CHECKING:  # imported when the parser is built (a plain `backstop eval FILE` reads its arguments without it)
+    import argparse
 
 from backstop import __version__
 from backstop.reference.errors import BackstopError, InvalidInput, ProfileError
@@ -29,18 +31,24 @@ def _z3_version() -> str:
     return version
 
 
-class _VersionAction(argparse.Action):
-    """``--version``: like argparse's, but asks z3 for its version only when the option is given
-    (building the parser must not import z3)."""
+def _version_action() -> type[argparse.Action]:
+    """The action of ``--version`` (a class made when the parser is built: argparse is imported then)."""
+    import argparse
 
-    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
-                 default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
-        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+    class _VersionAction(argparse.Action):
+        """``--version``: like argparse's, but asks z3 for its version only when the option is given
+        (building the parser must not import z3)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
-                 option_string: str | None = None) -> None:
-        parser._print_message(f"backstop {__version__} (z3 {_z3_version()})\n", sys.stdout)
-        parser.exit()
+        def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                     default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
+            super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+        def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
+                     option_string: str | None = None) -> None:
+            parser._print_message(f"backstop {__version__} (z3 {_z3_version()})\n", sys.stdout)
+            parser.exit()
+
+    return _VersionAction
 
 
 def _commit() -> str:
@@ -598,11 +606,12 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     """The whole command line; with ``core_only``, only :data:`CORE_COMMANDS` (start-up)."""
+    import argparse
     from backstop.reference.profile import DEFAULT_PROFILE
     ap = argparse.ArgumentParser(
         prog="backstop",
         description="Exchange liquidation rules: exact reference evaluation, Z3 proofs, audit report.")
-    ap.add_argument("--version", action=_VersionAction, help="show program's version number and exit")
+    ap.add_argument("--version", action=_version_action(), help="show program's version number and exit")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -684,13 +693,32 @@ def error_line(e: BaseException) -> str:
     return text if len(text) <= 380 else text[:360] + "..." + text[-12:]
 
 
+def _plain_eval_args(argv: Sequence[str]) -> Any:
+    """The arguments of ``backstop eval [FILE|-] [--jsonl]`` in exactly these plain forms, read
+    without building the parser (issue 14, start-up: building it costs a few ms, and its help
+    formatter imports shutil); the namespace the parser would give.  None for anything else
+    (another command, an option before ``eval``, ``--help``, an abbreviated or repeated option, a
+    FILE that starts with ``-`` or is empty): the parser reads those.  (A SimpleNamespace: argparse
+    is not imported either.)"""
+    if not argv or argv[0] != "eval" or len(argv) > 3:
+        return None
+    rest = [a for a in argv[1:] if a != "--jsonl"]
+    if len(argv) - 1 - len(rest) > 1 or len(rest) > 1 or any(a != "-" and (a[:1] in ("", "-")) for a in rest):
+        return None
+    from types import SimpleNamespace
+    return SimpleNamespace(command="eval", file=rest[0] if rest else "-", jsonl=len(rest) < len(argv) - 1,
+                              func=cmd_eval)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(core_only=_command_word(argv) in CORE_COMMANDS)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, --version, usage errors (argparse already printed them)
-        return e.code if isinstance(e.code, int) else EXIT_INPUT
+    args = _plain_eval_args(argv)
+    if args is None:
+        parser = build_parser(core_only=_command_word(argv) in CORE_COMMANDS)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help, --version, usage errors (argparse already printed them)
+            return e.code if isinstance(e.code, int) else EXIT_INPUT
     try:
         code: int = args.func(args)  # the command's exit status (argparse's Namespace is untyped)
         return code

@@ -415,11 +415,11 @@ def query_fund_window(profile: Profile, key: FundKey, start_ms: int, settled: in
         step = {True: lambda: None, False: lambda: _FUND_STEPS[kind](FD, profile, book, key, amount, time_ms)}[settle_only]()  # type: ignore[no-untyped-call]  # a dict of lambdas (the rule functions' branch-free dispatch): the checker does not type their call
         for name, ok, rule, reason in {True: lambda: ((("time_ms", FD.time_in_order(book.funds[key].clock, time_ms),  # type: ignore[no-untyped-call]  # a dict of lambdas: see above
                                                          "INS-009", "earlier than the last event or settlement of this fund"),)),
-                                       False: lambda: step.checks}[settle_only]():  # type: ignore[union-attr]  # step is None only on a settle, whose branch does not read it
+                                       False: lambda: step.checks}[settle_only]():  # step is None only on a settle, whose branch does not read it
             require(ok, f"{field}.{name}", {"time_ms": time_ms, "amount": amount}.get(name), reason, rule)
         new_book, settlement, inflow, paid, uncovered = {  # type: ignore[no-untyped-call]  # a dict of lambdas: see above
             True: lambda: (lambda r: (r[0], r[2], 0, 0, 0))(FD.settle_fund(rules, book, key, time_ms)),
-            False: lambda: (step.book, step.settlement, step.inflow, step.paid, step.uncovered),  # type: ignore[union-attr]  # step is None only on a settle, whose branch does not read it
+            False: lambda: (step.book, step.settlement, step.inflow, step.paid, step.uncovered),  # step is None only on a settle, whose branch does not read it
         }[settle_only]()
         rule = {True: "INS-008"}.get(settle_only, _FUND_RULES.get(kind, "INS-008"))
         q = _d(
