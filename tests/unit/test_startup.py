@@ -105,6 +105,101 @@ def test_the_other_subcommands_still_run_through_main(capsys):
     assert capsys.readouterr().out == f"backstop {backstop.__version__} (z3 {z3.get_version_string()})\n"
 
 
+# ---------------------------------------------------------------- what a margin eval leaves out
+
+# Imported by other operations or commands, never by a margin eval: the fund book and its journal
+# (fund_window), the engine and the transition rules (engine, transition), the parser (argparse,
+# whose help formatter imports shutil), importlib.resources (the profiles are found by path) and
+# what it brings (tempfile, zipfile).
+NOT_FOR_MARGIN = ["backstop.reference.fund", "backstop.reference.journal", "backstop.reference.engine",
+                  "backstop.reference.transition", "backstop.reference.step", "argparse", "shutil",
+                  "importlib.resources", "tempfile", "zipfile"]
+MARGIN_EXAMPLES = [f for f in EXAMPLES if json.loads(Path(f).read_text()).get("operation", "margin") == "margin"]
+
+_LOADED_AFTER = """
+import contextlib, io, json, sys
+from backstop.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
+    rc = main({argv!r})
+print(json.dumps([rc, len(out.getvalue()), sorted(m for m in {names!r} if m in sys.modules)]))
+"""
+
+
+def _loaded_after(argv: list[str], names: list[str]) -> tuple[int, int, list[str]]:
+    rc, size, loaded = _fresh(_LOADED_AFTER.format(argv=argv, names=names))
+    return rc, size, loaded
+
+
+@pytest.mark.parametrize("form", [[], ["--jsonl"]])
+def test_a_margin_eval_imports_nothing_the_margin_operation_does_not_use(form, tmp_path):
+    assert len(MARGIN_EXAMPLES) >= 3, MARGIN_EXAMPLES   # long, leverage, inverse-short
+    for f in MARGIN_EXAMPLES:
+        request = f
+        if form:   # the request as one line of a --jsonl file
+            request = str(tmp_path / (Path(f).stem + ".jsonl"))
+            Path(request).write_text(json.dumps(json.loads(Path(f).read_text(encoding="utf-8"))) + "\n", encoding="utf-8")
+        rc, size, loaded = _loaded_after(["eval", *form, request], NOT_FOR_MARGIN)
+        assert rc == 0 and size > 50, (f, rc, size)
+        assert loaded == [], f"a margin eval of {Path(f).name} imported {loaded}"
+
+
+@pytest.mark.parametrize("argv, brings", [
+    (["eval", str(ROOT / "examples" / "eval-okx-fund-window.json")], ["backstop.reference.fund", "backstop.reference.journal"]),
+    (["eval", str(ROOT / "examples" / "eval-okx-engine.json")], ["backstop.reference.engine"]),
+    (["eval", str(ROOT / "examples" / "eval-okx-fund-drawdown.json")], ["backstop.reference.transition"]),
+    (["eval", "-h"], ["argparse", "shutil"]),
+    (["eval", "--", str(ROOT / "examples" / "eval-okx-long.json")], ["argparse"]),   # not a plain form: the parser reads it
+    (["profiles"], ["argparse"]),
+])
+def test_the_other_operations_import_what_they_use_when_they_run(argv, brings):
+    """The names above are the real modules (the check cannot pass by a misspelt name): the other
+    operations and the parser import them, and answer."""
+    rc, size, loaded = _loaded_after(argv, NOT_FOR_MARGIN)
+    assert rc == 0 and size > 50, (argv, rc, size)
+    assert set(brings) <= set(loaded), (argv, loaded)
+
+
+def test_importlib_resources_is_the_fallback_of_a_package_off_the_file_system(monkeypatch, tmp_path):
+    """The profiles are found beside the package; where they are not (a zipped install, simulated
+    by pointing the path elsewhere) importlib.resources finds the same files."""
+    from importlib import resources
+
+    from backstop.reference import profile as P
+    shipped = resources.files("backstop.spec").joinpath("profiles")
+    assert Path(os.fspath(P._profiles_dir())).resolve() == Path(os.fspath(shipped)).resolve()
+    names = P.profile_names()
+    assert {"okx", "binance", "bybit"} <= set(names)
+    monkeypatch.setattr(P, "_SHIPPED", tmp_path / "absent")
+    assert P._profiles_dir() == shipped
+    assert P.profile_names() == names and P.load_profile("okx").name == "okx"
+
+
+PLAIN_EVAL_FORMS = [["eval"], ["eval", "req.json"], ["eval", "-"], ["eval", "--jsonl"], ["eval", "--jsonl", "-"],
+                    ["eval", "req.json", "--jsonl"], ["eval", "--jsonl", "a b.json"]]
+PARSER_FORMS = [["eval", "-h"], ["eval", "--help"], ["eval", "--json", "x"], ["eval", "--jsonl", "--jsonl"],
+                ["eval", ""], ["eval", "-x"], ["eval", "a", "b"], ["eval", "--", "x"], ["prove"], ["--version"],
+                [], ["-h", "eval"], ["Eval", "x"]]
+
+
+def test_the_plain_eval_forms_read_as_the_parser_reads_them():
+    from backstop.cli import _plain_eval_args, build_parser
+    parser = build_parser()
+    for argv in PLAIN_EVAL_FORMS:
+        fast = _plain_eval_args(argv)
+        assert fast is not None, argv
+        assert vars(fast) == vars(parser.parse_args(argv)), argv
+    for argv in PARSER_FORMS:
+        assert _plain_eval_args(argv) is None, argv
+
+
+def test_eval_help_and_usage_errors_still_come_from_the_parser(capsys):
+    from backstop.cli import main
+    assert main(["eval", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: backstop eval [-h] [--jsonl] [FILE|-]")
+    assert main(["eval", "a.json", "b.json"]) == 2
+    assert "unrecognized arguments: b.json" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- the symbolic interpretation
 
 def test_symbolic_values_still_work_after_z3_is_imported_late():
