@@ -514,7 +514,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except UnicodeDecodeError:
             raise InvalidInput(args.file, args.file, "not UTF-8 text") from None
         source = args.file
-    resp = evaluate_request(loads(text, source))
+    from backstop.profile_cache import DiskProfiles   # a shipped profile from the disk cache (start-up)
+    resp = evaluate_request(loads(text, source), DiskProfiles())
     sys.stdout.write(dumps(resp))
     return EXIT_OK
 

@@ -14,7 +14,6 @@ import builtins
 import re
 
 import enum
-import tomllib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -386,6 +385,7 @@ def _overlay(data: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]
         raise ProfileError("extends", base_name, f"the name of a shipped profile ({', '.join(profile_names())})")
     if base_name in seen:
         raise ProfileError("extends", base_name, "profiles extend each other in a cycle")
+    import tomllib
     text = _profiles_dir().joinpath(f"{base_name}.toml").read_text(encoding="utf-8")
     base = _overlay(tomllib.loads(text, parse_float=RD.TomlFloat), seen + (base_name,))
     rest = {k: v for k, v in data.items() if k != "extends"}
@@ -396,6 +396,7 @@ _UNDERLYING = re.compile(r"[A-Z0-9]{2,12}-[A-Z0-9]{2,12}")
 
 
 def load_profile_text(text: str, source: str = "<string>") -> Profile:
+    import tomllib  # imported when a profile is read (a profile from the disk cache is not: backstop.profile_cache)
     try:
         data = tomllib.loads(text, parse_float=RD.TomlFloat)
     except tomllib.TOMLDecodeError as e:

@@ -334,6 +334,97 @@ def test_inline_profiles_are_cached_by_their_text_and_an_unhashable_one_is_refus
     assert PC.PROCESS_PROFILES.loads - loads_before == 1
 
 
+# ---------------------------------------------------------------- shipped profiles cached on disk (one eval per process)
+
+_EVAL_ONCE = """
+import contextlib, io, json, sys
+from backstop.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    rc = main(["eval", {f!r}])
+print(json.dumps([rc, out.getvalue(), "tomllib" in sys.modules]))
+"""
+
+
+def test_a_second_eval_takes_the_profile_from_the_disk_cache_and_answers_the_same(tmp_path):
+    """First process: the profile is read (tomllib) and written to the cache; second: read from
+    the cache, no tomllib; both answers byte for byte those of a run without the cache."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    for f in EXAMPLES[:-1] + [str(ROOT / "examples" / "eval-okx-long.json")]:
+        if "transition" in f:
+            continue
+        off = _fresh(_EVAL_ONCE.format(f=f), env={**env, "BACKSTOP_PROFILE_CACHE": "0"})
+        first = _fresh(_EVAL_ONCE.format(f=f), env=env)
+        second = _fresh(_EVAL_ONCE.format(f=f), env=env)
+        assert off[0] == first[0] == second[0] == 0, f
+        assert off[1] == first[1] == second[1] and len(off[1]) > 50, f
+        assert second[2] is False, f"{Path(f).name}: tomllib imported although the profile was cached"
+    assert off[2] is True                        # without the cache the profile is read as TOML
+    assert sorted(p.name for p in (tmp_path / "xdg" / "backstop" / "profiles").iterdir()) == ["okx.pickle"]
+
+
+def _okx_entry(tmp_path, monkeypatch) -> tuple[PC.DiskProfiles, Path]:
+    from backstop.reference.profile import load_profile
+    folder = tmp_path / "profiles"
+    c = PC.DiskProfiles(str(folder))
+    assert "okx" not in c
+    c["okx"] = load_profile("okx")
+    assert c.writes == 1 and (folder / "okx.pickle").is_file()
+    return c, folder
+
+
+def test_the_cached_profile_is_the_loaded_one(tmp_path, monkeypatch):
+    from backstop.reference.profile import load_profile
+    _, folder = _okx_entry(tmp_path, monkeypatch)
+    c = PC.DiskProfiles(str(folder))
+    assert "okx" in c and c.hits == 1
+    got, fresh = c["okx"], load_profile("okx")
+    assert got == fresh and got is not fresh
+    for inst in got.instruments.values():        # the tier tables are shared, as loading makes them
+        assert inst.tier_table is got.tier_tables[inst.tier_table.name]
+
+
+@pytest.mark.parametrize("change", ["shipped", "code", "key", "corrupt", "version"])
+def test_an_entry_is_used_only_while_what_it_was_made_from_is_unchanged(tmp_path, monkeypatch, change):
+    _, folder = _okx_entry(tmp_path, monkeypatch)
+    entry = folder / "okx.pickle"
+    if change == "shipped":     # a shipped profile file edited (another mtime or size)
+        real = PC.shipped_stamp()
+        monkeypatch.setattr(PC, "shipped_stamp", lambda: tuple((n, t + 1, s) for n, t, s in real))
+    elif change == "code":      # a module of backstop.reference edited
+        real_c = PC.code_stamp()
+        monkeypatch.setattr(PC, "code_stamp", lambda: real_c[:-1] + (real_c[-1][1:],))
+    elif change == "key":       # the entry of another name copied over this one
+        import pickle
+        fmt, _, stamp, prof = pickle.loads(entry.read_bytes())
+        entry.write_bytes(pickle.dumps((fmt, "binance", stamp, prof)))
+    elif change == "corrupt":
+        entry.write_bytes(entry.read_bytes()[:40])
+    else:
+        monkeypatch.setattr(PC, "DISK_FORMAT", PC.DISK_FORMAT + 1)
+    c = PC.DiskProfiles(str(folder))
+    assert "okx" not in c and c.hits == 0
+
+
+def test_no_cache_is_no_error(tmp_path, monkeypatch):
+    """A cache folder that cannot be made (a file in its place), an inline profile (not kept on
+    disk), BACKSTOP_PROFILE_CACHE=0: the eval answers as always."""
+    (tmp_path / "xdg").write_text("a file where the cache folder would be")
+    f = str(ROOT / "examples" / "eval-okx-long.json")
+    rc, out, _ = _fresh(_EVAL_ONCE.format(f=f), env={"XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    assert rc == 0 and out == evaluate_json(f)
+    assert PC.disk_cache_dir({"BACKSTOP_PROFILE_CACHE": "0", "XDG_CACHE_HOME": str(tmp_path)}) is None
+    assert PC.disk_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == str(tmp_path / "backstop" / "profiles")
+    c = PC.DiskProfiles(str(tmp_path / "cache"))
+    c[("toml", "name = 'x'")] = "an inline profile"
+    c["../escape"] = "a name that is no file name"
+    assert c.writes == 0 and not (tmp_path / "cache").exists()
+
+
+def evaluate_json(f: str) -> str:
+    from backstop.jsonio import dumps
+    return dumps(evaluate_request(loads(Path(f).read_text(encoding="utf-8"))))
+
+
 # ---------------------------------------------------------------- bytecode outside a read-only checkout
 
 def _package(tmp_path: Path, pyc: bool = False) -> Path:
