@@ -126,13 +126,25 @@ def code_stamp() -> tuple[Any, ...]:
     return (backstop.__version__, sys.version, tuple(mods))
 
 
+def _install_tag() -> str:
+    """Names the install (the folder of ``backstop.reference``, by device and inode), so that two
+    installs (a checkout and a wheel, two venvs) keep separate entries instead of replacing each
+    other's at every start."""
+    from backstop import reference
+    try:
+        st = os.stat(os.path.dirname(os.path.abspath(reference.__file__)))
+    except OSError:
+        return "0"
+    return f"{st.st_dev:x}-{st.st_ino:x}"
+
+
 def _file_name(key: Any) -> str | None:
     """The entry's file for a request's ``profile`` value: a shipped name (letters, digits, ``-``,
     ``_``) or None (the default profile); an inline profile (a tuple key) is not kept on disk."""
     if key is None:
-        return "(default).pickle"
+        return f"(default).{_install_tag()}.pickle"
     if isinstance(key, str) and 0 < len(key) <= 64 and key.isascii() and key.replace("-", "").replace("_", "").isalnum():
-        return f"{key}.pickle"
+        return f"{key}.{_install_tag()}.pickle"
     return None
 
 

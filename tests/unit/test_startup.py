@@ -359,7 +359,7 @@ def test_a_second_eval_takes_the_profile_from_the_disk_cache_and_answers_the_sam
         assert off[1] == first[1] == second[1] and len(off[1]) > 50, f
         assert second[2] is False, f"{Path(f).name}: tomllib imported although the profile was cached"
     assert off[2] is True                        # without the cache the profile is read as TOML
-    assert sorted(p.name for p in (tmp_path / "xdg" / "backstop" / "profiles").iterdir()) == ["okx.pickle"]
+    assert [p.name.split(".")[0] for p in (tmp_path / "xdg" / "backstop" / "profiles").iterdir()] == ["okx"]
 
 
 def _okx_entry(tmp_path, monkeypatch) -> tuple[PC.DiskProfiles, Path]:
@@ -368,7 +368,7 @@ def _okx_entry(tmp_path, monkeypatch) -> tuple[PC.DiskProfiles, Path]:
     c = PC.DiskProfiles(str(folder))
     assert "okx" not in c
     c["okx"] = load_profile("okx")
-    assert c.writes == 1 and (folder / "okx.pickle").is_file()
+    assert c.writes == 1 and [p.name.split(".")[0] for p in folder.iterdir()] == ["okx"]
     return c, folder
 
 
@@ -386,7 +386,7 @@ def test_the_cached_profile_is_the_loaded_one(tmp_path, monkeypatch):
 @pytest.mark.parametrize("change", ["shipped", "code", "key", "corrupt", "version"])
 def test_an_entry_is_used_only_while_what_it_was_made_from_is_unchanged(tmp_path, monkeypatch, change):
     _, folder = _okx_entry(tmp_path, monkeypatch)
-    entry = folder / "okx.pickle"
+    [entry] = folder.iterdir()
     if change == "shipped":     # a shipped profile file edited (another mtime or size)
         real = PC.shipped_stamp()
         monkeypatch.setattr(PC, "shipped_stamp", lambda: tuple((n, t + 1, s) for n, t, s in real))
@@ -403,6 +403,22 @@ def test_an_entry_is_used_only_while_what_it_was_made_from_is_unchanged(tmp_path
         monkeypatch.setattr(PC, "DISK_FORMAT", PC.DISK_FORMAT + 1)
     c = PC.DiskProfiles(str(folder))
     assert "okx" not in c and c.hits == 0
+
+
+def test_two_installs_keep_separate_entries(tmp_path, monkeypatch):
+    """A checkout and a wheel (their own backstop.reference folders) do not replace each other's
+    entry at every start: each finds its own."""
+    from backstop.reference.profile import load_profile
+    okx = load_profile("okx")
+    for tag in ("install-a", "install-b"):
+        monkeypatch.setattr(PC, "_install_tag", lambda: tag)
+        c = PC.DiskProfiles(str(tmp_path))
+        assert "okx" not in c
+        c["okx"] = okx
+    for tag in ("install-a", "install-b"):
+        monkeypatch.setattr(PC, "_install_tag", lambda: tag)
+        assert "okx" in PC.DiskProfiles(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["okx.install-a.pickle", "okx.install-b.pickle"]
 
 
 def test_no_cache_is_no_error(tmp_path, monkeypatch):
