@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 import sys
 from fractions import Fraction
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
-if TYPE_CHECKING:  # imported when the parser is built (a plain `backstop eval FILE` reads its arguments without it)
-    import argparse
+if TYPE_CHECKING:  # imported where used: a plain `backstop eval FILE` reads its arguments without argparse,
+    import argparse  # and its file and a cached profile without pathlib (issue 14, start-up)
+    from pathlib import Path
 
 from backstop import __version__
 from backstop.reference.errors import BackstopError, InvalidInput, ProfileError
@@ -84,6 +84,7 @@ def _profile_files(name_or_path: str) -> list[tuple[str, bytes]]:
     """The profile's file and, for an overlay (``extends``), the shipped files it lays itself on:
     ``(label, bytes)``, the profile first.  Called after the profile loaded, so the files exist."""
     import tomllib
+    from pathlib import Path
     from backstop.reference.profile import _profiles_dir
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
@@ -126,6 +127,7 @@ _DASH_OUT: list[TextIO] = []  # where `-` writes while the human lines are redir
 
 def _write(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path``; ``-`` is standard output (the human lines went to stderr)."""
+    from pathlib import Path
     if str(path) == "-":
         out = _DASH_OUT[-1] if _DASH_OUT else sys.stdout
         out.write(text if text.endswith("\n") else text + "\n")
@@ -200,6 +202,7 @@ def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | 
         if not quiet:
             print(report.progress_line(r, count["done"], count["total"]), file=out, flush=True)
 
+    from pathlib import Path
     smt_dir = Path(args.smt_dir) if getattr(args, "smt_dir", None) else None
     runs = run_proofs(profile, only, smt_dir, progress, profile_ref=args.profile,
                       jobs=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
@@ -283,6 +286,7 @@ def _audit_inputs(args: argparse.Namespace, profile: Any) -> tuple[list[tuple[Pa
     """Validate every input of an audit before any proof runs: the output paths and every
     scenario file of ``--scenarios`` (loaded in full, so a bad file is refused at once).
     Returns the scenarios written for this profile and the names of those skipped."""
+    from pathlib import Path
     from backstop import simulate as SIM
     from backstop.proofs.registry import instances
     for item in args.only or ():
@@ -347,6 +351,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     scenarios, skipped = _audit_inputs(args, profile)
     meta = _meta(profile, args.profile, args.only)
     scope = _audit_scope(args.profile, profile)
+    from pathlib import Path
     out = Path(args.out)
     # a report on disk is always the report of a finished run
     for opt, stale in (("--out", out / "audit.md"), ("--out", out / "audit.html"),
@@ -494,6 +499,16 @@ def _eval_jsonl(stream: Any, out: Any) -> int:
     return EXIT_INPUT if refused else EXIT_OK
 
 
+def _read_text(name: str) -> str:
+    """``Path(name).read_text(encoding="utf-8")``, without importing pathlib for a plain name (not
+    empty, no trailing slash: the names Path would turn into another file, ``.`` or ``x``)."""
+    if name and not name.endswith("/"):
+        with open(name, encoding="utf-8") as fh:
+            return fh.read()
+    from pathlib import Path
+    return Path(name).read_text(encoding="utf-8")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from backstop.jsonio import dumps, loads
     if getattr(args, "jsonl", False):
@@ -508,7 +523,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         text, source = sys.stdin.read(), "<stdin>"
     else:
         try:
-            text = Path(args.file).read_text(encoding="utf-8")
+            text = _read_text(args.file)
         except OSError as e:
             raise InvalidInput(args.file, args.file, f"cannot read: {e.strerror or e}") from None
         except UnicodeDecodeError:

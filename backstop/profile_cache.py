@@ -36,9 +36,11 @@ MAX_ENTRIES = 64
 def shipped_stamp() -> tuple[tuple[str, int, int], ...] | None:
     """(name, mtime in ns, size) of every shipped profile file; None when they cannot be listed
     (a zipped install: its files cannot change while the process runs)."""
-    from backstop.reference.profile import _profiles_dir
+    from backstop.reference.profile import _profiles_folder
+    folder = _profiles_folder()
+    if folder is None:
+        return None
     try:
-        folder = os.fspath(_profiles_dir())
         out = []
         with os.scandir(folder) as it:
             for e in it:
@@ -46,7 +48,7 @@ def shipped_stamp() -> tuple[tuple[str, int, int], ...] | None:
                     st = e.stat()
                     out.append((e.name, st.st_mtime_ns, st.st_size))
         return tuple(sorted(out))
-    except (OSError, TypeError):
+    except OSError:
         return None
 
 

@@ -527,6 +527,59 @@ def test_a_read_only_copy_of_the_package_writes_its_bytecode_to_the_cache(tmp_pa
     assert beside == [Path("backstop", "__pycache__", f"__init__.{sys.implementation.cache_tag}.pyc")]
 
 
+def _copy_installed_layout(tmp_path: Path) -> Path:
+    """The package as a wheel lays it out (backstop/, backstop/reference/, backstop/spec/, ...)."""
+    site = tmp_path / "site"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "backstop", site / "backstop", ignore=ignore)
+    for sub in ("reference", "proofs", "spec"):
+        shutil.copytree(ROOT / sub, site / "backstop" / sub, ignore=ignore)
+    return site
+
+
+def test_an_installed_package_starts_a_margin_eval_without_pathlib(tmp_path):
+    """Without the editable install's finder (``python -S``: no site, the copy on PYTHONPATH, as a
+    wheel install starts): the second margin eval (its profile from the disk cache) imports neither
+    pathlib, tomllib nor argparse, and answers as the checkout does."""
+    site = _copy_installed_layout(tmp_path)
+    f = str(ROOT / "examples" / "eval-okx-long.json")
+    code = ("import sys, json, contextlib, io\nfrom backstop.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    rc = main(['eval', {f!r}])\n"
+            "import backstop\n"
+            "print(json.dumps([rc, out.getvalue(), backstop.__file__,"
+            " sorted(m for m in ('pathlib', 'tomllib', 'argparse', 'importlib.resources') if m in sys.modules)]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    runs = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=300,
+                           env=env, cwd=str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    (rc1, out1, where, loaded1), (rc2, out2, _, loaded2) = runs
+    assert where.startswith(str(site)) and rc1 == rc2 == 0
+    assert out1 == out2 == evaluate_json(f)
+    assert "tomllib" in loaded1 and "pathlib" in loaded1    # the first reads the profile's TOML
+    assert loaded2 == []
+
+
+def test_the_eval_file_is_read_as_pathlib_reads_it(tmp_path, monkeypatch):
+    """cmd_eval reads its file without pathlib; every name gives what ``Path(name).read_text``
+    gives: the same text, or the same error (an empty name is ``.``, a trailing slash is dropped)."""
+    from backstop.cli import _read_text
+    (tmp_path / "req.json").write_text("{}\r\n", encoding="utf-8")
+    (tmp_path / "d").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for name in ["req.json", "./req.json", "d//../req.json", "req.json/", "", "d", "missing.json", "d/", "."]:
+        def outcome(read):
+            try:
+                return read(name)
+            except OSError as e:
+                return type(e).__name__
+        assert outcome(_read_text) == outcome(lambda n: Path(n).read_text(encoding="utf-8")), name
+
+
 def test_the_readme_states_the_cache_directory():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Start-up", 1)[1].split("\n## ", 1)[0]
