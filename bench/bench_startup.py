@@ -137,9 +137,13 @@ def bench_startup(runs: int, request_file: Path, empty_cache: Path,
         name = f"`backstop eval` (one position), {label}"
         evals.append(name)
         cases.append((name, cmd + ["eval", str(request_file)], ENV))
+    cases.append(("`backstop eval`, editable, no profile cache (`BACKSTOP_PROFILE_CACHE=0`: TOML read and checked)",
+                  installs[0][1] + ["eval", str(request_file)], {**ENV, "BACKSTOP_PROFILE_CACHE": "0"}))
     cases.append(("`backstop eval`, editable, no bytecode cache (every module compiled)",
                   installs[0][1] + ["eval", str(request_file)], no_cache))
-    for _, cmd, env in cases:     # warm the bytecode cache and the page cache; not timed
+    # warm the bytecode cache, the page cache and each install's profile cache (as a user's first
+    # eval leaves them); not timed
+    for _, cmd, env in cases:
         _time(cmd, env=env)
     times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     load0 = os.getloadavg()
