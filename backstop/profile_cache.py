@@ -17,7 +17,8 @@ start-up neither imports tomllib nor reads and validates the TOML again (spec C7
 used only while everything it was made from is unchanged: the shipped profile files and every
 module of ``backstop.reference`` (path, mtime, size -- the check Python makes of its bytecode),
 the package version and the Python version; otherwise the profile is loaded as always and the
-entry written again.  A cache that cannot be read or written is no cache: the profile is loaded.
+entry written again.  A cache that cannot be read or written is no cache: the profile is loaded;
+an entry is unpickled only when it is the user's own and no one else may write it.
 ``BACKSTOP_PROFILE_CACHE=0`` turns it off.
 """
 
@@ -158,6 +159,13 @@ def _unpickle(data: bytes) -> Any:
     return loads(data)
 
 
+def _private(st: os.stat_result) -> bool:
+    """An entry is unpickled only when it is the user's own and no one else may write it (a pickle
+    runs code: an entry planted in a shared XDG_CACHE_HOME is not read)."""
+    getuid = getattr(os, "getuid", None)
+    return (getuid is None or st.st_uid == getuid()) and not st.st_mode & 0o022
+
+
 class DiskProfiles(dict[Any, Any]):
     """The ``profiles`` mapping of one ``backstop eval FILE``: ``key in cache`` looks for a valid
     entry on disk (and holds it); ``cache[key] = p`` writes one.  ``hits`` and ``writes`` count
@@ -190,6 +198,8 @@ class DiskProfiles(dict[Any, Any]):
             return False
         try:
             with open(path, "rb") as fh:
+                if not _private(os.fstat(fh.fileno())):
+                    return False
                 fmt, k, stamp, profile = _unpickle(fh.read())
         except Exception:          # absent, unreadable, truncated, from another version: no entry
             return False
@@ -207,8 +217,8 @@ class DiskProfiles(dict[Any, Any]):
         import pickle
         tmp = f"{path}.{os.getpid()}.tmp"
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(tmp, "wb") as fh:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
                 fh.write(pickle.dumps((DISK_FORMAT, key, self.stamp(), profile), protocol=pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, path)  # whole or not at all: a concurrent reader never sees half an entry
             self.writes += 1

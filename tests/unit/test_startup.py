@@ -383,7 +383,7 @@ def test_the_cached_profile_is_the_loaded_one(tmp_path, monkeypatch):
         assert inst.tier_table is got.tier_tables[inst.tier_table.name]
 
 
-@pytest.mark.parametrize("change", ["shipped", "code", "key", "corrupt", "version"])
+@pytest.mark.parametrize("change", ["shipped", "code", "key", "corrupt", "version", "writable by others"])
 def test_an_entry_is_used_only_while_what_it_was_made_from_is_unchanged(tmp_path, monkeypatch, change):
     _, folder = _okx_entry(tmp_path, monkeypatch)
     [entry] = folder.iterdir()
@@ -399,6 +399,9 @@ def test_an_entry_is_used_only_while_what_it_was_made_from_is_unchanged(tmp_path
         entry.write_bytes(pickle.dumps((fmt, "binance", stamp, prof)))
     elif change == "corrupt":
         entry.write_bytes(entry.read_bytes()[:40])
+    elif change == "writable by others":   # a pickle runs code: an entry others may have written is not read
+        assert entry.stat().st_mode & 0o777 == 0o600
+        entry.chmod(0o666)
     else:
         monkeypatch.setattr(PC, "DISK_FORMAT", PC.DISK_FORMAT + 1)
     c = PC.DiskProfiles(str(folder))
