@@ -192,6 +192,60 @@ def test_the_plain_eval_forms_read_as_the_parser_reads_them():
         assert _plain_eval_args(argv) is None, argv
 
 
+LAZY_NAMES = {"Path", "argparse", "tomllib", "resources"}   # imported where used (typing sees them under TYPE_CHECKING)
+
+
+def _runtime_uses_without_import(path: Path) -> list[str]:
+    """Every function of ``path`` that uses one of LAZY_NAMES outside an annotation without importing
+    it itself (or at the module's top level): a NameError at run time that the type checker, which
+    reads the TYPE_CHECKING imports, does not see."""
+    import ast
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+
+    def imported(node: ast.AST) -> set[str]:
+        out: set[str] = set()
+        for n in ast.walk(node):
+            if isinstance(n, ast.ImportFrom):
+                out |= {a.asname or a.name for a in n.names}
+            elif isinstance(n, ast.Import):
+                out |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        return out
+
+    def annotations(node: ast.AST) -> set[int]:
+        ids: set[int] = set()
+        for n in ast.walk(node):
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = n.args.posonlyargs + n.args.args + n.args.kwonlyargs + [a for a in (n.args.vararg, n.args.kwarg) if a]
+                for ann in [a.annotation for a in args] + [n.returns]:
+                    ids |= {id(x) for x in ast.walk(ann)} if ann is not None else set()
+            elif isinstance(n, ast.AnnAssign):
+                ids |= {id(x) for x in ast.walk(n.annotation)}
+        return ids
+
+    top = set().union(*(imported(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))))
+    bad = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.If)):   # the imports, TYPE_CHECKING's among them
+            continue
+        have, skip = top | imported(node), annotations(node)
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id in LAZY_NAMES and id(n) not in skip and n.id not in have:
+                bad.append(f"{path.name}:{n.lineno}: {n.id}")
+    return bad
+
+
+def test_the_lazily_imported_names_are_imported_where_they_are_used():
+    for f in (ROOT / "backstop" / "cli.py", ROOT / "reference" / "profile.py"):
+        assert _runtime_uses_without_import(f) == []
+    # the check sees a use without its import
+    probe = ROOT / "backstop" / "cli.py"
+    bad = probe.read_text(encoding="utf-8") + "\n\ndef _probe():\n    return Path('x')\n"
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "cli.py").write_text(bad, encoding="utf-8")
+        assert [x.split(": ")[1] for x in _runtime_uses_without_import(Path(d) / "cli.py")] == ["Path"]
+
+
 def test_eval_help_and_usage_errors_still_come_from_the_parser(capsys):
     from backstop.cli import main
     assert main(["eval", "--help"]) == 0
