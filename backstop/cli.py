@@ -8,12 +8,14 @@ traceback.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from fractions import Fraction
-from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
+
+if TYPE_CHECKING:  # imported where used: a plain `backstop eval FILE` reads its arguments without argparse,
+    import argparse  # and its file and a cached profile without pathlib (issue 14, start-up)
+    from pathlib import Path
 
 from backstop import __version__
 from backstop.reference.errors import BackstopError, InvalidInput, ProfileError
@@ -29,18 +31,24 @@ def _z3_version() -> str:
     return version
 
 
-class _VersionAction(argparse.Action):
-    """``--version``: like argparse's, but asks z3 for its version only when the option is given
-    (building the parser must not import z3)."""
+def _version_action() -> type[argparse.Action]:
+    """The action of ``--version`` (a class made when the parser is built: argparse is imported then)."""
+    import argparse
 
-    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
-                 default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
-        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+    class _VersionAction(argparse.Action):
+        """``--version``: like argparse's, but asks z3 for its version only when the option is given
+        (building the parser must not import z3)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
-                 option_string: str | None = None) -> None:
-        parser._print_message(f"backstop {__version__} (z3 {_z3_version()})\n", sys.stdout)
-        parser.exit()
+        def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                     default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
+            super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+        def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
+                     option_string: str | None = None) -> None:
+            parser._print_message(f"backstop {__version__} (z3 {_z3_version()})\n", sys.stdout)
+            parser.exit()
+
+    return _VersionAction
 
 
 def _commit() -> str:
@@ -76,6 +84,7 @@ def _profile_files(name_or_path: str) -> list[tuple[str, bytes]]:
     """The profile's file and, for an overlay (``extends``), the shipped files it lays itself on:
     ``(label, bytes)``, the profile first.  Called after the profile loaded, so the files exist."""
     import tomllib
+    from pathlib import Path
     from backstop.reference.profile import _profiles_dir
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
@@ -118,6 +127,7 @@ _DASH_OUT: list[TextIO] = []  # where `-` writes while the human lines are redir
 
 def _write(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path``; ``-`` is standard output (the human lines went to stderr)."""
+    from pathlib import Path
     if str(path) == "-":
         out = _DASH_OUT[-1] if _DASH_OUT else sys.stdout
         out.write(text if text.endswith("\n") else text + "\n")
@@ -192,6 +202,7 @@ def _run_and_print(args: argparse.Namespace, out: TextIO, only: Sequence[str] | 
         if not quiet:
             print(report.progress_line(r, count["done"], count["total"]), file=out, flush=True)
 
+    from pathlib import Path
     smt_dir = Path(args.smt_dir) if getattr(args, "smt_dir", None) else None
     runs = run_proofs(profile, only, smt_dir, progress, profile_ref=args.profile,
                       jobs=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
@@ -275,6 +286,7 @@ def _audit_inputs(args: argparse.Namespace, profile: Any) -> tuple[list[tuple[Pa
     """Validate every input of an audit before any proof runs: the output paths and every
     scenario file of ``--scenarios`` (loaded in full, so a bad file is refused at once).
     Returns the scenarios written for this profile and the names of those skipped."""
+    from pathlib import Path
     from backstop import simulate as SIM
     from backstop.proofs.registry import instances
     for item in args.only or ():
@@ -339,6 +351,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     scenarios, skipped = _audit_inputs(args, profile)
     meta = _meta(profile, args.profile, args.only)
     scope = _audit_scope(args.profile, profile)
+    from pathlib import Path
     out = Path(args.out)
     # a report on disk is always the report of a finished run
     for opt, stale in (("--out", out / "audit.md"), ("--out", out / "audit.html"),
@@ -486,6 +499,16 @@ def _eval_jsonl(stream: Any, out: Any) -> int:
     return EXIT_INPUT if refused else EXIT_OK
 
 
+def _read_text(name: str) -> str:
+    """``Path(name).read_text(encoding="utf-8")``, without importing pathlib for a plain name (not
+    empty, no trailing slash: the names Path would turn into another file, ``.`` or ``x``)."""
+    if name and not name.endswith("/"):
+        with open(name, encoding="utf-8") as fh:
+            return fh.read()
+    from pathlib import Path
+    return Path(name).read_text(encoding="utf-8")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from backstop.jsonio import dumps, loads
     if getattr(args, "jsonl", False):
@@ -500,13 +523,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         text, source = sys.stdin.read(), "<stdin>"
     else:
         try:
-            text = Path(args.file).read_text(encoding="utf-8")
+            text = _read_text(args.file)
         except OSError as e:
             raise InvalidInput(args.file, args.file, f"cannot read: {e.strerror or e}") from None
         except UnicodeDecodeError:
             raise InvalidInput(args.file, args.file, "not UTF-8 text") from None
         source = args.file
-    resp = evaluate_request(loads(text, source))
+    from backstop.profile_cache import DiskProfiles   # a shipped profile from the disk cache (start-up)
+    resp = evaluate_request(loads(text, source), DiskProfiles())
     sys.stdout.write(dumps(resp))
     return EXIT_OK
 
@@ -598,11 +622,12 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 def build_parser(core_only: bool = False) -> argparse.ArgumentParser:
     """The whole command line; with ``core_only``, only :data:`CORE_COMMANDS` (start-up)."""
+    import argparse
     from backstop.reference.profile import DEFAULT_PROFILE
     ap = argparse.ArgumentParser(
         prog="backstop",
         description="Exchange liquidation rules: exact reference evaluation, Z3 proofs, audit report.")
-    ap.add_argument("--version", action=_VersionAction, help="show program's version number and exit")
+    ap.add_argument("--version", action=_version_action(), help="show program's version number and exit")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -684,13 +709,32 @@ def error_line(e: BaseException) -> str:
     return text if len(text) <= 380 else text[:360] + "..." + text[-12:]
 
 
+def _plain_eval_args(argv: Sequence[str]) -> Any:
+    """The arguments of ``backstop eval [FILE|-] [--jsonl]`` in exactly these plain forms, read
+    without building the parser (issue 14, start-up: building it costs a few ms, and its help
+    formatter imports shutil); the namespace the parser would give.  None for anything else
+    (another command, an option before ``eval``, ``--help``, an abbreviated or repeated option, a
+    FILE that starts with ``-`` or is empty): the parser reads those.  (A SimpleNamespace: argparse
+    is not imported either.)"""
+    if not argv or argv[0] != "eval" or len(argv) > 3:
+        return None
+    rest = [a for a in argv[1:] if a != "--jsonl"]
+    if len(argv) - 1 - len(rest) > 1 or len(rest) > 1 or any(a != "-" and (a[:1] in ("", "-")) for a in rest):
+        return None
+    from types import SimpleNamespace
+    return SimpleNamespace(command="eval", file=rest[0] if rest else "-", jsonl=len(rest) < len(argv) - 1,
+                              func=cmd_eval)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(core_only=_command_word(argv) in CORE_COMMANDS)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, --version, usage errors (argparse already printed them)
-        return e.code if isinstance(e.code, int) else EXIT_INPUT
+    args = _plain_eval_args(argv)
+    if args is None:
+        parser = build_parser(core_only=_command_word(argv) in CORE_COMMANDS)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help, --version, usage errors (argparse already printed them)
+            return e.code if isinstance(e.code, int) else EXIT_INPUT
     try:
         code: int = args.func(args)  # the command's exit status (argparse's Namespace is untyped)
         return code

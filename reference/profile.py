@@ -11,21 +11,22 @@ references to undefined currencies or tier tables.
 from __future__ import annotations
 
 import builtins
+import os
 import re
 
 import enum
-import tomllib
 from dataclasses import dataclass
 from fractions import Fraction
-from importlib import resources
-from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from backstop.reference import read as RD
 from backstop.reference.errors import CurrencyMismatch, InvalidInput, ProfileError, UnknownInstrument
 from backstop.reference.types import (
     BusinessLine, ContractKind, Currency, Instrument, Tier, TierBasis, TierTable,
 )
+
+if TYPE_CHECKING:  # pathlib is imported when a profile is read (a start-up from the profile cache does without)
+    from pathlib import Path
 
 __all__ = [
     "PriceBasis", "TriggerRule", "PartialRule", "FeeReceiver", "FundShare", "DrawdownReference", "AdlPrice", "AdlRanking",
@@ -387,6 +388,7 @@ def _overlay(data: dict[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]
         raise ProfileError("extends", base_name, f"the name of a shipped profile ({', '.join(profile_names())})")
     if base_name in seen:
         raise ProfileError("extends", base_name, "profiles extend each other in a cycle")
+    import tomllib
     text = _profiles_dir().joinpath(f"{base_name}.toml").read_text(encoding="utf-8")
     base = _overlay(tomllib.loads(text, parse_float=RD.TomlFloat), seen + (base_name,))
     rest = {k: v for k, v in data.items() if k != "extends"}
@@ -397,6 +399,7 @@ _UNDERLYING = re.compile(r"[A-Z0-9]{2,12}-[A-Z0-9]{2,12}")
 
 
 def load_profile_text(text: str, source: str = "<string>") -> Profile:
+    import tomllib  # imported when a profile is read (a profile from the disk cache is not: backstop.profile_cache)
     try:
         data = tomllib.loads(text, parse_float=RD.TomlFloat)
     except tomllib.TOMLDecodeError as e:
@@ -409,7 +412,26 @@ def load_profile_text(text: str, source: str = "<string>") -> Profile:
     return _load(_overlay(data), source)
 
 
+_SHIPPED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "spec", "profiles")
+"""Where the shipped profiles are beside this module's file: in a wheel install ``backstop/spec/profiles``
+next to ``backstop/reference/``; in a source checkout (and its editable install) ``spec/profiles`` next
+to ``reference/`` -- the ``backstop.spec`` package's folder either way (pyproject.toml's package-dir)."""
+
+
+def _profiles_folder() -> str | None:
+    """The shipped profiles' folder on the file system, or None (a zipped install)."""
+    return os.fspath(_SHIPPED) if os.path.isdir(_SHIPPED) else None
+
+
 def _profiles_dir() -> Any:
+    """The shipped profiles' folder (a :class:`~pathlib.Path`, or a Traversable of ``backstop.spec``
+    when the package is not on the file system, a zipped install).  A plain path lookup first:
+    ``importlib.resources`` costs several ms to import (issue 14, start-up)."""
+    folder = _profiles_folder()
+    if folder is not None:
+        from pathlib import Path
+        return Path(folder)
+    from importlib import resources
     return resources.files("backstop.spec").joinpath("profiles")
 
 
@@ -419,6 +441,7 @@ def profile_names() -> list[str]:
 
 def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> Profile:
     """Load a shipped profile by name (``okx``, ``binance``, ``bybit``) or a TOML file by path."""
+    from pathlib import Path
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.is_file():  # a folder named like a shipped profile is not a profile file
         try:

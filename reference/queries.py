@@ -23,7 +23,6 @@ import itertools
 from typing import Any
 
 from backstop.reference import adl as A
-from backstop.reference import fund as FD
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import num
@@ -370,16 +369,20 @@ def query_fund_drawdown(profile: Profile, history: tuple[BalancePoint, ...], now
     )}
 
 
+# Each step is given the fund module (FD): it is imported when a fund operation runs, so that a
+# margin eval starts without the fund book and the journal (issue 14, start-up).
 _FUND_STEPS = {
-    "result": lambda p, b, k, a, t: FD.step_result(p.fund, b, k, a, t),
-    "fee": lambda p, b, k, a, t: FD.step_fee(p.fund, b, k, a, t, p.liquidation.fee_receiver, FD.user_account("payer")),
-    "top_up": lambda p, b, k, a, t: FD.step_top_up(p.fund, b, k, a, t),
-    "withdraw": lambda p, b, k, a, t: FD.step_withdraw(p.fund, b, k, a, t),
+    "result": lambda FD, p, b, k, a, t: FD.step_result(p.fund, b, k, a, t),
+    "fee": lambda FD, p, b, k, a, t: FD.step_fee(p.fund, b, k, a, t, p.liquidation.fee_receiver, FD.user_account("payer")),
+    "top_up": lambda FD, p, b, k, a, t: FD.step_top_up(p.fund, b, k, a, t),
+    "withdraw": lambda FD, p, b, k, a, t: FD.step_withdraw(p.fund, b, k, a, t),
 }
 _FUND_RULES = {"result": "INS-004", "fee": "INS-005", "top_up": "INS-006", "withdraw": "INS-007"}
 
 
-def _fund_state(book: FD.Book, key: FundKey, money: str) -> dict[str, Quantity]:
+def _fund_state(book: Any, key: FundKey, money: str) -> dict[str, Quantity]:
+    """The balances and peaks of ``key``'s fund in ``book`` (a :class:`backstop.reference.fund.Book`)."""
+    from backstop.reference import fund as FD  # imported when used: a margin eval starts without the fund book
     s, p = FD.settled_balance(book, key), FD.pending_balance(book, key)
     terms = book.funds[key]
     return _d(
@@ -400,6 +403,7 @@ def query_fund_window(profile: Profile, key: FundKey, start_ms: int, settled: in
     (INS-002, INS-008), what flowed in, was paid and stayed uncovered (INS-004..INS-007) and the
     balances and peaks (INS-003, INS-010).  An event whose checks fail (INS-009, INS-007) is refused
     naming it."""
+    from backstop.reference import fund as FD  # imported when used: a margin eval starts without the fund book
     rules = profile.fund
     ccy = key.currency
     book = FD.Book({(FD.fund_account(key), ccy): settled, (FD.PLATFORM, ccy): -settled},
@@ -408,14 +412,14 @@ def query_fund_window(profile: Profile, key: FundKey, start_ms: int, settled: in
     for n, (kind, time_ms, amount) in enumerate(events):
         field = f"events[{n}]"
         settle_only = kind == "settle"
-        step = {True: lambda: None, False: lambda: _FUND_STEPS[kind](profile, book, key, amount, time_ms)}[settle_only]()  # type: ignore[no-untyped-call]  # a dict of lambdas (the rule functions' branch-free dispatch): the checker does not type their call
+        step = {True: lambda: None, False: lambda: _FUND_STEPS[kind](FD, profile, book, key, amount, time_ms)}[settle_only]()  # type: ignore[no-untyped-call]  # a dict of lambdas (the rule functions' branch-free dispatch): the checker does not type their call
         for name, ok, rule, reason in {True: lambda: ((("time_ms", FD.time_in_order(book.funds[key].clock, time_ms),  # type: ignore[no-untyped-call]  # a dict of lambdas: see above
                                                          "INS-009", "earlier than the last event or settlement of this fund"),)),
-                                       False: lambda: step.checks}[settle_only]():  # type: ignore[union-attr]  # step is None only on a settle, whose branch does not read it
+                                       False: lambda: step.checks}[settle_only]():  # step is None only on a settle, whose branch does not read it
             require(ok, f"{field}.{name}", {"time_ms": time_ms, "amount": amount}.get(name), reason, rule)
         new_book, settlement, inflow, paid, uncovered = {  # type: ignore[no-untyped-call]  # a dict of lambdas: see above
             True: lambda: (lambda r: (r[0], r[2], 0, 0, 0))(FD.settle_fund(rules, book, key, time_ms)),
-            False: lambda: (step.book, step.settlement, step.inflow, step.paid, step.uncovered),  # type: ignore[union-attr]  # step is None only on a settle, whose branch does not read it
+            False: lambda: (step.book, step.settlement, step.inflow, step.paid, step.uncovered),  # step is None only on a settle, whose branch does not read it
         }[settle_only]()
         rule = {True: "INS-008"}.get(settle_only, _FUND_RULES.get(kind, "INS-008"))
         q = _d(
