@@ -17,7 +17,7 @@ from backstop.reference import margin as M
 from backstop.reference import num
 from backstop.reference import transition as T
 from backstop.reference.profile import PartialRule, PriceBasis
-from backstop.reference.types import PositionTerms
+from backstop.reference.types import PositionTerms, TierBasis
 
 __all__: list[str] = []
 
@@ -85,17 +85,19 @@ def _cross_round(ctx: Context) -> Any:
 @obligation("OBL-TRN-004b", "the cross round bound: a candidate's step keeps a position, and no candidate is left by the last round",
             rules=["TRN-004", "TRN-003", "LIQ-005", "LIQ-006"],
             statement="for a cross candidate (TRN-003) the LIQ-005 step, taken with any margin share, leaves a position of size "
-                      "> 0 and <= the size before; a position stepped in every round while it is a candidate (a PARTIAL round "
+                      "<= the size before, and > 0 on a size-basis tier table (on a notional one a step can close the whole "
+                      "position: at a mark where one lot's value is above the target tier's cap); a position stepped in every round while it is a candidate (a PARTIAL round "
                       "steps every candidate, TRN-003; a non-candidate's size and tier stay) is no candidate any more after "
                       "max_partial_steps rounds (LIQ-006's bound, <= max_cross_rounds - 1): so at the last round of "
                       "max_cross_rounds no decision is PARTIAL (OBL-TRN-003: PARTIAL needs a candidate), the last-round rule of "
-                      "TRN-004 never fires, and a cross group never empties in a PARTIAL round",
+                      "TRN-004 never fires (and, on a size-basis table, a cross group never empties in a PARTIAL round)",
             premises="a position on the lot grid within the tier table with any margin share (an integer, of either sign); a "
                      "mark price > 0",
             scope=Scope.BOUNDED, limit_seconds=60.0, applies=_partial_allowed, applies_note=PARTIAL_NOTE)
 def _cross_round_bound(ctx: Context) -> Any:
     inst, rules, lrules, pos, mark, price = _setup(ctx)
     share = ctx.integer("margin share")
+    size_basis = inst.tier_table.basis is TierBasis.SIZE
     terms = PositionTerms(pos.sign, pos.size, pos.entry, share)
     ctx.cases("tier", [(f"tier {t.index}", M.compute_tier_index(inst, pos.size, price) == t.index)
                        for t in inst.tier_table.tiers])
@@ -104,7 +106,8 @@ def _cross_round_bound(ctx: Context) -> Any:
     for k in range(L.max_partial_steps(inst)):
         cand = T.is_cross_partial_candidate(inst, rules, lrules, cur, mark)
         step = L.compute_partial_step(inst, rules, lrules, cur, mark)
-        claims.append(num.implies(cand, num.and_(step.position.size > 0, step.position.size <= cur.size)))
+        keeps = step.position.size > 0 if size_basis else True  # on a notional table one lot may not fit the target tier
+        claims.append(num.implies(cand, num.and_(keeps, step.position.size <= cur.size)))
         cur = PositionTerms(cur.sign, num.ite(cand, step.position.size, cur.size), cur.entry, share)
     ctx.observe("size after the rounds", cur.size)
     claims.append(num.not_(T.is_cross_partial_candidate(inst, rules, lrules, cur, mark)))

@@ -1068,9 +1068,6 @@ def swap_flows_into_symmetric(m: Mutant) -> tuple[bool | None, str]:
 PREMISES: dict[str, tuple[Callable[[Any], Any], str, tuple[str, ...]]] = {
     "sign": (lambda v: z3.Or(v == 1, v == -1),
              "a position's sign is +1 or -1 (PositionTerms.sign of a Side: LONG +1, SHORT -1)", ()),
-    "_liquidate_cross:s.position.size": (lambda v: v > 0,
-                        "a cross candidate's LIQ-005 step leaves a position of size > 0 (the steps of a PARTIAL round "
-                        "are planned for TRN-003 candidates only)", ("OBL-TRN-004b",)),
 }
 
 
@@ -1124,21 +1121,10 @@ def _escalation_differs() -> Any:
     return z3.And(premise, T.decide_cross_round(d, f, k == r - 1) != T.decide_cross_round(d, f, k == r + 1))
 
 
-def _empty_group_differs() -> Any:
-    """The dropped ``return`` runs only when the round's cross group is empty (``not group``); the
-    premise: every round starts with a non-empty group of ``n`` positions."""
-    n = z3.Int("positions in the group")
-    return z3.And(n >= 1, n == 0)
-
-
 LEMMA_SITES: tuple[LemmaSite, ...] = (
     LemmaSite("_liquidate_cross", "arith", "rounds - 1", "rounds + 1",
               "the last round of max_cross_rounds never decides PARTIAL: no candidate is left after max_partial_steps "
               "rounds, and PARTIAL needs a candidate", ("OBL-TRN-004b", "OBL-TRN-003"), _escalation_differs),
-    LemmaSite("_liquidate_cross", "drop", "return (state, recs)", "pass",
-              "every round starts with a non-empty cross group: process_cross_accounts passes only an account whose group "
-              "is non-empty, and a PARTIAL round keeps every position (a candidate's step leaves size > 0; the others "
-              "are untouched)", ("OBL-TRN-004b",), _empty_group_differs),
 )
 
 
