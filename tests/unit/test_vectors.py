@@ -194,8 +194,14 @@ def test_LIQ_009_one_leg_regions_are_under_water_or_not(vec_dir):
         e, val = bal + s * k * (mark - entry), k * mark
         deep = s == 1 and e <= -val
         assert ("under water: yes" in v["region"]["description"]) is deep, p
-        tk = v["response"]["accounts"][0]["takeovers"][0]["quantities"]
-        assert Fraction(tk["price"]["value"]) == entry - s * bal / k, p
+        acct = v["response"]["accounts"][0]
+        if acct["takeovers"] is None:
+            # the region is one of compute_cross_takeovers' branches, not of the decision: a witness may be an
+            # account that is not liquidated (the solver's model picks it), which an account under water never is
+            assert not deep and acct["quantities"]["action"]["value"] != "full", p
+        else:
+            tk = acct["takeovers"][0]["quantities"]
+            assert Fraction(tk["price"]["value"]) == entry - s * bal / k, p
         seen.add((leg["side"], (e > -val) - (e < -val) if s == 1 else None))
     assert seen == {("long", -1), ("long", 0), ("long", 1), ("short", None)}   # below, at, above -V; short once
 
