@@ -979,6 +979,18 @@ def _swapped_rule_call(m: Mutant) -> tuple[ast.Call, Any, Any, str]:
     return n, getattr(getattr(RULES, f.value.attr), f.attr), f, ""
 
 
+def _swap_differs(fn: Callable[..., Any], xs: list[Any], i: int) -> tuple[Any, Any]:
+    """Z3's answer to "``fn(*xs)`` differs from ``fn`` with ``xs[i]`` and ``xs[i + 1]`` swapped" (unsat: it
+    never does), and the solver, for its model; raises when ``fn`` does not take these terms."""
+    ys = list(xs)
+    ys[i], ys[i + 1] = ys[i + 1], ys[i]
+    a, b = fn(*xs), fn(*ys)
+    s = z3.Solver()
+    s.set("timeout", 10_000)
+    s.add(z3.Xor(a, b) if isinstance(a, z3.BoolRef) else a != b)
+    return s.check(), s
+
+
 def swap_commutes(m: Mutant) -> tuple[bool | None, str]:
     """A swap of two pure arguments of a rule function called through the rules namespace
     (``R.T.f(a, b, c)``): equivalent when Z3 proves ``f`` returns the same term with the two swapped
@@ -992,17 +1004,10 @@ def swap_commutes(m: Mutant) -> tuple[bool | None, str]:
     arity = len(n.args)
     for sort, make in (("real", z3.Real), ("Boolean", z3.Bool)):
         xs = [make(f"x{i}") for i in range(arity)]
-        ys = list(xs)
-        ys[k], ys[k + 1] = ys[k + 1], ys[k]
         try:
-            a, b = fn(*xs), fn(*ys)
-            differ = z3.Not(a == b) if not isinstance(a, z3.BoolRef) else z3.Xor(a, b)
+            r, s = _swap_differs(fn, xs, k)
         except Exception:  # noqa: BLE001 -- the function does not take this sort: try the next
             continue
-        s = z3.Solver()
-        s.set("timeout", 10_000)
-        s.add(differ)
-        r = s.check()
         name = f"R.{f.value.attr}.{f.attr}"
         if r == z3.unsat:
             return True, (f"Z3: {name}(x0..x{arity - 1}) == {name} with x{k}, x{k + 1} swapped, for all {sort} "
@@ -1042,17 +1047,10 @@ def swap_flows_into_symmetric(m: Mutant) -> tuple[bool | None, str]:
     if g is None or not callable(g):
         return None, f"{call.func.id} is not a function of {fn.__module__}"
     xs = [z3.Real(f"x{i}") for i in range(len(call.args))]
-    ys = list(xs)
-    ys[j], ys[j + 1] = ys[j + 1], ys[j]
     try:
-        a, b = g(*xs), g(*ys)
-        differ = z3.Xor(a, b) if isinstance(a, z3.BoolRef) else a != b
+        r, _ = _swap_differs(g, xs, j)
     except Exception:  # noqa: BLE001 -- g does not take real arguments: no verdict
         return None, f"{call.func.id} does not take real arguments"
-    s = z3.Solver()
-    s.set("timeout", 10_000)
-    s.add(differ)
-    r = s.check()
     name = f"R.{f.value.attr}.{f.attr}"
     if r == z3.unsat:
         return True, (f"Z3: {name} reads {pa} and {pb} only as the arguments {j} and {j + 1} of {call.func.id}, and "

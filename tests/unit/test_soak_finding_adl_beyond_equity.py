@@ -15,40 +15,23 @@ units: 11,235,878,335 units are covered by no one.
 
 from __future__ import annotations
 
-import random
 import sys
 from pathlib import Path
 
 import pytest
 
 from backstop.reference import step as S
-from backstop.reference.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+from soak_replay import replay  # noqa: E402
 from valuation import check_transition  # noqa: E402
 
 EPISODE, EVENT = 1554, 3
 
 
 def _replay():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import bench_soak as B
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    world = B.World(random.Random(f"13:{EPISODE}"), 120, 1_795_766_399_000 + (EPISODE % 50) * 400 * 86_400_000)
-    for k in range(EVENT + 1):
-        ev = world.event()
-        before = world.state
-        try:
-            after, recs = S.process_event(before, ev)
-        except InvalidInput:
-            continue
-        if k == EVENT:
-            return before, ev, after, recs
-        world.state = after
-    raise AssertionError("the episode is shorter than expected")
+    return replay(EPISODE, EVENT)
 
 
 @pytest.mark.rules("ADL-008", "INV-013")

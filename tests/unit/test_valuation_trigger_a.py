@@ -11,7 +11,6 @@ within the balance at its check -- reading (i), the chosen one: the fund stays o
 
 from __future__ import annotations
 
-import random
 from fractions import Fraction
 import sys
 from pathlib import Path
@@ -19,33 +18,17 @@ from pathlib import Path
 import pytest
 
 from backstop.reference import step as S
-from backstop.reference.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+from soak_replay import replay  # noqa: E402
 from valuation import _fund_balances, check_transition, uncovered_units  # noqa: E402
 
 EPISODE, EVENT = 839, 47
 
 
-def _replay() -> tuple[S.SimState, object, S.SimState, tuple]:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import bench_soak as B
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    world = B.World(random.Random(f"13:{EPISODE}"), 120, 1_795_766_399_000 + (EPISODE % 50) * 400 * 86_400_000)
-    for k in range(EVENT + 1):
-        ev = world.event()
-        before = world.state
-        try:
-            after, recs = S.process_event(before, ev)
-        except InvalidInput:
-            continue  # a refused withdrawal (INS-007), as the soak counts it
-        if k == EVENT:
-            return before, ev, after, recs
-        world.state = after
-    raise AssertionError("the episode is shorter than expected")
+def _replay():
+    return replay(EPISODE, EVENT)
 
 
 @pytest.mark.rules("ADL-003", "TRN-006", "ADL-002")
