@@ -326,6 +326,77 @@ def _alloc_bounded(ctx: Context) -> Any:
     return num.all_(claims)
 
 
+@obligation("OBL-ADL-006", "the fill rule (C71): in profit at the mark, and not at a loss at the bankruptcy price when part of the remainder executes there",
+            rules=["ADL-006", "INV-026"],
+            statement="is_adl_fillable(s, e, mark, bp, at_bp) == (s*(mark - e) > 0 and (not at_bp or s*(bp - e) >= 0)): "
+                      "the sign of a PnL, linear or inverse, is the sign of s*(price - entry)",
+            premises="any side; entry, mark, bp > 0; at_bp either way",
+            scope=Scope.MODULAR)
+def _fill_rule(ctx: Context) -> Any:
+    inst = ctx.instrument
+    s, e = ctx.sign("sign"), ctx.price("entry")
+    mark, bp = ctx.price("mark"), ctx.price("bankruptcy price")
+    flag = ctx.integer("part at bankruptcy price (1 = yes)")
+    ctx.assume(num.or_(flag == 0, flag == 1))
+    at_bp = flag == 1
+    ctx.cases("side", [("long", s == 1), ("short", s == -1)])
+    ok = ctx.observe("fillable", A.is_adl_fillable(inst, s, e, mark, bp, at_bp))
+    return ok == num.and_(s * (mark - e) > 0, num.or_(num.not_(at_bp), s * (bp - e) >= 0))
+
+
+@obligation("OBL-ADL-006b", "where the remainder executes: part of it at the bankruptcy price iff ADL-007 puts less than all of it at the mark",
+            rules=["ADL-006", "ADL-007"],
+            statement="is_adl_filled_at_bankruptcy(R) == (q(R) < R), q(R) ADL-007's part of the whole remainder at the mark "
+                      "(OBL-INV-020: the most lots whose deficit the fund's available balance pays); so always on a "
+                      "bankruptcy-price profile, and never at the mark with no deficit (the mark at or better than bp for "
+                      "the liquidated side)",
+            premises="the remainder R >= 1 lot on the lot grid, either side; bp, mark > 0; fund available >= 0",
+            scope=Scope.MODULAR)
+def _where_it_executes(ctx: Context) -> Any:
+    inst, rules = ctx.instrument, ctx.profile.adl
+    liq, R, avail = ctx.sign("liquidated sign"), _grid(ctx, "remainder"), ctx.money("fund available")
+    mark, bp = ctx.price("mark"), ctx.price("bankruptcy price")
+    part = ctx.observe("part at bankruptcy price", A.is_adl_filled_at_bankruptcy(inst, rules, liq, R, bp, mark, avail))
+    q = ctx.observe("at mark", A.compute_adl_mark_quantity(inst, rules, liq, R, bp, mark, avail))
+    ctx.cases("side", [("long", liq == 1), ("short", liq == -1)])
+    mode = rules.execution_price is AdlPrice.MARK
+    return num.and_(part == (q < R),
+                    num.implies(num.not_(mode), part),
+                    num.implies(num.and_(mode, liq * (mark - bp) >= 0), num.not_(part)))
+
+
+@obligation("OBL-INV-026", "ADL never lowers a counterparty's balance, bounded: a remainder against three positions through the fill rule and the chain",
+            rules=["INV-026", "ADL-006", "ADL-007", "ADL-008"],
+            statement="with the fill flags of is_adl_fillable (at_bp from is_adl_filled_at_bankruptcy on the whole remainder), "
+                      "allocate, split mark/bankruptcy on the total reduced, settle: every realized PnL >= 0 and every "
+                      "released margin >= 0, so no counterparty's balance falls; every filled position is in profit at the mark",
+            premises="3 positions on the side opposite the remainder (other accounts) in ADL order, sizes on the lot grid, "
+                      "entries and margins any; R >= 1 lot; bp, mark > 0; fund available >= 0",
+            scope=Scope.BOUNDED, limit_seconds=60)
+def _no_loss_bounded(ctx: Context) -> Any:
+    inst, rules = ctx.instrument, ctx.profile.adl
+    lot = inst.lot_size
+    liq = ctx.sign("liquidated sign")
+    R = _grid(ctx, "remainder")
+    bp, mark = ctx.price("bankruptcy price"), ctx.price("mark")
+    avail = ctx.money("fund available")
+    ctx.cases("side", [("remainder long", liq == 1), ("remainder short", liq == -1)])
+    positions = [PositionTerms(-liq, _grid(ctx, f"size{i}"), ctx.price(f"entry{i}"), ctx.money(f"margin{i}"))
+                 for i in range(N_BOUNDED)]
+    at_bp = A.is_adl_filled_at_bankruptcy(inst, rules, liq, R, bp, mark, avail)
+    flags = tuple(A.is_adl_fillable(inst, p.sign, p.entry, mark, bp, at_bp) for p in positions)
+    rs = A.allocate_adl(R, tuple(p.size for p in positions), flags, lot)
+    pre = A.compute_adl_prefixes(rs)
+    q = A.compute_adl_mark_quantity(inst, rules, liq, num.sum_(rs), bp, mark, avail)
+    claims = []
+    for i, (p, r, pf) in enumerate(zip(positions, rs, pre)):
+        part = A.compute_adl_mark_part(q, pf, r)
+        realized, released, _ = A.settle_adl_counterparty(inst, p, r, part, mark, bp)
+        ctx.observe(f"realized{i}", realized)
+        claims += [realized >= 0, released >= 0, num.implies(r > 0, p.sign * (mark - p.entry) > 0)]
+    return num.all_(claims)
+
+
 # ---------------------------------------------------------------- ADL-007 price, mark part, fund bound
 
 @obligation("OBL-ADL-007", "execution price is the profile's; the mark part is the first contracts of the remainder in rank order",

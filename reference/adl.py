@@ -37,7 +37,8 @@ __all__ = [
     "compute_drawdown_reference", "compute_drawdown_threshold",
     "is_drawdown_trigger", "is_fund_insufficient", "compute_remainder_uncovered", "adl_fires", "adl_state_continues",
     "compute_pnl_fraction", "compute_effective_leverage", "compute_adl_score", "is_ranked_before",
-    "compute_adl_bucket", "is_adl_candidate", "compute_adl_reduction", "allocate_adl", "compute_adl_prefixes",
+    "compute_adl_bucket", "is_adl_candidate", "is_adl_filled_at_bankruptcy", "is_adl_fillable",
+    "compute_adl_reduction", "allocate_adl", "compute_adl_prefixes",
     "compute_adl_price", "compute_adl_gap", "compute_adl_mark_quantity", "compute_adl_mark_part",
     "settle_adl_counterparty", "compute_adl_fund_result",
     "RankEntry", "rank_entries", "CounterpartyResult", "AdlOutcome", "execute_adl", "adl_record",
@@ -234,6 +235,26 @@ def is_adl_candidate(liquidated_sign: Number, liquidated_account: Any,
     """ADL-006: a position may be deleveraged against the remainder iff it is on the opposite
     side, has a positive size and does not belong to the liquidated account."""
     return num.and_(sign == -liquidated_sign, size > 0, account != liquidated_account)
+
+
+def is_adl_filled_at_bankruptcy(inst: Instrument, rules: AdlRules, liquidated_sign: Number, remainder: Number,
+                                bankruptcy_price: Number, mark: Number, fund_available: Number) -> Any:
+    """ADL-006, ADL-007: whether part of the remainder may execute at its bankruptcy price: the
+    part the fund's available balance lets execute at the mark (:func:`compute_adl_mark_quantity`
+    of the whole remainder) is less than the remainder.  Always on a ``"bankruptcy"`` profile."""
+    at_mark = compute_adl_mark_quantity(inst, rules, liquidated_sign, remainder, bankruptcy_price, mark, fund_available)
+    return at_mark < remainder
+
+
+def is_adl_fillable(inst: Instrument, sign: Number, entry: Number, mark: Number, bankruptcy_price: Number,
+                    at_bankruptcy: Any) -> Any:
+    """ADL-006 (C71): a ranked candidate is filled only if it is in profit at the mark (seeds 000
+    and 004: ADL closes *profitable* positions) and, when part of the remainder executes at the
+    bankruptcy price (``at_bankruptcy``, :func:`is_adl_filled_at_bankruptcy`), not at a loss
+    there.  So no fill realizes a loss: ADL never lowers a counterparty's balance (INV-026)."""
+    one_at_mark = M.compute_unrealized_pnl(inst, PositionTerms(sign, 1, entry, 0), mark)
+    one_at_bp = M.compute_unrealized_pnl(inst, PositionTerms(sign, 1, entry, 0), bankruptcy_price)
+    return num.and_(one_at_mark > 0, num.or_(num.not_(at_bankruptcy), one_at_bp >= 0))
 
 
 def compute_adl_reduction(remainder: Number, prefix: Number, size: Number, eligible: Any, lot: Number) -> Number:
@@ -459,7 +480,9 @@ def execute_adl(inst: Instrument, margin_rules: MarginRules, rules: AdlRules, *,
                  for c in itertools.compress(candidates, eligible_flags))
     ranked = rank_entries(pool)
     sizes = tuple(c.position.size for c in ranked)
-    flags = tuple(True for _ in ranked)
+    at_bp = is_adl_filled_at_bankruptcy(inst, rules, liquidated_sign, remainder, bankruptcy_price, mark, fund_available)
+    flags = tuple(is_adl_fillable(inst, c.position.sign, c.position.entry, mark, bankruptcy_price, at_bp)
+                  for c in ranked)
     reductions = allocate_adl(remainder, sizes, flags, inst.lot_size)
     prefixes = compute_adl_prefixes(reductions)
     q = compute_adl_mark_quantity(inst, rules, liquidated_sign, num.sum_(reductions), bankruptcy_price, mark, fund_available)

@@ -30,6 +30,9 @@ The checks, after every event:
 * **ADL-003 / ADL-008 no socialization** an account that holds no position settled in a currency
   keeps its balance in that currency exactly; no position is opened, grown, moved to another side
   or re-priced; a position whose size did not change keeps its margin.
+* **INV-026 no ADL fill realizes a loss** (C71): every ``adl`` record's realized PnL is >= 0 and
+  is MRG-008's on the counterparty's entry, at the mark and at the bankruptcy price for the sizes
+  the record states.
 * **INV-021 / INV-003 loss bound** an account that was liquidated (a position of it shrank or
   vanished, and it was not an ADL counterparty in the event) loses, per currency, at most the
   margin of what was liquidated: the isolated margins of the positions that shrank, plus its cash
@@ -369,6 +372,27 @@ def check_transition(before: Any, event: Any, after: Any, records: Iterable[Any]
                                                 f"{b0} -> {b1}"))
             if cross_shrunk and b1 < 0:
                 bad.append(Violation("INV-021", f"account {a0.id}: cross balance {code} {b1} < 0 after a liquidation"))
+
+    # ---- INV-026 (C71): no ADL fill realizes a loss; its realized PnL is MRG-008's on the counterparty's entry
+    held = {}
+    for a0 in before.accounts:
+        for q in a0.positions:
+            held.setdefault((a0.id, q.instrument), []).append(q)
+    for r in records:
+        if r.kind != "adl":
+            continue
+        inst = insts[r.instrument]
+        got = r.get("realized_pnl")
+        if got < 0:
+            bad.append(Violation("INV-026", f"ADL realized a loss of {-got} units for {r.account} {r.instrument}"))
+        # the counterparty's side is not in the record: one of its positions there must explain the number
+        sides = [q for q in held.get((r.account, r.instrument), []) if q.size >= r.get("reduced_size")]
+        want = [math.floor(upnl_units(inst, q.side.sign, r.get("size_at_mark"), q.entry_price, r.get("mark_price"))
+                           + upnl_units(inst, q.side.sign, r.get("size_at_bankruptcy_price"), q.entry_price,
+                                        r.get("bankruptcy_price"))) for q in sides]
+        if got not in want:
+            bad.append(Violation("INV-026", f"ADL of {r.account} {r.instrument}: realized {got}, MRG-008 on its "
+                                            f"entry gives {want}"))
 
     # ---- ADL-003: the ADL state, and no market order while in it
     kind = _kind(event)

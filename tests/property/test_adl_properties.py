@@ -87,8 +87,11 @@ def test_allocation_against_a_contract_by_contract_fill(key, data):
     # oracle ranking: sort by (-score, key)
     scored = sorted(eligible, key=lambda c: (-A.compute_adl_score(inst, prof.margin, prof.adl, c.position, mark), c.key))
     assert [r.account for r in out.results] == [c.account for c in scored]
-    # oracle allocation: fill one lot at a time, always to the first candidate with quantity left
-    left = {c.key: c.position.size for c in scored}
+    # ADL-006 (C71): only a position in profit at the price it fills at is filled; here the bankruptcy
+    # price is the mark, and a position is in profit iff the price moved its way from its entry
+    fills = [c for c in scored if c.position.sign * (mark - c.position.entry) > 0]
+    # oracle allocation: fill one lot at a time, always to the first fillable candidate with quantity left
+    left = {c.key: (c.position.size if c in fills else F(0)) for c in scored}
     got = {c.key: F(0) for c in scored}
     todo = rem
     for c in scored:
@@ -96,11 +99,11 @@ def test_allocation_against_a_contract_by_contract_fill(key, data):
         got[c.key] += take
         todo -= take
     assert [r.reduction for r in out.results] == [got[c.key] for c in scored]
-    assert out.reduced == min(rem, sum((c.position.size for c in eligible), F(0)))
+    assert out.reduced == min(rem, sum((c.position.size for c in fills), F(0)))
     for r in out.results:
         assert 0 <= r.reduction and r.new_position.size >= 0 and (r.reduction / lot).denominator == 1
-    reds = [r.reduction for r in out.results]
-    sizes = [c.position.size for c in scored]
+    reds = [r.reduction for r, c in zip(out.results, scored) if c in fills]
+    sizes = [c.position.size for c in fills]
     for i in range(len(reds)):
         for j in range(i + 1, len(reds)):
             assert not (reds[i] < sizes[i] and reds[j] > 0)
@@ -156,3 +159,34 @@ def test_conservation_and_fund_never_negative(key, data):
     value += A.compute_adl_gap(inst, liq, out.reduced, bp, mark)
     residue = value - cash
     assert 0 <= residue < len(out.results) + 1
+
+
+@pytest.mark.rules("INV-026", "ADL-006")
+@settings(max_examples=examples(300))
+@given(key=st.sampled_from(KEYS), data=st.data())
+def test_INV_026_adl_never_lowers_a_counterpartys_balance(key, data):
+    """C71: whatever the bankruptcy price, the mark and the fund, every fill realizes a gain or
+    nothing: a filled position is one the price moved its way from its entry at the mark, and one
+    filled partly at the bankruptcy price is not at a loss there (the sign of s * (price - entry)
+    is the sign of the PnL, linear or inverse)."""
+    prof = PROFILES[key[0]]
+    inst = prof.instruments[key[1]]
+    lot = inst.lot_size
+    liq = data.draw(st.sampled_from([1, -1]))
+    entries = [(f"c{i}", -liq, lot * data.draw(st.integers(1, 300)), data.draw(st.integers(20000, 40000)),
+                data.draw(st.integers(0, 10 ** 10))) for i in range(data.draw(st.integers(1, 5)))]
+    cands = tuple(A.RankEntry(a, inst.id, PositionTerms(s, n, F(e), m)) for a, s, n, e, m in entries)
+    rem = lot * data.draw(st.integers(1, 2000))
+    bp = F(data.draw(st.integers(200000, 400000)), 10)
+    mark = F(data.draw(st.integers(200000, 400000)), 10)
+    avail = data.draw(st.integers(0, 10 ** 11))
+    out = A.execute_adl(inst, prof.margin, prof.adl, liquidated_account="L", liquidated_sign=liq, remainder=rem,
+                        bankruptcy_price=bp, mark=mark, fund_available=avail, candidates=cands)
+    by_acct = {c.account: c.position for c in cands}
+    for r in out.results:
+        pos = by_acct[r.account]
+        if r.reduction > 0:
+            assert pos.sign * (mark - pos.entry) > 0, (r.account, pos, mark)
+        if r.reduction > r.at_mark:     # part of it filled at the bankruptcy price
+            assert pos.sign * (bp - pos.entry) >= 0, (r.account, pos, bp)
+        assert r.realized_units >= 0 and r.released_units >= 0

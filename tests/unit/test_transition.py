@@ -201,17 +201,20 @@ def test_TRN_008_a_counterparty_that_ADL_weakens_is_rechecked_in_the_same_event(
     no book and an empty fund: her remainder of 100 contracts cannot be covered (1 x 3,800 USDT
     uncovered: trigger (a)), so it is deleveraged; with nothing available all of it executes at the
     bankruptcy price 27,000 (ADL-007).  dave, the only short (cross: short 100 BTC contracts at
-    23,200 and long 100 ETH contracts, 10 ETH, at entry = mark 2,000; balance 3,850 USDT), is healthy
-    before ADL (equity 3,850 > 0.45 % x (23,200 + 20,000) = 194.4).  His short is bought back at
-    27,000: realized 1 x (23,200 - 27,000) = -3,800 USDT, balance 50.  The re-check (TRN-008) finds
-    his ETH position under its requirement 0.45 % x 20,000 = 90 > 50: liquidated in the same event."""
-    dave = Account("dave", (("USDT", 3_850 * U),),
-                   (Position("BTC-USDT-SWAP", "short", F(100), F(23_200), "cross", 0),
-                    Position("ETH-USDT-SWAP", "long", F(100), F(2_000), "cross", 0)))
+    28,000 and long 100 ETH contracts, 10 ETH, at 2,100 with the ETH mark at 2,000; balance 50 USDT),
+    is healthy before ADL (equity 50 + 1 x 4,800 - 10 x 100 = 3,850 > 0.45 % x (23,200 + 20,000) =
+    194.4) and in profit at the mark and at 27,000, so he is filled (ADL-006).  His short is bought
+    back at 27,000: realized 1 x (28,000 - 27,000) = +1,000 USDT (ADL never lowers a balance,
+    INV-026), balance 1,050; but he gave up 3,800 USDT of profit at the mark, so his equity falls to
+    1,050 - 1,000 = 50.  The re-check (TRN-008) finds his ETH position under its requirement 0.45 % x
+    20,000 = 90 > 50: liquidated in the same event."""
+    dave = Account("dave", (("USDT", 50 * U),),
+                   (Position("BTC-USDT-SWAP", "short", F(100), F(28_000), "cross", 0),
+                    Position("ETH-USDT-SWAP", "long", F(100), F(2_100), "cross", 0)))
     alice = _long("alice", 100, 30_000, 3_000)
     st = S.initial_state(P, [alice, dave], {"BTC-USDT-SWAP": F(30_000), "ETH-USDT-SWAP": F(2_000)}, {}, {}, 0)
     st, recs = S.process_event(st, S.MarkEvent(1_000, "BTC-USDT-SWAP", F(23_200)))
     (adl,) = [r for r in recs if r.kind == "adl"]
-    assert adl.account == "dave" and adl.get("reduced_size") == 100
+    assert adl.account == "dave" and adl.get("reduced_size") == 100 and adl.get("realized_pnl") == 1_000 * U
     assert [r.instrument for r in recs if r.kind == "full liquidation" and r.account == "dave"] == ["ETH-USDT-SWAP"]
     assert st.account("dave").positions == () and st.account("dave").balance("USDT") == 0
