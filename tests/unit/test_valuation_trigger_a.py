@@ -45,7 +45,7 @@ def test_trigger_a_is_judged_at_each_remainders_check_C70() -> None:
     assert dict(after.adl_active)[fid] is False
     inst = after.profile.instruments["BTC-USDT-SWAP"]
     mark = dict(after.marks)["BTC-USDT-SWAP"]
-    (left,) = [r for r in after.remainders if r.account == "u0093"]
+    (left,) = [r for r in after.remainders if r.account == "u0093" and r.instrument == "BTC-USDT-SWAP"]
     assert left.size == Fraction(1, 100)
     settled, pending, _ = _fund_balances(after)[fid]
     # reading (ii): beyond the balance the event ends with; reading (i): within the balance at its check
