@@ -614,6 +614,19 @@ def _cross_ratio(ctx: Context) -> Any:
                     L.is_cross_liquidatable(ips, rules, balance, marks) == (ratio <= req_ratio))
 
 
+@obligation("OBL-LIQ-008d", "an account with no cross position in a currency is never liquidated there",
+            rules=["LIQ-008", "TRN-004"],
+            statement="decide_cross_action on an empty group is NONE and is_cross_liquidatable false, whatever the balance "
+                      "(a cross round that closed every position ends: TRN-004)",
+            premises="no cross position; any balance (negative, zero or positive)",
+            scope=Scope.MODULAR, per_instrument=False)
+def _cross_empty(ctx: Context) -> Any:
+    rules, lrules = ctx.profile.margin, ctx.profile.liquidation
+    balance = ctx.money("balance", nonnegative=False)
+    action = ctx.observe("action", L.decide_cross_action((), rules, lrules, balance, ()))
+    return num.and_(action == L.NONE, num.not_(L.is_cross_liquidatable((), rules, balance, ())))
+
+
 @obligation("OBL-LIQ-010b", "the margin a cross position stands on: the account's surplus over its requirement is that position's",
             rules=["LIQ-010", "LIQ-008"],
             statement="for any mark p of position j (the others' marks fixed): cross equity - cross requirement = "

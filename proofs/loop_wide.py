@@ -29,7 +29,7 @@ from backstop.reference.engine import Level
 from backstop.reference.events import fund_key_of
 from backstop.reference.profile import BalanceView, PartialRule, Profile
 from backstop.reference.rules import RULES
-from backstop.reference.types import Account, ContractKind, Instrument, MarginMode, Position, PositionTerms, Side
+from backstop.reference.types import Account, ContractKind, Instrument, MarginMode, Position, PositionTerms, Side, TierBasis
 
 __all__ = ["WideScenario", "CrossOnlyScenario", "EventsScenario", "wide_instruments"]
 
@@ -419,7 +419,10 @@ class WideScenario:
                 continue
             kinds = ("full liquidation", "adl") if n is None else ("partial liquidation", "adl")
             if not any(r.kind in kinds and r.account == acct and r.instrument == inst_id for r in recs):
-                return False
+                # on a notional table a LIQ-005 step can close the whole position: its record says new size 0
+                if n is not None or not any(r.kind == "partial liquidation" and r.account == acct
+                                            and r.instrument == inst_id and conc(r.get("new_size")) == 0 for r in recs):
+                    return False
         last_trigger: dict[str, str] = {}
         for r in recs:
             if r.kind == "liquidation trigger":
@@ -771,3 +774,140 @@ obligation("OBL-INV-025i", "wide bounded whole loop with a liquidatable cross ac
            applies=lambda p, i: wide_instruments(p) is not None,
            applies_note="needs two linear instruments in one currency, partial liquidation and the drawdown trigger")(
     _q_only_body)
+
+
+def notional_partial_instrument(profile: Profile) -> Instrument | None:
+    """The first linear instrument (by id) of a profile that allows partial liquidation and tiers
+    by notional value, with at least 3 capped tiers: where a LIQ-005 step can close a whole
+    position (one lot's value at the mark above the target tier's cap; OBL-TRN-004b)."""
+    if profile.liquidation.partial is PartialRule.NONE:
+        return None
+    for i in sorted(profile.instruments.values(), key=lambda i: i.id):
+        t = i.tier_table
+        if (i.kind is ContractKind.LINEAR and t.basis is TierBasis.NOTIONAL and len(t.tiers) >= 4
+                and all(x.cap is not None for x in t.tiers[:3])):
+            return i
+    return None
+
+
+class NotionalScenario(WideScenario):
+    """A cross account whose partial step closes its whole position (OBL-INV-025j), on a profile that
+    tiers by notional value and allows partial liquidation (no shipped profile does; the
+    binance+partial and bybit+partial variants).
+
+    P is :func:`notional_partial_instrument`'s instrument, at an entry E where one lot is worth 1.2 x
+    the tier-1 cap, or, where tier 3 is too narrow for several such lots, the middle of tier 3 (bybit
+    BTCUSDT: 2,900,000 USDT, one lot; on binance BTCUSDT: a lot of 0.001 BTC, cap 50,000 USDT, so E = 60,000,000 USDT,
+    a price no market shows: the only way a notional table lets a step close a position, since a
+    step cuts to a whole number of lots under the target tier's cap).  X, cross, holds the fewest
+    lots of P that lie in tier 3 (on binance 5 lots = 300,000 USDT, in (250,000, 1,000,000]) long
+    at E, with a cash balance (a row constant) in the range where the first mark, 0.99 x E, makes its
+    decision PARTIAL (TRN-003: X's only position is a candidate at tier 3); the step's target is tier
+    1, whose cap is under one lot, so the step closes the position and the cross round ends with an
+    empty group (the loop's early return).  S is short P's one lot isolated at E with 10 % (the ADL
+    counterparty), D has no position; S's and D's cash are free whole amounts >= 0.  One bid and
+    one ask level on P of X's size at 0.98 and 1.02 x E; two marks on P (0.99 x E, then 0.99 or
+    0.9 x E one second after 16:00 HKT), the fund's opening balance 0 or 10,000,000 whole units.
+    The claim is INV-025's (:meth:`WideScenario.claim`); among it, every position left has size > 0."""
+
+    NAMES = ("cash S", "cash D")
+    SECOND = (Fraction(99, 100), Fraction(90, 100))
+    FUNDS_J = (0, 10_000_000)
+
+    def __init__(self, profile: Profile, inst: Instrument) -> None:
+        super().__init__(profile, (inst, inst))
+        t = inst.tier_table.tiers
+        lot, cv = inst.lot_size, inst.contract_value
+        caps: tuple[Fraction, Fraction, Fraction] = (t[0].cap, t[1].cap, t[2].cap)  # type: ignore[assignment]  # tiers 1-3 are capped (notional_partial_instrument)
+        one_lot = caps[0] * Fraction(6, 5)
+        lots = (caps[1] / one_lot).__floor__() + 1
+        if lots * one_lot > caps[2]:  # tier 3 too narrow for several such lots: one lot inside tier 3 (bybit)
+            one_lot, lots = (max(caps[0], caps[1]) + caps[2]) / 2, 1
+        self.ENTRY_P = (one_lot / (lot * cv) / inst.tick_size).__floor__() * inst.tick_size
+        self.x_size_p = lots * lot
+        if not t[1].cap < self.x_size_p * cv * self.ENTRY_P <= t[2].cap:  # type: ignore[operator]
+            raise ValueError(f"{inst.id}: no tier-3 size for the notional scenario")
+        self.s_size = lot
+        # X's cash: every whole amount (in steps of 1/20,000 of the notional) whose decision at 0.99 x E is PARTIAL;
+        # the two ends and the middle of that range are the rows
+        scale = inst.settle_currency.scale
+        notional = int(self.x_size_p * cv * self.ENTRY_P)
+        partial = [c for c in range(0, notional, max(1, notional // 20000)) if self._decision(c * scale) == L.PARTIAL]
+        if not partial:
+            raise ValueError(f"{inst.id}: no cash at which the notional scenario's decision is PARTIAL")
+        cash = (partial[0], partial[len(partial) // 2], partial[-1])
+        self.GRID = tuple((m2, fund, c) for c in cash for m2 in self.SECOND for fund in self.FUNDS_J)
+        self.J_ROWS = tuple(range(len(self.GRID)))
+
+    def _decision(self, cash_units: int) -> Any:
+        p, mark = self.p, self.ENTRY_P * Fraction(99, 100)
+        ips = ((p, PositionTerms(1, self.x_size_p, self.ENTRY_P, 0)),)
+        return L.decide_cross_action(ips, self.profile.margin, self.profile.liquidation, cash_units, (mark,))
+
+    def equity(self, state: S.SimState, val: Any, symbolic: bool) -> Any:
+        """:meth:`WideScenario.equity` with P's fund once (P and Q are the same instrument here)."""
+        terms = shadow_of if symbolic else (lambda t: t)
+        marks = dict(state.marks)
+        insts = self.profile.instruments
+        total: Any = 0
+        for a in state.accounts:
+            total = total + val(a.balance(self.code))
+            for pos in a.positions:
+                total = total + val(pos.margin) + M.compute_unrealized_pnl(insts[pos.instrument], terms(pos.terms()),
+                                                                         marks[pos.instrument])
+        for r in state.remainders:
+            total = total + M.compute_unrealized_pnl(insts[r.instrument], terms(PositionTerms(r.sign, r.size, r.price, 0)),
+                                                     marks[r.instrument])
+        total = total + val(FB.available_balance(state.funds, self.fund, BalanceView.SETTLED_PLUS_PENDING))
+        total = total + val(dict(state.dust).get(self.code, 0))
+        return total + val(state.funds.ledger.balances.get((F.VENUE, self.code), 0))
+
+    def run(self, values: dict[str, Any], terms: dict[str, Any] | None = None) -> dict[str, Any]:
+        def x(n: str) -> Any:
+            return sym(values[n], terms[n]) if terms is not None else values[n]
+
+        R = concolic_rules() if terms is not None else RULES
+        m2, fund, cash_x = self.GRID[values["price path"]]
+        p, E, code, unit = self.p, self.ENTRY_P, self.code, self.p.settle_currency.scale
+        accounts = [
+            Account("S", ((code, x("cash S")),), (Position(p.id, Side.SHORT, self.s_size, E, MarginMode.ISOLATED,
+                                                           int(self._notional(p, self.s_size, E) / 10)),)),
+            Account("X", ((code, cash_x * unit),), (Position(p.id, Side.LONG, self.x_size_p, E, MarginMode.CROSS, 0),)),
+            Account("D", ((code, x("cash D")),)),
+        ]
+        book = S.Book((Level(E * Fraction(98, 100), self.x_size_p),), (Level(E * Fraction(102, 100), self.x_size_p),))
+        state = S.initial_state(self.profile, accounts, {p.id: E}, {p.id: book}, {self.fund.id: fund * unit},
+                                start_ms=T0, R=R)
+        states, records, marks = [state], [], []
+        for t, mark in ((T1, E * Fraction(99, 100)), (T2, m2 * E)):
+            state, recs = S.process_event(state, S.MarkEvent(t, p.id, mark), R)
+            states.append(state)
+            records.append(recs)
+            marks.append(mark)
+        return {"states": states, "records": records, "marks": marks, "times": (T1, T2),
+                "walk": [None, None], "inject": [0, 0], "check": [True, True]}
+
+
+def _notional_body(ctx: Context) -> Any:
+    inst = notional_partial_instrument(ctx.profile)
+    sc = NotionalScenario(ctx.profile, inst)  # type: ignore[arg-type]  # None only where the obligation does not apply
+    return prove_by_paths(ctx, sc, sc.J_ROWS)
+
+
+obligation("OBL-INV-025j", "bounded whole loop on a notional tier table with partial liquidation: a cross partial step "
+           "that closes the whole position, through process_event",
+           rules=["INV-025", "TRN-003", "TRN-004", "LIQ-005", "LIQ-008", "INV-009", "INV-022"],
+           statement=_STATEMENT + "; in particular a cross position a step closes is removed (every position left has "
+                     "size > 0) and the round ends with the empty group",
+           premises=("P the first linear instrument on a notional tier table with at least 3 capped tiers, at an entry E where "
+                     "one lot is worth 1.2 x the tier-1 cap (binance+partial BTCUSDT: E = 60,000,000 USDT); X cross long the "
+                     "fewest lots of P in tier 3 (binance: 5) at E, its cash at the two ends and the middle of the range "
+                     "where the decision at 0.99 x E is PARTIAL (row constants); S short 1 lot isolated at E with 10 %; D no "
+                     "position; S's and D's cash any whole amount >= 0; one bid at 0.98 x E and one ask at 1.02 x E of X's "
+                     "size; marks 0.99 x E, then 0.99 or 0.9 x E one second after 16:00 HKT; the fund's opening balance 0 "
+                     "or 10,000,000 whole units (row constants): 12 rows"),
+           scope=Scope.BOUNDED, limit_seconds=WideScenario.LIMIT, per_instrument=False,
+           applies=lambda p, i: notional_partial_instrument(p) is not None,
+           applies_note="needs a linear instrument on a notional tier table with 3 capped tiers and partial liquidation "
+                        "(no shipped profile: the binance+partial and bybit+partial variants)")(
+    _notional_body)

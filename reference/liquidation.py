@@ -250,8 +250,11 @@ def compute_cross_tier_one_requirement(inst_pos: tuple[tuple[Instrument, Positio
 def is_cross_liquidatable(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,
                           balance: Number, marks: tuple[Number, ...]) -> Any:
     """LIQ-008: the account's cross positions in one currency are liquidated together when the cross
-    equity is at or below the sum of their requirements (seed 003's trigger, per account)."""
-    return compute_cross_equity(inst_pos, balance, marks) <= compute_cross_requirement(inst_pos, rules, marks)
+    equity is at or below the sum of their requirements (seed 003's trigger, per account).  An
+    account with no cross position in the currency has nothing to liquidate: never (so a cross round
+    that closed every position ends with the decision NONE, TRN-004)."""
+    held = len(inst_pos) > 0
+    return num.and_(held, compute_cross_equity(inst_pos, balance, marks) <= compute_cross_requirement(inst_pos, rules, marks))
 
 
 def decide_cross_action(inst_pos: tuple[tuple[Instrument, PositionTerms], ...], rules: MarginRules,

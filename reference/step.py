@@ -588,9 +588,7 @@ def _liquidate_cross(state: SimState, t: int, acct_id: str, code: str, R: Rules)
     rounds = R.T.max_cross_rounds(tuple(p.instruments.values()))
     for k in range(rounds):
         acct = state.account(acct_id)
-        group = _cross_group(state, acct, code)
-        if not group:
-            return state, recs
+        group = _cross_group(state, acct, code)  # empty once a round closed every position: LIQ-008 says NONE
         ips = tuple((p.instruments[q.instrument], q.terms()) for q in group)
         marks = tuple(state.mark(q.instrument) for q in group)
         balance = acct.balance(code)

@@ -94,11 +94,15 @@ VARIANTS: dict[str, str] = {
     "okx+capped": ('extends = "okx"\nname = "okx+capped"\n[liquidation]\n'
                    'fund_share = "capped_by_fee_rate"\nfund_share_rate = "0.005"\n'),
     "okx+bpfee": 'extends = "okx"\nname = "okx+bpfee"\n[margin]\nbankruptcy_includes_close_fee = true\n',
+    # notional tiers with partial liquidation (tests/test_proofs_partial_variants.py): where a LIQ-005 step can
+    # close a whole position (OBL-INV-025j)
+    "binance+partial": 'extends = "binance"\nname = "binance+partial"\n[liquidation]\npartial = "two_tiers"\n',
 }
 
 # a variant judges only with the obligations proved on it (okx+bpfee: OBL-INV-025a-e; its OBL-INV-024
 # was not proved when the table was run, and a claim the original does not keep cannot judge a mutant)
 VARIANT_JUDGES: dict[str, tuple[str, ...]] = {
+    "binance+partial": ("OBL-INV-025j",),
     "okx+bpfee": ("OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e", "OBL-INV-025f",
                   "OBL-INV-025g", "OBL-INV-025h", "OBL-INV-025i"),
 }
@@ -499,7 +503,7 @@ def planted(m: Mutant | None, counter: list[int] | None = None) -> Iterator[None
 # ---------------------------------------------------------------- the scenarios of the obligations
 
 OBLIGATIONS = ("OBL-INV-024", "OBL-INV-025a", "OBL-INV-025b", "OBL-INV-025c", "OBL-INV-025d", "OBL-INV-025e",
-               "OBL-INV-025f", "OBL-INV-025g", "OBL-INV-025h", "OBL-INV-025i")
+               "OBL-INV-025f", "OBL-INV-025g", "OBL-INV-025h", "OBL-INV-025i", "OBL-INV-025j")
 _APPLICABLE: dict[str, tuple[str, ...]] = {}
 
 
@@ -527,6 +531,9 @@ def scenario(profile: Profile, ob_id: str) -> tuple[Any, tuple[int, ...]]:
         return PW.CrossOnlyScenario(profile, PW.wide_instruments(profile)), PW.CrossOnlyScenario.G_ROWS
     if ob_id == "OBL-INV-025i":
         return PW.QOnlyScenario(profile, PW.wide_instruments(profile)), PW.QOnlyScenario.I_ROWS
+    if ob_id == "OBL-INV-025j":
+        sc = PW.NotionalScenario(profile, PW.notional_partial_instrument(profile))
+        return sc, sc.J_ROWS
     if ob_id == "OBL-INV-025h":
         return PW.TwoCandidateScenario(profile, PW.two_candidate_instruments(profile)), PW.TwoCandidateScenario.H_ROWS
     sc = PW.WideScenario(profile, PW.wide_instruments(profile))
@@ -556,7 +563,8 @@ def _cache_path(profile: Profile) -> Path:
     h = hashlib.sha256()
     for mod in (S, FB):
         h.update(inspect.getsource(mod).encode())
-    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario, PW.CrossOnlyScenario, PW.TwoCandidateScenario, PW.QOnlyScenario):
+    for sc in (PL.LoopScenario, PW.WideScenario, PW.EventsScenario, PW.CrossOnlyScenario, PW.TwoCandidateScenario, PW.QOnlyScenario,
+               PW.NotionalScenario):
         for name in ("__init__", "declare", "run", "no_mark_instrument", "extra_accounts"):
             if name in vars(sc):
                 h.update(inspect.getsource(getattr(sc, name)).encode())
@@ -568,7 +576,7 @@ def _cache_path(profile: Profile) -> Path:
 
 # the wide scenario's concolic runs are slow (minutes per row on a loaded machine): its witness
 # sets may stop early ("timeout"); they are then a sample of its paths, and say so
-ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025h": 30, "OBL-INV-025i": 30, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75,
+ROW_SECONDS = {"OBL-INV-024": 300, "OBL-INV-025h": 30, "OBL-INV-025i": 30, "OBL-INV-025j": 30, "OBL-INV-025a": 75, "OBL-INV-025b": 75, "OBL-INV-025c": 75, "OBL-INV-025d": 75,
                "OBL-INV-025e": 75, "OBL-INV-025f": 75,
                "OBL-INV-025g": 75}
 

@@ -67,24 +67,24 @@ DEFAULT = (
     ("_engine_walk", "swap", "Book(new_levels, book.asks)", ""),  # the consumed bids replace the asks
 )
 
-# Why a mutant is not killed.  The whole table re-run on main of 2026-12-01 18:47 UTC (okx, 444 s wall with
-# --no-prove-same --no-equivalence, the machine shared; then each FALLBACK mutant on its profile: binance's
-# OBL-INV-024 for the engine fee, okx+capped for ENG-004's surplus return, okx+bpfee for the fee to close a
-# full liquidation, 2 minutes in all); the ONE_CROSS mutant since killed by OBL-INV-025i (a cross account holding
-# only Q: an event on P leaves it as it is).  Of 292 mutants: 197 killed (each by a confirmed counterexample of
-# OBL-INV-024 or OBL-INV-025a-i), 16 equivalent -- every one PROVED so at its site by Z3
+# Why a mutant is not killed.  The whole table re-run on main of 2026-12-01 22:27 UTC (okx, 516 s wall with
+# --no-prove-same --no-equivalence, a soak sharing the machine at nice 19; then each FALLBACK mutant on its
+# profile: binance's OBL-INV-024 for the engine fee, okx+capped for ENG-004's surplus return, okx+bpfee for the
+# fee to close a full liquidation, binance+partial's OBL-INV-025j for a cross step that closes the whole
+# position, about 2 minutes in all).  Of 290 mutants: 194 killed (each by a confirmed counterexample of
+# OBL-INV-024 or OBL-INV-025a-j), 16 equivalent -- every one PROVED so at its site by Z3
 # (:func:`mutation_plumbing.proved_equivalent`: a commuting swap, a swap into a symmetric callee, a premised
 # comparison, a premise an obligation of its own proves, or a premise read from step.py's calls), none
-# argued -- 21 holes (below, each with its reason) and 58 errors (a mutant whose screen crashes
-# process_event; not in the denominator): 197 of 218 non-equivalent mutants killed, 90.4 %.
+# argued -- 19 holes (below, each with its reason; none in the cross plumbing) and 61 errors (a mutant whose
+# screen crashes process_event; not in the denominator): 194 of 213 non-equivalent mutants killed, 91.1 %.
+# The round loop of _liquidate_cross no longer returns early on an empty group: LIQ-008 decides NONE there
+# (OBL-LIQ-008d), so the decision is a rule's, and that mutant site is gone.
 WHY: dict[str, str] = {
     # equivalent, proved by Z3 at the mutated site (mutation_plumbing.proved_equivalent)
     'COMMUTES': 'equivalent, proved by Z3 at the call site: the rule function returns the same term with the two pure arguments swapped, for all values (a sum such as balance + realized - fee, an or of the two ADL-002 terms, an and of negations)',
     'SIGN': 'equivalent, proved by Z3 at the site: a sign is +1 or -1, never 0 (the premise of mutation_plumbing.PREMISES)',
     'COMMUTES_INNER': 'equivalent, proved by Z3 at the call site: adl_fires reads the two swapped arguments only as the two arguments of is_fund_insufficient, which Z3 proves symmetric (mutation_plumbing.swap_flows_into_symmetric)',
     'CALLER': "equivalent for process_event, proved at the site under a premise read from step.py's source (mutation_plumbing.CALLER_SITES): the arguments every step.py call passes to fundbook's API (a BalanceView member, SETTLED_PLUS_PENDING, no receiver), where the conversion is the identity or balance_in_view is symmetric (Z3)",
-    'PARTIAL_NOT_WHOLE': "a cross partial step that closes the whole position: on a size-basis tier table (okx) it never does (OBL-TRN-004b), so there the two agree; on a notional table a step can (one lot's value at the mark above the target tier's cap: OBL-TRN-004b's counterexample on binance+partial before it was restricted), and no domain of a notional profile with partial liquidation exists: a hole",
-    'SECOND_ROUND': "a round that starts with an empty cross group: on a size-basis table a PARTIAL round keeps every position (OBL-TRN-004b), so the dropped return is never reached; on a notional table a step can close a whole position and, with every leg closed, the next round would decide on an empty group; no domain of a notional profile with partial liquidation exists: a hole",
     'LEMMA': 'equivalent, proved by Z3 at the site under a premise that an obligation of its own proves (mutation_plumbing.PREMISES and LEMMA_SITES: OBL-TRN-004b, the cross round bound -- a candidate keeps a position of size > 0, no candidate is left by the last round -- and OBL-TRN-003)',
     # holes that were once listed as equivalent by argument; no solver shows them so, so they count against the score
     'SETTLE_IN_POSTING': 'unreached from process_event: every event settles first (TRN-001 step 1), so no posting closes a window; the path is the Python API of fundbook (a posting after a window without a settle)',
@@ -142,14 +142,13 @@ HOLES: dict[str, str] = {
     'fundbook.balance_history arith `p.available - p.settled` -> `p.available + p.settled`': 'VIEW_GIVEN',
     'fundbook.balance_history cmp `view is not None` -> `view is None`': 'VIEW_GIVEN',
     "step._engine_walk drop `recs.append(Record('uncovered deficit', t, ('INS-004', 'ADL-002'), account, inst.id, fu...` -> `pass`": 'UNCOVERED',
-    'step._liquidate_cross cmp `s.position.size > 0` -> `s.position.size >= 0`': 'PARTIAL_NOT_WHOLE',
-    'step._liquidate_cross drop `return (state, recs)` -> `pass`': 'SECOND_ROUND',
 }
 
 # Mutants okx's domains cannot kill, judged where their code runs: binance's OBL-INV-024 (binance charges
 # the engine's liquidation fee, okx none); okx+capped (ENG-004's surplus return: liquidation.fund_share =
 # "capped_by_fee_rate"); okx+bpfee (margin.bankruptcy_includes_close_fee: LIQ-007 books a fee to close a
-# full liquidation, 0 on okx), by its OBL-INV-025a-i only (mutation_plumbing.VARIANT_JUDGES).
+# full liquidation, 0 on okx), by its OBL-INV-025a-i only (mutation_plumbing.VARIANT_JUDGES); binance+partial (notional
+# tiers with partial liquidation: a cross step can close the whole position, C74), by OBL-INV-025j only.
 FALLBACK: dict[str, str] = {
     'step._engine_walk drop `state = dataclasses.replace(state, funds=funds)` -> `pass`': 'binance',
     'step._engine_walk swap `R.T.compute_fund_posting(c.fund_units, c.fee_units, c.venue_units)` -> `R.T.compute_fund_posting(c.fund_units, c.venue_units, c.fee_units)`': 'binance',
@@ -159,6 +158,9 @@ FALLBACK: dict[str, str] = {
     'step._hand_over_full drop `state = _add_dust(state, inst.settle_currency.code, fee_dust, R)` -> `pass`': 'okx+bpfee',
     'step._hand_over_full swap `R.T.compute_takeover_fee_dust(tk.close_fee, tk.close_fee_units)` -> `R.T.compute_takeover_fee_dust(tk.close_fee_units, tk.close_fee)`': 'okx+bpfee',
     'step.process_recheck drop `state, r = process_remainders(state, t, inst, R)` -> `pass`': 'okx+bpfee',
+    # a cross step that closes the whole position happens only on a notional table (C74): OBL-INV-025j's domain;
+    # there the mutant keeps a position of size 0, which the Position type refuses (the run crashes: an error)
+    'step._liquidate_cross cmp `s.position.size > 0` -> `s.position.size >= 0`': 'binance+partial',
 }
 
 

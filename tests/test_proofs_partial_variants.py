@@ -10,6 +10,10 @@ Known limits (these variants are not shipped; every obligation is proved on the 
 on binance+partial (notional tiers with deductions, MM at mark) OBL-LIQ-006 (5 unrolled steps),
 OBL-LIQ-006b and OBL-LIQ-007c do not finish within their limits, nor does OBL-LIQ-007c on
 bybit+partial; they are proved for okx, and OBL-LIQ-006/006b for bybit+partial.
+
+The whole loop on these variants: OBL-INV-025j (``NotionalScenario``), where a cross partial step
+closes the whole position (spec/99-sources.md C74), is among the instances proved here (its rules
+include LIQ-005 and INV-022).
 """
 
 from __future__ import annotations
