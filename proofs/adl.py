@@ -326,6 +326,20 @@ def _alloc_bounded(ctx: Context) -> Any:
     return num.all_(claims)
 
 
+def _remainder_against_three(ctx: Context) -> tuple[Any, Any, Any, Any, Any, list[PositionTerms]]:
+    """The bounded ADL domain of OBL-INV-019b and OBL-INV-026: a remainder (side symbolic, split by
+    cases; R >= 1 lot), its bankruptcy price, the mark, the fund's available balance, and N_BOUNDED
+    positions on the other side in ADL order (sizes on the lot grid, entries and margins any)."""
+    liq = ctx.sign("liquidated sign")
+    R = _grid(ctx, "remainder")
+    bp, mark = ctx.price("bankruptcy price"), ctx.price("mark")
+    avail = ctx.money("fund available")
+    ctx.cases("side", [("remainder long", liq == 1), ("remainder short", liq == -1)])
+    positions = [PositionTerms(-liq, _grid(ctx, f"size{i}"), ctx.price(f"entry{i}"), ctx.money(f"margin{i}"))
+                 for i in range(N_BOUNDED)]
+    return liq, R, bp, mark, avail, positions
+
+
 @obligation("OBL-ADL-006", "the fill rule (C71): in profit at the mark, and not at a loss at the bankruptcy price when part of the remainder executes there",
             rules=["ADL-006", "INV-026"],
             statement="is_adl_fillable(s, e, mark, bp, at_bp) == (s*(mark - e) > 0 and (not at_bp or s*(bp - e) >= 0)): "
@@ -376,13 +390,7 @@ def _where_it_executes(ctx: Context) -> Any:
 def _no_loss_bounded(ctx: Context) -> Any:
     inst, rules = ctx.instrument, ctx.profile.adl
     lot = inst.lot_size
-    liq = ctx.sign("liquidated sign")
-    R = _grid(ctx, "remainder")
-    bp, mark = ctx.price("bankruptcy price"), ctx.price("mark")
-    avail = ctx.money("fund available")
-    ctx.cases("side", [("remainder long", liq == 1), ("remainder short", liq == -1)])
-    positions = [PositionTerms(-liq, _grid(ctx, f"size{i}"), ctx.price(f"entry{i}"), ctx.money(f"margin{i}"))
-                 for i in range(N_BOUNDED)]
+    liq, R, bp, mark, avail, positions = _remainder_against_three(ctx)
     at_bp = A.is_adl_filled_at_bankruptcy(inst, rules, liq, R, bp, mark, avail)
     flags = tuple(A.is_adl_fillable(inst, p.sign, p.entry, mark, bp, at_bp) for p in positions)
     rs = A.allocate_adl(R, tuple(p.size for p in positions), flags, lot)
@@ -535,14 +543,7 @@ def _conserve_modular(ctx: Context) -> Any:
 def _conserve_bounded(ctx: Context) -> Any:
     inst, rules = ctx.instrument, ctx.profile.adl
     lot = inst.lot_size
-    liq = ctx.sign("liquidated sign")
-    R = _grid(ctx, "remainder")
-    bp, mark = ctx.price("bankruptcy price"), ctx.price("mark")
-    avail = ctx.money("fund available")
-    ctx.cases("side", [("remainder long", liq == 1), ("remainder short", liq == -1)])
-    positions = []
-    for i in range(N_BOUNDED):
-        positions.append(PositionTerms(-liq, _grid(ctx, f"size{i}"), ctx.price(f"entry{i}"), ctx.money(f"margin{i}")))
+    liq, R, bp, mark, avail, positions = _remainder_against_three(ctx)
     rs = A.allocate_adl(R, tuple(p.size for p in positions), (True,) * N_BOUNDED, lot)
     pre = A.compute_adl_prefixes(rs)
     reduced = num.sum_(rs)

@@ -69,7 +69,7 @@ class WideScenario:
     balance fell 30 % within 8 hours) each hold on some rows and not on others."""
 
     LIMIT, MAX_PATHS = 280, 96
-    NAMES = ("cash H", "cash S", "cash D")
+    NAMES: tuple[str, ...] = ("cash H", "cash S", "cash D")
     ENTRY_P, ENTRY_Q, ENTRY_XP, ENTRY_XQ = Fraction(20_000), Fraction(1_000), Fraction(19_700), Fraction(1_100)
     # (H's margin share of its notional, mark 1, mark 2, bid, ask) as multiples of P's entry
     PRICES = ((Fraction(2, 100), Fraction(99, 100), Fraction(99, 100), Fraction(985, 1000), Fraction(101, 100)),
@@ -191,7 +191,7 @@ class WideScenario:
         for r in state.remainders:
             total = total + M.compute_unrealized_pnl(insts[r.instrument], terms(PositionTerms(r.sign, r.size, r.price, 0)),
                                                      marks[r.instrument])
-        for key in (fund_key_of(self.p), fund_key_of(self.q)):
+        for key in dict.fromkeys((fund_key_of(self.p), fund_key_of(self.q))):  # each fund once (P may be Q)
             total = total + val(FB.available_balance(state.funds, key, BalanceView.SETTLED_PLUS_PENDING))
         total = total + val(dict(state.dust).get(self.code, 0))
         return total + val(state.funds.ledger.balances.get((F.VENUE, self.code), 0))
@@ -843,24 +843,6 @@ class NotionalScenario(WideScenario):
         p, mark = self.p, self.ENTRY_P * Fraction(99, 100)
         ips = ((p, PositionTerms(1, self.x_size_p, self.ENTRY_P, 0)),)
         return L.decide_cross_action(ips, self.profile.margin, self.profile.liquidation, cash_units, (mark,))
-
-    def equity(self, state: S.SimState, val: Any, symbolic: bool) -> Any:
-        """:meth:`WideScenario.equity` with P's fund once (P and Q are the same instrument here)."""
-        terms = shadow_of if symbolic else (lambda t: t)
-        marks = dict(state.marks)
-        insts = self.profile.instruments
-        total: Any = 0
-        for a in state.accounts:
-            total = total + val(a.balance(self.code))
-            for pos in a.positions:
-                total = total + val(pos.margin) + M.compute_unrealized_pnl(insts[pos.instrument], terms(pos.terms()),
-                                                                         marks[pos.instrument])
-        for r in state.remainders:
-            total = total + M.compute_unrealized_pnl(insts[r.instrument], terms(PositionTerms(r.sign, r.size, r.price, 0)),
-                                                     marks[r.instrument])
-        total = total + val(FB.available_balance(state.funds, self.fund, BalanceView.SETTLED_PLUS_PENDING))
-        total = total + val(dict(state.dust).get(self.code, 0))
-        return total + val(state.funds.ledger.balances.get((F.VENUE, self.code), 0))
 
     def run(self, values: dict[str, Any], terms: dict[str, Any] | None = None) -> dict[str, Any]:
         def x(n: str) -> Any:

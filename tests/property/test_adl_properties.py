@@ -130,10 +130,10 @@ def test_counterparty_equity_unchanged_at_mark(key, data):
     assert (r != pos.size) or (released == pos.margin and new.size == 0)
 
 
-@pytest.mark.rules("INV-019", "INV-020", "ADL-007", "ADL-009")
-@settings(max_examples=examples(300))
-@given(key=st.sampled_from(KEYS), data=st.data())
-def test_conservation_and_fund_never_negative(key, data):
+def _remainder_case(key, data):
+    """A remainder of 1..2,000 lots, either side, against 1..5 opposite positions of other accounts
+    (entries 20,000..40,000, margins 0..10^10 units), a bankruptcy price and a mark in
+    20,000..40,000 and a fund available balance of 0..10^11 units, run through execute_adl."""
     prof = PROFILES[key[0]]
     inst = prof.instruments[key[1]]
     lot = inst.lot_size
@@ -147,8 +147,16 @@ def test_conservation_and_fund_never_negative(key, data):
     avail = data.draw(st.integers(0, 10 ** 11))
     out = A.execute_adl(inst, prof.margin, prof.adl, liquidated_account="L", liquidated_sign=liq, remainder=rem,
                         bankruptcy_price=bp, mark=mark, fund_available=avail, candidates=cands)
+    return prof, inst, liq, cands, bp, mark, avail, out
+
+
+@pytest.mark.rules("INV-019", "INV-020", "ADL-007", "ADL-009")
+@settings(max_examples=examples(300))
+@given(key=st.sampled_from(KEYS), data=st.data())
+def test_conservation_and_fund_never_negative(key, data):
+    prof, inst, liq, cands, bp, mark, avail, out = _remainder_case(key, data)
     assert avail + out.fund_result_units >= 0
-    assert 0 <= out.mark_quantity <= out.reduced and (out.mark_quantity / lot).denominator == 1
+    assert 0 <= out.mark_quantity <= out.reduced and (out.mark_quantity / inst.lot_size).denominator == 1
     if prof.adl.execution_price.value == "bankruptcy":
         assert out.mark_quantity == 0
     cash = sum(r.realized_units for r in out.results) + out.fund_result_units
@@ -169,19 +177,7 @@ def test_INV_026_adl_never_lowers_a_counterpartys_balance(key, data):
     nothing: a filled position is one the price moved its way from its entry at the mark, and one
     filled partly at the bankruptcy price is not at a loss there (the sign of s * (price - entry)
     is the sign of the PnL, linear or inverse)."""
-    prof = PROFILES[key[0]]
-    inst = prof.instruments[key[1]]
-    lot = inst.lot_size
-    liq = data.draw(st.sampled_from([1, -1]))
-    entries = [(f"c{i}", -liq, lot * data.draw(st.integers(1, 300)), data.draw(st.integers(20000, 40000)),
-                data.draw(st.integers(0, 10 ** 10))) for i in range(data.draw(st.integers(1, 5)))]
-    cands = tuple(A.RankEntry(a, inst.id, PositionTerms(s, n, F(e), m)) for a, s, n, e, m in entries)
-    rem = lot * data.draw(st.integers(1, 2000))
-    bp = F(data.draw(st.integers(200000, 400000)), 10)
-    mark = F(data.draw(st.integers(200000, 400000)), 10)
-    avail = data.draw(st.integers(0, 10 ** 11))
-    out = A.execute_adl(inst, prof.margin, prof.adl, liquidated_account="L", liquidated_sign=liq, remainder=rem,
-                        bankruptcy_price=bp, mark=mark, fund_available=avail, candidates=cands)
+    prof, inst, liq, cands, bp, mark, avail, out = _remainder_case(key, data)
     by_acct = {c.account: c.position for c in cands}
     for r in out.results:
         pos = by_acct[r.account]

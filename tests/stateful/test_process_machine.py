@@ -199,6 +199,26 @@ class ProcessMachine(RuleBasedStateMachine):
     def mark_spike(self, inst, move, dt):
         self._mark(inst, move, dt)
 
+    @rule(data=st.data(), dt=st.integers(0, 4 * 3_600_000))
+    def mark_into_the_partial_band(self, data, dt):
+        """A mark move that takes an isolated position into the partial band (LIQ-005), so partial
+        steps happen whatever the other rules drew: the smallest adverse move, in steps of 0.1 %,
+        at which LIQ-004 decides PARTIAL for a position the rules pick (a calm move when none has
+        a partial band within 20 %).  The generator may use the rules; the checks never do."""
+        marks = dict(self.state.marks)
+        cands = sorted(((a.id, q) for a in self.state.accounts for q in a.positions
+                        if q.margin_mode.value == "isolated" and q.instrument in marks), key=lambda x: (x[0], x[1].instrument))
+        if cands:
+            _, q = data.draw(st.sampled_from(cands))
+            inst, m = P.instruments[q.instrument], marks[q.instrument]
+            for k in range(1, 201):
+                price = _tick(q.instrument, m * (1 - q.sign * F(k, 1000)))
+                if L.decide_action(inst, P.margin, P.liquidation, q.terms(), price) == L.PARTIAL:
+                    self._apply(S.MarkEvent(self._advance(dt), q.instrument, price))
+                    return
+        inst_id = data.draw(st.sampled_from(INSTS))
+        self._mark(inst_id, data.draw(CALM), dt)
+
     @rule(data=st.data(), inst=st.sampled_from(INSTS), dt=st.integers(0, 3_600_000))
     def book(self, data, inst, dt):
         marks = dict(self.state.marks)
