@@ -47,6 +47,18 @@ def wide_instruments(profile: Profile) -> tuple[Instrument, Instrument] | None:
     return None
 
 
+def two_marks(state: Any, instrument: str, marks: tuple[Any, Any], R: Any) -> dict[str, Any]:
+    """The run of the two mark events of a whole-loop domain on ``instrument`` (at T1 and T2, across
+    16:00 HKT) from ``state``: every state, each event's records and the marks, as the claims read them."""
+    states, records = [state], []
+    for t, mark in zip((T1, T2), marks):
+        state, recs = S.process_event(state, S.MarkEvent(t, instrument, mark), R)
+        states.append(state)
+        records.append(recs)
+    return {"states": states, "records": records, "marks": list(marks), "times": (T1, T2),
+            "walk": [None, None], "inject": [0, 0], "check": [True, True]}
+
+
 class WideScenario:
     """Four accounts on two linear instruments P (the first) and Q of one settlement currency:
 
@@ -156,14 +168,7 @@ class WideScenario:
         other = self.no_mark_instrument()
         if other is not None:
             state, _ = S.process_event(state, S.BookEvent(T0, other.id, (Level(other.tick_size, other.lot_size),), ()), R)
-        states, records, marks = [state], [], []
-        for t, mark in ((T1, m1 * E), (T2, m2 * E)):
-            state, recs = S.process_event(state, S.MarkEvent(t, p.id, mark), R)
-            states.append(state)
-            records.append(recs)
-            marks.append(mark)
-        return {"states": states, "records": records, "marks": marks, "times": (T1, T2),
-                "walk": [None, None], "inject": [0, 0], "check": [True, True]}
+        return two_marks(state, p.id, (m1 * E, m2 * E), R)
 
     def extra_accounts(self) -> tuple[Account, ...]:
         """Accounts a sub-domain adds (none here)."""
@@ -860,14 +865,7 @@ class NotionalScenario(WideScenario):
         book = S.Book((Level(E * Fraction(98, 100), self.x_size_p),), (Level(E * Fraction(102, 100), self.x_size_p),))
         state = S.initial_state(self.profile, accounts, {p.id: E}, {p.id: book}, {self.fund.id: fund * unit},
                                 start_ms=T0, R=R)
-        states, records, marks = [state], [], []
-        for t, mark in ((T1, E * Fraction(99, 100)), (T2, m2 * E)):
-            state, recs = S.process_event(state, S.MarkEvent(t, p.id, mark), R)
-            states.append(state)
-            records.append(recs)
-            marks.append(mark)
-        return {"states": states, "records": records, "marks": marks, "times": (T1, T2),
-                "walk": [None, None], "inject": [0, 0], "check": [True, True]}
+        return two_marks(state, p.id, (E * Fraction(99, 100), m2 * E), R)
 
 
 def _notional_body(ctx: Context) -> Any:
