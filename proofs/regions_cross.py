@@ -16,7 +16,7 @@ other rule functions is split on ITS OWN conditions, each callee's decision a na
 ``decide_cross_action`` on LIQ-008's trigger (``is_cross_liquidatable``), each leg's tier against
 3 and the cross equity against the tier-1 requirement; two-leg ``is_cross_liquidatable`` on the
 cross equity against the summed requirement (the legs' tiers are MRG-004's / LIQ-001's regions,
-enumerated on their own); two-leg ``compute_cross_liquidation_price`` on whether LIQ-003's price
+enumerated on their own); ``compute_cross_liquidation_price`` on whether LIQ-003's price
 exists for the leg carrying ``compute_cross_margin_of`` and the tier it is chosen in.
 
 Not enumerated: ``cross_liquidation``'s partial round (``is_cross_partial_funded``,
@@ -184,12 +184,12 @@ def _liq010_lp(p: Profile, acc: Account) -> Any:
             "lp_tick": num.round_to_step_toward(lp.value, ins.tick_size, t.sign), "tier_at_lp": tier}
     probes = [("cross liquidation price exists: {}", lp.defined), ("leg 1 tier {} at the liquidation price (or entry)", tier)]
     parts = _tier_parts(ins, t.size, at, "of leg 1 at the liquidation price (or entry)")
-    if len(acc.ips) == 1:
-        return outs, probes, None, parts   # every condition of the path (LIQ-003's on the balance as margin)
-    # two legs: the composition's own conditions -- whether LIQ-003's price exists for leg 1 carrying
-    # compute_cross_margin_of, and the tier it is chosen in; leg 2's tiers inside that margin are
-    # compute_cross_margin_of's regions, LIQ-003's comparisons LIQ-003's (every path: 400+ regions)
-    probes.append(("leg 2 tier {}", _tier(p, acc, 1)))
+    # the composition's own conditions: whether LIQ-003's price exists for leg 1 carrying
+    # compute_cross_margin_of, and the tier it is chosen in; the tiers inside that margin (leg 2's) are
+    # compute_cross_margin_of's regions, LIQ-003's comparisons LIQ-003's (every path of two legs gave
+    # 400+ regions on okx; one leg is LIQ-003 on the balance as margin, minutes a side on binance)
+    if len(acc.ips) == 2:
+        probes.append(("leg 2 tier {}", _tier(p, acc, 1)))
     atoms = [("the cross liquidation price exists (compute_liquidation_price)", lp.defined)]
     atoms += [(f"leg 1 in tier {k} at the liquidation price (or entry)", tier == k)
               for k in range(1, len(ins.tier_table.tiers) + 1)]
