@@ -117,10 +117,16 @@ def _spec(operation: str, rule: str, function: str, pick: Pick, second: int | No
     return Spec(operation, rule, function, build, applies, variant=variant)
 
 
+def _named(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The named decisions that are conditions: a decision that is a constant on this instrument (a
+    one-tier table's tier) is none."""
+    return [(w, a) for w, a in pairs if isinstance(a, z3.ExprRef)]
+
+
 def _three(label: str, a: Any, b: Any) -> list[tuple[str, Any]]:
     """A comparison of the function's own, split three ways as named decisions (so that the callees'
     conditions inside ``a`` and ``b`` are not split: their regions are their own rules')."""
-    return [(f"{label}: below", a < b), (f"{label}: equal", a == b)]
+    return _named([(f"{label}: below", a < b), (f"{label}: equal", a == b)])
 
 
 def _tier(profile: Profile, acc: Account, n: int) -> Any:
@@ -150,7 +156,7 @@ def _liq008_action(p: Profile, acc: Account) -> Any:
     r, lr = p.margin, p.liquidation
     action = L.decide_cross_action(acc.ips, r, lr, acc.balance, acc.marks)
     liq = L.is_cross_liquidatable(acc.ips, r, acc.balance, acc.marks)
-    atoms: list[Any] = [("the trigger holds (is_cross_liquidatable)", liq)]
+    atoms: list[Any] = _named([("the trigger holds (is_cross_liquidatable)", liq)])
     if lr.partial is not PartialRule.NONE:  # without partial liquidation the decision is the trigger's alone
         for n in range(len(acc.ips)):
             atoms += _three(f"leg {n + 1} tier against {L.PARTIAL_MIN_TIER}", _tier(p, acc, n), L.PARTIAL_MIN_TIER)
@@ -190,9 +196,9 @@ def _liq010_lp(p: Profile, acc: Account) -> Any:
     # 400+ regions on okx; one leg is LIQ-003 on the balance as margin, minutes a side on binance)
     if len(acc.ips) == 2:
         probes.append(("leg 2 tier {}", _tier(p, acc, 1)))
-    atoms = [("the cross liquidation price exists (compute_liquidation_price)", lp.defined)]
-    atoms += [(f"leg 1 in tier {k} at the liquidation price (or entry)", tier == k)
-              for k in range(1, len(ins.tier_table.tiers) + 1)]
+    atoms = _named([("the cross liquidation price exists (compute_liquidation_price)", lp.defined)]
+                   + [(f"leg 1 in tier {k} at the liquidation price (or entry)", tier == k)
+                      for k in range(1, len(ins.tier_table.tiers) + 1)])
     return outs, probes, atoms, parts
 
 
