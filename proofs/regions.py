@@ -802,9 +802,10 @@ OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown", "cross
 NOT_COVERED_WHY = {
     "cross_liquidation": "the partial round (is_cross_partial_funded, compute_cross_partial_balance: one LIQ-005 step "
                          "per candidate leg carrying its LIQ-009 share E*V/sum V - upl, floors and ceilings of "
-                         "nonlinear terms) is not enumerated: on okx BTC-USDT-SWAP, ONE leg, the long side's "
-                         "enumeration had not finished after 300 s (C75); LIQ-009's compute_cross_full_shares is, on accounts "
-                         "of one and two legs",
+                         "nonlinear terms; reachable only where partial liquidation is allowed, okx) is not "
+                         "enumerated: on okx BTC-USDT-SWAP, ONE leg, long, one tier part of the leg at a time, the "
+                         "6th region (in tier 3) took 389 s and the enumeration did not finish (C75); LIQ-009's "
+                         "compute_cross_full_shares is enumerated, on accounts of one and two legs",
     "fund_window": "a fund's event list (INS-002/INS-003/INS-008): not enumerated yet",
     "adl": "the ranking sorts (ADL-005..ADL-009): the ranking order's regions are not enumerated yet",
     "transition": "the whole step function over an event sequence: only the shipped scenarios",
