@@ -828,7 +828,9 @@ def regions_for(profile: Profile, *, rules: set[str] | None = None, instruments:
         if rules and spec.rule not in rules or operations and spec.operation not in operations:
             continue
         if not spec.sided:  # the profile's default fund (eval's, without a "fund" key)
-            out.append(enumerate_regions(spec, profile, next(iter(profile.instruments.values())), 1))
+            first = next(iter(profile.instruments.values()))
+            if spec.applies(profile, first):  # an unsided spec's applies asks the profile (C83)
+                out.append(enumerate_regions(spec, profile, first, 1))
             continue
         for inst in sorted(profile.instruments.values(), key=lambda x: x.id):
             if instruments and inst.id not in instruments or not spec.applies(profile, inst):

@@ -37,6 +37,7 @@ import z3
 from backstop.proofs.concolic import SymBool, SymFrac, SymInt, explore
 from backstop.proofs.kernel import SEED
 from backstop.proofs.loop import T0, T1, T2, LoopScenario, loop_instrument
+from backstop.proofs.loop_wide import TwoCandidateScenario, WideScenario, two_candidate_instruments, wide_instruments
 from backstop.proofs.regions import Built, Inputs, Spec
 from backstop.reference import fundbook as FB
 from backstop.reference import step as S
@@ -44,7 +45,7 @@ from backstop.reference.events import fund_key_of
 from backstop.reference.profile import Profile
 from backstop.reference.types import Instrument, format_exact
 
-__all__ = ["SPECS", "decisions", "scenario_request", "isolated_spec", "EXPLORE_S"]
+__all__ = ["SPECS", "decisions", "scenario_request", "isolated_spec", "wide_spec", "EXPLORE_S"]
 
 EXPLORE_S = 300.0   # a wall-clock safety net per price row of the path exploration (hit: reported, never complete)
 
@@ -196,6 +197,15 @@ def _build(profile: Profile, sc: Any, instrument: Instrument, rows: tuple[int, .
     return Built(i, {}, [(words, row)], req, premises, atoms, parts, unfinished="; ".join(unfinished))
 
 
+def _mark_events(inst: Instrument) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    """The scenario events of a loop's run: its mark events on ``inst`` (at the times it names, else
+    OBL-INV-024's T1 and T2)."""
+    def events(out: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"time": t, "type": "mark", "instrument": inst.id, "price": format_exact(m)}
+                for t, m in zip(out.get("times", (T1, T2)), out["marks"])]
+    return events
+
+
 def isolated_spec(rows: tuple[int, ...] | None = None) -> Spec:
     """The spec over OBL-INV-024's loop (:class:`~backstop.proofs.loop.LoopScenario`), every price
     row (or only ``rows``: the tests' subset)."""
@@ -203,14 +213,28 @@ def isolated_spec(rows: tuple[int, ...] | None = None) -> Spec:
         li = loop_instrument(profile)
         assert li is not None  # the spec applies only where there is one
         sc = LoopScenario(profile, li)
-
-        def events(out: dict[str, Any]) -> list[dict[str, Any]]:
-            return [{"time": t, "type": "mark", "instrument": li.id, "price": format_exact(m)}
-                    for t, m in zip((T1, T2), out["marks"])]
-        return _build(profile, sc, li, rows if rows is not None else tuple(range(len(sc.GRID))), events, T0,
+        return _build(profile, sc, li, rows if rows is not None else tuple(range(len(sc.GRID))), _mark_events(li), T0,
                       "OBL-INV-024's loop (A long 4 lots, B short 3, C long 2, isolated; D none), price row {}")
     return Spec("transition", "TRN-001", "process_event", build,
                 applies=lambda p, i: loop_instrument(p) is not None, sided=False)
 
 
-SPECS: list[Spec] = [isolated_spec()]
+def wide_spec(cls: Any = WideScenario, rows: tuple[int, ...] | None = None) -> Spec:
+    """The spec over a wide loop of INV-025 (:class:`~backstop.proofs.loop_wide.WideScenario` or
+    :class:`~backstop.proofs.loop_wide.TwoCandidateScenario`): cross margin on two instruments, a
+    tier-3 partial step, both ADL triggers; every row of its grid (or only ``rows``).  The fund's
+    opening balance and X's cash are row constants there (C83); H's, S's and D's cash are free."""
+    pick = two_candidate_instruments if cls is TwoCandidateScenario else wide_instruments
+
+    def build(profile: Profile, inst: Instrument, sign: int) -> Built:
+        insts = pick(profile)
+        assert insts is not None  # the spec applies only where there are two
+        sc = cls(profile, insts)
+        name = "OBL-INV-025h's loop (X's two legs at tier 3)" if cls is TwoCandidateScenario else \
+            "OBL-INV-025's wide loop (H, S isolated on P; X cross on P and Q; D none)"
+        return _build(profile, sc, sc.p, rows if rows is not None else tuple(range(len(sc.GRID))), _mark_events(sc.p), T0,
+                      name + ", row {}")
+    return Spec("transition", "TRN-001", "process_event", build, applies=lambda p, i: pick(p) is not None, sided=False)
+
+
+SPECS: list[Spec] = [isolated_spec(), wide_spec(WideScenario), wide_spec(TwoCandidateScenario)]

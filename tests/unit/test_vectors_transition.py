@@ -49,14 +49,15 @@ def _yes(words: tuple[str, ...] | list[str]) -> set[str]:
 
 # ---------------------------------------------------------------- eval's answer, read independently
 
-def _decided(answer: dict) -> set[str]:
+def _decided(request: dict, answer: dict) -> set[str]:
     """The decisions eval's records show, read from its JSON answer here (not by the module's
     ``decisions``): the words the region's atoms use."""
     out: set[str] = set()
     active = False
     events = [e for e in answer["events"] if e["event"] is not None]
-    held = {a["id"] for a in answer["final_state"]["accounts"]}  # every account; positions tracked below
-    positions = {"A", "B", "C"}                                    # the accounts with a position at the start
+    inst = request["scenario"]["events"][0]["instrument"]           # every event is a mark of this instrument
+    positions = {a["id"] for a in request["scenario"]["accounts"]   # the accounts with a position on it
+                 if any(p["instrument"] == inst for p in a.get("positions", []))}
     for k, e in enumerate(events, start=1):
         ev = f"event {k}"
         checks: dict[str, int] = {}
@@ -69,9 +70,12 @@ def _decided(answer: dict) -> set[str]:
                 out.add(f"{ev}: {a} check {checks[a]} ({r['margin_mode']}) decides {r['action']}")
             elif kind == "full liquidation":
                 out.add(f"{ev}: {a} full liquidation ({r['margin_mode']}, {r['instrument']})")
-                closed.add(a)
+                if r["instrument"] == inst:
+                    closed.add(a)
             elif kind == "partial liquidation":
                 out.add(f"{ev}: {a} partial step ({r['margin_mode']}, {r['instrument']})")
+            elif kind == "cross partial refused":
+                out.add(f"{ev}: {a} cross partial round refused, full instead")
             elif kind == "engine close":
                 out.add(f"{ev}: {a} {r['why']} takeover filled on the book")
             elif kind == "bankrupt remainder":
@@ -88,7 +92,7 @@ def _decided(answer: dict) -> set[str]:
                     out.add(f"{ev}: trigger (b) at the ADL of {n}")
             elif kind == "adl":
                 out.add(f"{ev}: ADL reduces {a}")
-                if Fraction(r["new_size"]) == 0:
+                if Fraction(r["new_size"]) == 0 and r["instrument"] == inst:
                     closed.add(a)
             elif kind in ("liquidation surplus", "liquidation deficit", "uncovered deficit", "surplus to user"):
                 out.add(f"{ev}: {kind}" + (f" ({a})" if a else ""))
@@ -99,7 +103,6 @@ def _decided(answer: dict) -> set[str]:
         positions -= closed
         if active:
             out.add(f"{ev}: the fund is in the ADL state after the event")
-    assert held == {"A", "B", "C", "D"}
     return out
 
 
@@ -168,7 +171,7 @@ def test_trn001_hand_row0_empty_fund_adl(okx_regions):
                 "event 1: the fund is in the ADL state after the event"}
     assert expected <= _yes(region.constraints)
     assert "event 1: A full takeover filled on the book" not in _yes(region.constraints)
-    assert expected <= _decided(evaluate(req)) and expected <= _decided(evaluate(region.request))
+    assert expected <= _decided(req, evaluate(req)) and expected <= _decided(region.request, evaluate(region.request))
 
 
 @pytest.mark.rules("TRN-001", "TRN-002", "TRN-005", "ENG-001", "LIQ-004")
@@ -191,7 +194,7 @@ def test_trn001_hand_row10_rich_fund_no_adl(okx_regions):
     assert expected <= got
     assert not any("ADL" in w for w in got)
     assert "event 1: C full takeover filled on the book" not in got
-    assert expected <= _decided(evaluate(req)) and expected <= _decided(evaluate(region.request))
+    assert expected <= _decided(req, evaluate(req)) and expected <= _decided(region.request, evaluate(region.request))
 
 
 @pytest.mark.rules("TRN-001", "TRN-006", "ENG-001", "LIQ-004")
@@ -212,7 +215,7 @@ def test_trn001_hand_row14_short_first(okx_regions):
     got = _yes(region.constraints)
     assert expected <= got
     assert not any("ADL" in w for w in got)
-    assert expected <= _decided(evaluate(req)) and expected <= _decided(evaluate(region.request))
+    assert expected <= _decided(req, evaluate(req)) and expected <= _decided(region.request, evaluate(region.request))
 
 
 # ---------------------------------------------------------------- (3) every witness accepted, taking its decisions
@@ -224,11 +227,12 @@ def test_trn001_every_witness_accepted_and_takes_its_region(okx_regions):
         answer = evaluate(g.request)                       # a refusal raises: the test fails
         assert answer["invariants"]["value"] == "hold", g.id
         assert len([e for e in answer["events"] if e["event"] is not None]) == 2
-        assert _decided(answer) == _yes(g.constraints), g.id
+        assert _decided(g.request, answer) == _yes(g.constraints), g.id
 
 
 @pytest.mark.rules("TRN-001")
-def test_trn001_region_ids_stable(okx_regions):
-    again = _enumerate("okx", (0,))
-    mine = {g.id: g.constraints for g in okx_regions.regions if "price row 0" in g.description}
-    assert {g.id: g.constraints for g in again.regions} == mine
+def test_trn001_region_ids_stable():
+    # the same domain enumerated twice gives the same regions (ids, words, witnesses); the ids depend on
+    # the domain's atoms, so a subset of rows has ids of its own (the vectors use the whole domain)
+    one, two = _enumerate("okx", (0,)), _enumerate("okx", (0,))
+    assert [(g.id, g.constraints, g.witness) for g in one.regions] == [(g.id, g.constraints, g.witness) for g in two.regions]
