@@ -106,9 +106,9 @@ def _decided(request: dict, answer: dict) -> set[str]:
     return out
 
 
-def _hand_request(row: int, fund_coins: int) -> dict:
+def _hand_request(row: int, fund_coins: int) -> tuple[dict, dict]:
     """The eval request of the loop on ``row`` with every cash balance 0 and the fund's opening
-    balance ``fund_coins`` USDT."""
+    balance ``fund_coins`` USDT, and the decisions of that run (concrete)."""
     prof = load_profile("okx")
     sc = LoopScenario(prof, loop_instrument(prof))
     values = {"price path": row, **{n: 0 for n in sc.NAMES}}
@@ -125,8 +125,7 @@ def _hand_request(row: int, fund_coins: int) -> dict:
 @pytest.mark.rules("TRN-001", "TRN-005", "TRN-006")
 @pytest.mark.parametrize("name", PROFILES)
 def test_trn001_regions_complete_on_every_profile(name):
-    rr = _enumerate(name, (0,)) if name != "okx" else None
-    rr = rr or _enumerate("okx", (0,))
+    rr = _enumerate(name, (0,))
     assert rr.complete, rr.note
     assert rr.operation == "transition" and rr.function == "process_event"
     # row 0 (marks 0.9 x entry twice) liquidates A and C at the first mark on every profile; the fund's
@@ -152,6 +151,18 @@ def _region_of(rr: RG.RuleRegions, decided: dict) -> RG.Region:
     return hits[0]
 
 
+def _hand(rr: RG.RuleRegions, row: int, fund_coins: int, expected: set[str]) -> set[str]:
+    """The region of the loop on ``row`` (cash 0, the fund ``fund_coins`` USDT) holds the decisions
+    ``expected``, and so do eval's answers on that input and on the region's witness; returns the
+    region's decisions."""
+    req, decided = _hand_request(row, fund_coins)
+    got = _yes(_region_of(rr, decided).constraints)
+    assert expected <= got
+    witness = _region_of(rr, decided).request
+    assert expected <= _decided(req, evaluate(req)) and expected <= _decided(witness, evaluate(witness))
+    return got
+
+
 @pytest.mark.rules("TRN-001", "TRN-005", "TRN-006", "ADL-003", "ENG-006", "LIQ-004")
 def test_trn001_hand_row0_empty_fund_adl(okx_regions):
     # row 0, every cash 0, fund 0.  Mark 1 = 0.9 x 20,000 = 18,000.
@@ -162,16 +173,12 @@ def test_trn001_hand_row0_empty_fund_adl(okx_regions):
     #    20,000 - 0.2 / 0.0002 = 19,000 = the bid: costs the fund nothing -> 1 lot filled, 1 lot stays open.
     # A's remainder at the mark costs 0.0004 x 1,600 = 0.64 USDT > the fund: trigger (a), ADL fires and
     # reduces B (the only position on the other side); the fund enters the ADL state.
-    req, decided = _hand_request(0, 0)
-    region = _region_of(okx_regions, decided)
-    expected = {"event 1: A check 1 (isolated) decides full", "event 1: A remainder left open",
+    got = _hand(okx_regions, 0, 0, {"event 1: A check 1 (isolated) decides full", "event 1: A remainder left open",
                 "event 1: C check 1 (isolated) decides full", "event 1: C full takeover filled on the book",
                 "event 1: C remainder left open", "event 1: B check 1 decides none", "event 1: ADL fires on A's remainder",
                 "event 1: trigger (a) at the ADL of A's remainder", "event 1: ADL reduces B",
-                "event 1: the fund is in the ADL state after the event"}
-    assert expected <= _yes(region.constraints)
-    assert "event 1: A full takeover filled on the book" not in _yes(region.constraints)
-    assert expected <= _decided(req, evaluate(req)) and expected <= _decided(region.request, evaluate(region.request))
+                "event 1: the fund is in the ADL state after the event"})
+    assert "event 1: A full takeover filled on the book" not in got
 
 
 @pytest.mark.rules("TRN-001", "TRN-002", "TRN-005", "ENG-001", "LIQ-004")
@@ -183,18 +190,13 @@ def test_trn001_hand_row10_rich_fund_no_adl(okx_regions):
     #   no trigger (a); no drawdown: no ADL, not in the ADL state.
     # Event 2 (24,000): B short margin 0.6, PnL 3 x 0.0001 x (-4,000) = -1.2 -> full, bankruptcy
     #   20,000 + 0.6 / 0.0003 = 22,000 > the ask 21,000: 1 lot filled, 2 open; the fund covers: no ADL.
-    req, decided = _hand_request(10, 1_000_000)
-    region = _region_of(okx_regions, decided)
-    expected = {"event 1: A check 1 (isolated) decides full", "event 1: A full takeover filled on the book",
+    got = _hand(okx_regions, 10, 1_000_000, {"event 1: A check 1 (isolated) decides full", "event 1: A full takeover filled on the book",
                 "event 1: A remainder left open", "event 1: C check 1 (isolated) decides full",
                 "event 1: C remainder left open", "event 1: B check 1 decides none",
                 "event 2: B check 1 (isolated) decides full", "event 2: B full takeover filled on the book",
-                "event 2: B remainder left open"}
-    got = _yes(region.constraints)
-    assert expected <= got
+                "event 2: B remainder left open"})
     assert not any("ADL" in w for w in got)
     assert "event 1: C full takeover filled on the book" not in got
-    assert expected <= _decided(req, evaluate(req)) and expected <= _decided(region.request, evaluate(region.request))
 
 
 @pytest.mark.rules("TRN-001", "TRN-006", "ENG-001", "LIQ-004")
@@ -205,17 +207,12 @@ def test_trn001_hand_row14_short_first(okx_regions):
     #   < the bid 19,000: 1 lot filled; C PnL -0.8 < -0.2 -> full, the bid is gone: 2 lots open.  B's
     #   remainder (short at 22,000) is in profit at 16,000; A's and C's cost 0.0003 x 2,400 + 0.0002 x 3,000
     #   = 1.32 USDT, covered: no ADL.
-    req, decided = _hand_request(14, 1_000_000)
-    region = _region_of(okx_regions, decided)
-    expected = {"event 1: B check 1 (isolated) decides full", "event 1: B full takeover filled on the book",
+    got = _hand(okx_regions, 14, 1_000_000, {"event 1: B check 1 (isolated) decides full", "event 1: B full takeover filled on the book",
                 "event 1: B remainder left open", "event 1: A check 1 decides none", "event 1: C check 1 decides none",
                 "event 2: A check 1 (isolated) decides full", "event 2: A full takeover filled on the book",
                 "event 2: A remainder left open", "event 2: C check 1 (isolated) decides full",
-                "event 2: C remainder left open"}
-    got = _yes(region.constraints)
-    assert expected <= got
+                "event 2: C remainder left open"})
     assert not any("ADL" in w for w in got)
-    assert expected <= _decided(req, evaluate(req)) and expected <= _decided(region.request, evaluate(region.request))
 
 
 # ---------------------------------------------------------------- (3) every witness accepted, taking its decisions
@@ -236,3 +233,65 @@ def test_trn001_region_ids_stable():
     # the domain's atoms, so a subset of rows has ids of its own (the vectors use the whole domain)
     one, two = _enumerate("okx", (0,)), _enumerate("okx", (0,))
     assert [(g.id, g.constraints, g.witness) for g in one.regions] == [(g.id, g.constraints, g.witness) for g in two.regions]
+
+
+# ---------------------------------------------------------------- the wide loop of INV-025 (okx: cross margin)
+
+# WideScenario.GRID rows (okx: P = BTC-USDT-SWAP, Q = ETH-USDT-SWAP): row = 16 x price row + 4 x fund + X's
+# cash; row 53: price row 3 (H's margin 8 %, marks 19,000 then 21,000, bid 18,800, ask 21,200), the fund
+# 1,000 USDT, X's cash 54,000; row 96: the same price row, X's long on Q bought at 550, X's cash 0, fund 0.
+WIDE_ROWS = (53, 96)
+
+
+@pytest.fixture(scope="module")
+def wide_regions() -> RG.RuleRegions:
+    from backstop.proofs.loop_wide import WideScenario
+    prof = load_profile("okx")
+    return RG.enumerate_regions(RT.wide_spec(WideScenario, WIDE_ROWS), prof, next(iter(prof.instruments.values())), 1)
+
+
+def _cross_words(g: RG.Region) -> set[str]:
+    return {w for w in _yes(g.constraints) if w.startswith("event") and " X " in w}
+
+
+@pytest.mark.rules("TRN-003", "TRN-004", "LIQ-008")
+def test_trn004_wide_rows_complete_and_witnesses_take_their_regions(wide_regions):
+    assert wide_regions.complete, wide_regions.note
+    assert len(wide_regions.regions) == 2   # H's, S's and D's cash (free) decide nothing on these rows
+    for g in wide_regions.regions:
+        answer = evaluate(g.request)
+        assert answer["invariants"]["value"] == "hold", g.id
+        assert _decided(g.request, answer) == _yes(g.constraints), g.id
+
+
+@pytest.mark.rules("TRN-003", "TRN-004", "LIQ-008", "LIQ-009")
+def test_trn003_hand_wide_row53_partial_round(wide_regions):
+    # X: short 3,000.01 BTC-USDT-SWAP contracts (the tier-2 cap 3,000 + 1 lot: tier 3) = 30.0001 BTC at
+    # 19,700, and long 100,000 lots = 1,000 ETH contracts = 100 ETH at 1,100 (mark 1,000, tier 1 of ETH's
+    # caps 5,000 / 30,000 ...), cash 54,000.  At the second mark 21,000 its equity is
+    # 54,000 - 30.0001 x 1,300 - 100 x 100 = 4,999.87; its requirement (MMR + the 0.05 % close fee) at its
+    # tiers 1.05 % x 630,002.1 + 0.45 % x 100,000 = 7,065.02, at tier-1 rates 0.45 % x 630,002.1 + 450 =
+    # 3,285.01: 3,285.01 < 4,999.87 <= 7,065.02 -> PARTIAL (LIQ-008).  Only the BTC leg is at tier >= 3
+    # (TRN-003): it is cut to tier 1 (500 contracts), realizing -25.0001 x 1,300 = -32,500.13 and a fee of
+    # 0.05 % x 25.0001 x 21,000 = 262.50: the balance after, 54,000 - 32,762.63 = 21,237.37 >= 0, so the
+    # round is funded (TRN-004) and no leg is liquidated in full.  At the first mark (19,000) the short
+    # gains: no check.
+    (g,) = [g for g in wide_regions.regions if "row 53" in g.description]
+    got = _cross_words(g)
+    assert {"event 1: X check 1 decides none", "event 2: X check 1 (cross) decides partial",
+            "event 2: X partial step (cross, BTC-USDT-SWAP)"} <= got
+    assert not any("refused" in w or "full liquidation" in w or "ETH-USDT-SWAP" in w for w in got)
+    assert _cross_words(g) <= _decided(g.request, evaluate(g.request))
+
+
+@pytest.mark.rules("TRN-004", "LIQ-008")
+def test_trn004_hand_wide_row96_refused_round(wide_regions):
+    # as row 53 but X's ETH long bought at 550 and no cash: equity 0 - 39,000.13 + 100 x 450 = 5,999.87,
+    # again in (3,285.01, 7,065.02]: PARTIAL; the same step would leave 0 - 32,500.13 - 262.50 < 0, so the
+    # round is refused (TRN-004) and X is liquidated in full: both legs.
+    (g,) = [g for g in wide_regions.regions if "row 96" in g.description]
+    got = _cross_words(g)
+    assert {"event 2: X check 1 (cross) decides partial", "event 2: X cross partial round refused, full instead",
+            "event 2: X full liquidation (cross, BTC-USDT-SWAP)", "event 2: X full liquidation (cross, ETH-USDT-SWAP)"} <= got
+    assert not any("partial step" in w for w in got)
+    assert got <= _decided(g.request, evaluate(g.request))
