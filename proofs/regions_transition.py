@@ -9,18 +9,30 @@ book or leaves a remainder (ENG-001, ENG-006; TRN-005's ``is_market_open`` and `
 whether ADL fires (ADL-003) and on whom, and the fund's ADL state after the event (TRN-006's
 ``compute_adl_state``) -- each a named boolean (``Built.atoms``), over a BOUNDED whole-loop domain.
 
-The domain is a whole-loop proof's scenario, reused as it is (its builder, not a copy): the
-scenario of OBL-INV-024 (:class:`backstop.proofs.loop.LoopScenario`: accounts A long 4 lots, B short
-3, C long 2, isolated at 20,000, D none; one bid and one ask level of 1 lot; two mark events, the
-second after the daily settlement), with every cash balance and the fund's opening balance a free
-whole amount >= 0 and the price row (one of its 16 rows of marks, book prices and A's margin) a
-part of the enumeration (one part per row).  On each row the step function is run concolically
-(:func:`backstop.proofs.concolic.explore`: the real ``process_event`` on numbers that carry Z3
-terms) until its paths cover the row; a decision's atom is the disjunction, over the paths that take
-it, of the path's condition (the branch conditions the plumbing recorded) and, where the decision is
-a value the path does not fix (the fund's ADL state, trigger (a) and (b) at an ADL check), the term
-of that value.  The regions are then enumerated by :func:`backstop.proofs.regions.enumerate_regions`
-as for any rule function composing others: one region per feasible combination of the atoms.
+The domain is three whole-loop proofs' scenarios, reused as they are (their builders, not copies),
+each row of its grid one part of the enumeration:
+
+* the scenario of OBL-INV-024 (:class:`backstop.proofs.loop.LoopScenario`, every profile: accounts A
+  long 4 lots, B short 3, C long 2, isolated at 20,000, D none; one bid and one ask level of 1 lot;
+  two mark events, the second after the daily settlement), with every cash balance and the fund's
+  opening balance a free whole amount >= 0 and one of its 16 price rows (marks, book prices, A's
+  margin);
+* the wide loop of INV-025 (:class:`backstop.proofs.loop_wide.WideScenario`, where the profile has
+  partial liquidation and the drawdown trigger: okx): H long and S short isolated on P, X cross short
+  P (tier 3) and long Q, D none; H's, S's and D's cash free, the fund's opening balance and X's cash
+  row constants (100 rows);
+* its two-candidate variant (:class:`backstop.proofs.loop_wide.TwoCandidateScenario`: X's Q leg at
+  tier 3 too, 24 rows).
+
+On each row the step function is run concolically (:func:`backstop.proofs.concolic.explore`: the
+real ``process_event`` on numbers that carry Z3 terms, without the verdict cache) until its paths
+cover the row; a decision's atom is the disjunction, over the paths that take it, of the path's
+condition (the branch conditions the plumbing recorded) and, where the decision is a value the path
+does not fix (the fund's ADL state, trigger (a) and (b) at an ADL check, the market closed at a
+remainder), the term of that value.  The regions are then enumerated by
+:func:`backstop.proofs.regions.enumerate_regions` as for any rule function composing others: one
+region per feasible combination of the atoms.  A row whose exploration does not finish leaves the
+domain and the enumeration is reported unfinished (``Built.unfinished``).
 
 A witness is turned into an eval ``transition`` request: the scenario the loop builds on those
 values (start, funds, accounts, marks, books and its events), so eval runs the same transition.
@@ -34,6 +46,7 @@ from typing import Any, Callable
 
 import z3
 
+from backstop.proofs import cache as _cache
 from backstop.proofs.concolic import SymBool, SymFrac, SymInt, explore
 from backstop.proofs.kernel import SEED
 from backstop.proofs.loop import T0, T1, T2, LoopScenario, loop_instrument
@@ -175,8 +188,15 @@ def _build(profile: Profile, sc: Any, instrument: Instrument, rows: tuple[int, .
     for g in rows:
         domain = i.premises + [row == g]
         deadline = time.perf_counter() + EXPLORE_S
-        paths, status = explore(variables, domain, lambda vals: sc.run(vals, variables), seed=SEED,
-                                deadline=deadline, max_paths=sc.MAX_PATHS, fresh_after=getattr(sc, "FRESH_AFTER", None))
+        # without the verdict cache: a cached next input is a model of an earlier run, so the paths (and
+        # the shape of the atoms, hence the solver's effort) would depend on what ran before (C83)
+        was = _cache._ENABLED
+        _cache.set_enabled(False)
+        try:
+            paths, status = explore(variables, domain, lambda vals: sc.run(vals, variables), seed=SEED, deadline=deadline,
+                                    max_paths=sc.MAX_PATHS, fresh_after=getattr(sc, "FRESH_AFTER", None))
+        finally:
+            _cache.set_enabled(was)
         if status != "complete":
             unfinished.append(f"price row {g}: path exploration stopped after {len(paths)} paths: {status}")
             continue
