@@ -170,6 +170,7 @@ class Spec:
     build: Callable[[Profile, Instrument, int], Built]
     applies: Callable[[Profile, Instrument], bool] = lambda p, i: True
     sided: bool = True      # False: one run per profile (a fund's rules: no instrument, no side)
+    unsided_as: str = "fund"  # what an unsided spec's regions are named by in place of an instrument (C83: "scenario")
 
 
 @dataclass(frozen=True)
@@ -410,7 +411,7 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
                 break
             witness, readable = _witness(b, [part, *conj], vals)
             words = tuple(w for w, _ in lits)
-            rid = f"{inst.id if spec.sided else 'fund'}-{spec.function}-{side}-" + hashlib.sha256("\n".join(words).encode()).hexdigest()[:10]
+            rid = f"{inst.id if spec.sided else spec.unsided_as}-{spec.function}-{side}-" + hashlib.sha256("\n".join(words).encode()).hexdigest()[:10]
             edges = [w for w in words if " = " in w]
             text = _describe(side, b.probes, m) + (f", on the boundary {'; '.join(edges)}" if edges else "")
             if _TRACE:
@@ -423,7 +424,7 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
     found.sort(key=lambda x: x.id)
     if b.unfinished:
         complete, note = False, b.unfinished + ("; " + note if note else "")
-    return RuleRegions(spec.operation, spec.rule, spec.function, profile.name, inst.id if spec.sided else "fund", side, found, complete, note,
+    return RuleRegions(spec.operation, spec.rule, spec.function, profile.name, inst.id if spec.sided else spec.unsided_as, side, found, complete, note,
                        time.perf_counter() - t0)
 
 

@@ -236,7 +236,7 @@ def isolated_spec(rows: tuple[int, ...] | None = None) -> Spec:
         return _build(profile, sc, li, rows if rows is not None else tuple(range(len(sc.GRID))), _mark_events(li), T0,
                       "OBL-INV-024's loop (A long 4 lots, B short 3, C long 2, isolated; D none), price row {}")
     return Spec("transition", "TRN-001", "process_event", build,
-                applies=lambda p, i: loop_instrument(p) is not None, sided=False)
+                applies=lambda p, i: loop_instrument(p) is not None, sided=False, unsided_as="scenario")
 
 
 def wide_spec(cls: Any = WideScenario, rows: tuple[int, ...] | None = None) -> Spec:
@@ -254,7 +254,8 @@ def wide_spec(cls: Any = WideScenario, rows: tuple[int, ...] | None = None) -> S
             "OBL-INV-025's wide loop (H, S isolated on P; X cross on P and Q; D none)"
         return _build(profile, sc, sc.p, rows if rows is not None else tuple(range(len(sc.GRID))), _mark_events(sc.p), T0,
                       name + ", row {}")
-    return Spec("transition", "TRN-001", "process_event", build, applies=lambda p, i: pick(p) is not None, sided=False)
+    return Spec("transition", "TRN-001", "process_event", build, applies=lambda p, i: pick(p) is not None, sided=False,
+                unsided_as="scenario")
 
 
 SPECS: list[Spec] = [isolated_spec(), wide_spec(WideScenario), wide_spec(TwoCandidateScenario)]
