@@ -788,10 +788,12 @@ def specs() -> list[Spec]:
             _fund_spec("ADL-001", "compute_window_average", _adl001_avg),
             _fund_spec("ADL-002", "is_fund_insufficient", _adl002),
             _fund_spec("ADL-003", "adl_fires", _adl003)]
+    from backstop.proofs import regions_adl
+    out += regions_adl.SPECS
     return out
 
 
-OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown")
+OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown", "adl")
 
 # Eval operations whose rule functions' regions are not enumerated (C69): the audit fails on each.
 NOT_COVERED_WHY = {
@@ -801,7 +803,6 @@ NOT_COVERED_WHY = {
                          "on accounts of ONE cross position (C68); two or more legs (down-side fees reallocated) "
                          "and the cross loop's rounds (LIQ-008 partial steps) are not",
     "fund_window": "a fund's event list (INS-002/INS-003/INS-008): not enumerated yet",
-    "adl": "the ranking sorts (ADL-005..ADL-009): the ranking order's regions are not enumerated yet",
     "transition": "the whole step function over an event sequence: only the shipped scenarios",
 }
 

@@ -5,10 +5,14 @@ optionally, a bankrupt remainder (account, side, size, bankruptcy price) with th
 balance.  Without a remainder eval ranks each side (ADL-004 scores, ADL-005 order and indicator);
 with one it runs :func:`backstop.reference.adl.execute_adl` (ADL-006..ADL-009).
 
-The lists get FIXED lengths (C79): the ranking is enumerated on 2 and on 3 positions of one side,
-the allocation and the mark/bankruptcy split on a remainder against 2 counterparties, the fill rule,
-the mark quantity and the fund's result on a remainder against 1 counterparty, the score on 1
-position.  Longer lists repeat the same pairwise comparisons and per-slot conditions.
+The lists get FIXED lengths (C79): the score (ADL-004) on 1 position, the ranking (ADL-005) on 2
+positions of one side of a linear instrument, and every function of a remainder (the fill rule,
+where the remainder executes, the allocation, the mark quantity, the mark part, the settlement, the
+fund's result) on a remainder against 1 counterparty.  Not enumerated (``regions.NOT_ENUMERATED``):
+the ranking of 3 positions and of 2 positions of an inverse instrument, and the allocation and mark
+part against 2 counterparties -- there a feasibility check ties the order to two nonlinear scores
+and Z3 does not come back within its resource limit (C79).  ``_Run`` builds the 2-counterparty
+chain all the same (``_Run(profile, inst, sign, 2)``), for when a solver does.
 
 ``execute_adl`` sorts (``rank_entries``: Python's sort over :func:`is_ranked_before`), which a
 symbolic run cannot do.  So the ranking is not read from a sort: each pair's
@@ -32,14 +36,15 @@ import z3
 
 from backstop.proofs.regions import Built, Inputs, Spec, _fmt, _side, _tier_parts
 from backstop.reference import adl as A
+from backstop.reference import margin as M
 from backstop.reference import num
 from backstop.reference.profile import AdlRanking, PriceBasis, Profile
 from backstop.reference.types import Instrument, PositionTerms
 
 __all__ = ["SPECS", "RANK_LENGTHS", "ALLOCATION_LENGTH"]
 
-RANK_LENGTHS = (2,)          # positions of one side ranked without a remainder
-ALLOCATION_LENGTH = 2       # counterparties of a remainder in the allocation / mark-part spec
+RANK_LENGTHS = (2,)           # positions of one side ranked without a remainder
+ALLOCATION_LENGTH = 1       # counterparties of a remainder in the allocation / mark-part specs (2 does not finish: C79)
 LIQUIDATED = "L"            # the remainder's account: not a letter a counterparty's key gives (0..2 -> A..C)
 
 
@@ -62,6 +67,11 @@ class _Positions:
     def request(self, v: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"account": _account(v[f"key{k}"]), "side": _side(self.sign), "size": _fmt(v[f"size{k}"]),
                  "entry_price": _fmt(v[f"entry{k}"]), "margin": v[f"margin{k}"]} for k in range(self.n)]
+
+
+def _permutations(n: int) -> list[tuple[int, ...]]:
+    from itertools import permutations
+    return list(permutations(range(n)))
 
 
 def _named_real(name: str, term: Any, premises: list[Any]) -> Any:
@@ -104,15 +114,45 @@ def _ranking_spec(n: int) -> Spec:
         buckets = [A.compute_adl_bucket(r, n) for r in ranks]
         outs: dict[str, Any] = {f"rank{k}": r for k, r in enumerate(ranks)}
         outs.update({f"indicator{k}": b for k, b in enumerate(buckets)})
-        probes = [(f"position {k + 1} rank {{}}", r) for k, r in enumerate(ranks)] + \
+        probes = [(f"{n} positions of one side ranked (the bound, C79)", True)] + \
+                 [(f"position {k + 1} rank {{}}", r) for k, r in enumerate(ranks)] + \
                  [(f"position {k + 1} indicator {{}}", b) for k, b in enumerate(buckets)]
 
         def req(v: dict[str, Any]) -> dict[str, Any]:
             return {"operation": "adl", "profile": profile.name, "instrument": inst.id, "mark_price": _fmt(v["mark"]),
                     "positions": ps.request(v)}
-        # the function's own conditions: each pair's score comparison (three ways) and key order
-        return Built(i, outs, probes, req, premises, atoms=list(befores))
+        # the function's own conditions: each pair's score comparison (three ways) and key order;
+        # enumerated one account order at a time (C68's parts: the keys are distinct, so the orders
+        # partition the domain), which keeps each search to one order's three score comparisons
+        parts = [(f"accounts in the order {' '.join(_account(k) for k in perm)}",
+                  z3.And(*[ps.keys[k] == v for k, v in zip(perm, range(n))]))
+                 for perm in _permutations(n)]
+        return Built(i, outs, probes, req, premises, atoms=list(befores), parts=parts)
     return Spec("adl", "ADL-005", "is_ranked_before", build)
+
+
+# ---------------------------------------------------------------- ADL-004 the score of one position (no remainder)
+
+def _score_spec() -> Spec:
+    def build(profile: Profile, inst: Instrument, sign: int) -> Built:
+        i = Inputs()
+        mark = i.price("mark", inst.tick_size)
+        ps = _Positions(i, inst, sign, 1)
+        p = ps.terms[0]
+        score = A.compute_adl_score(inst, profile.margin, profile.adl, p, mark)
+        upl_positive = M.compute_unrealized_pnl(inst, p, mark) > 0
+        parts = None
+        if profile.adl.ranking is AdlRanking.PNL_TIMES_MARGIN_RATIO:  # Binance's MM ratio: one part per tier (C68)
+            price = mark if profile.margin.mm_price_basis is PriceBasis.MARK else p.entry
+            parts = _tier_parts(inst, p.size, price, "at the MM price")
+
+        def req(v: dict[str, Any]) -> dict[str, Any]:
+            return {"operation": "adl", "profile": profile.name, "instrument": inst.id, "mark_price": _fmt(v["mark"]),
+                    "positions": ps.request(v)}
+        return Built(i, {"score": score}, [("1 position", True), ("in profit at the mark: {}", upl_positive)], req,
+                     list(ps.premises),
+                     parts=parts)
+    return Spec("adl", "ADL-004", "compute_adl_score", build)
 
 
 # ---------------------------------------------------------------- a remainder against n counterparties
@@ -182,7 +222,12 @@ def _run_spec(rule: str, function: str, n: int, pick: Any) -> Spec:
     def build(profile: Profile, inst: Instrument, sign: int) -> Built:
         run = _Run(profile, inst, sign, n)
         outs, probes, atoms = pick(run)
-        return Built(run.i, outs, probes, run.request, run.premises, atoms)
+        probes = [(f"a remainder against {n} counterpart{'y' if n == 1 else 'ies'} (the bound, C79)", True), *probes]
+        parts = None
+        if n > 1:  # one account order at a time, as the ranking (C68's parts)
+            parts = [(f"accounts in the order {' '.join(_account(k) for k in perm)}",
+                      z3.And(*[run.ps.keys[k] == v for k, v in zip(perm, range(n))])) for perm in _permutations(n)]
+        return Built(run.i, outs, probes, run.request, run.premises, atoms, parts=parts)
     return Spec("adl", rule, function, build)
 
 
@@ -261,7 +306,7 @@ def _fund_result(run: _Run) -> Any:
     return {"fund": fr}, [("fund result {}", fr)], [fr > 0]
 
 
-SPECS: list[Spec] = [_ranking_spec(n) for n in RANK_LENGTHS] + [
+SPECS: list[Spec] = [_score_spec()] + [_ranking_spec(n) for n in RANK_LENGTHS] + [
     _run_spec("ADL-006", "is_adl_fillable", 1, _fillable),
     _run_spec("ADL-006", "is_adl_filled_at_bankruptcy", 1, _at_bankruptcy),
     _run_spec("ADL-006", "allocate_adl", ALLOCATION_LENGTH, _allocation),
