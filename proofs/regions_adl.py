@@ -174,9 +174,12 @@ class _Run:
         self.premises = pm = list(ps.premises)
         self.sign, self.n, self.profile, self.inst = sign, n, profile, inst
         # ADL-005: the order, from the pairwise comparison (n <= 2: one pair)
+        orders: list[tuple[Any, tuple[int, ...]]]
+        self.before: Any
         if n == 2:
             scores = _scores(profile, inst, ps, mark, pm)
-            self.before = _named_bool("position 1 before position 2", A.is_ranked_before(scores[0], ps.keys[0], scores[1], ps.keys[1]), pm)
+            self.before = _named_bool("position 1 before position 2",
+                                      A.is_ranked_before(scores[0], ps.keys[0], scores[1], ps.keys[1]), pm)
             orders = [(self.before, (0, 1)), (z3.Not(self.before), (1, 0))]
         else:
             self.before = None
