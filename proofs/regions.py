@@ -797,13 +797,14 @@ def specs() -> list[Spec]:
             _fund_spec("ADL-001", "compute_window_average", _adl001_avg),
             _fund_spec("ADL-002", "is_fund_insufficient", _adl002),
             _fund_spec("ADL-003", "adl_fires", _adl003)]
-    from backstop.proofs import regions_cross, regions_transition
+    from backstop.proofs import regions_adl, regions_cross, regions_transition
     out += regions_cross.SPECS
+    out += regions_adl.SPECS
     out += regions_transition.SPECS
     return out
 
 
-OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown", "cross", "transition")
+OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown", "cross", "adl", "transition")
 
 # Eval operations whose rule functions' regions are not enumerated (C69): the audit fails on each.
 NOT_COVERED_WHY = {
@@ -814,7 +815,6 @@ NOT_COVERED_WHY = {
                          "6th region (in tier 3) took 389 s and the enumeration did not finish (C75); LIQ-009's "
                          "compute_cross_full_shares is enumerated, on accounts of one and two legs",
     "fund_window": "a fund's event list (INS-002/INS-003/INS-008): not enumerated yet",
-    "adl": "the ranking sorts (ADL-005..ADL-009): the ranking order's regions are not enumerated yet",
 }
 
 # Rule functions of those operations whose regions are NOT enumerated, and why (reported by the audit).
