@@ -92,9 +92,14 @@ def region_vectors(profile: Profile, *, rules: set[str] | None = None, instrumen
             rid = g.id
             words = f"{rr.function} on {rr.instrument}: {g.description} (witness: {g.readable})"
             try:
-                v = _vector(profile.name, rr.operation, [rr.rule], rid, words, list(g.constraints), g.request)
+                v = _vector(profile.name, rr.operation, [rr.rule], rid, words, list(g.constraints), g.request,
+                            invalid=g.refused)
             except InvalidInput as e:  # a witness outside eval's domain: a defect of the spec, reported
                 rr.note = (rr.note + "; " if rr.note else "") + f"witness {rid} refused by eval: {e}"
+                rr.complete = False
+                continue
+            except AssertionError as e:  # a refusal region whose witness eval answered: a defect, reported
+                rr.note = (rr.note + "; " if rr.note else "") + str(e)
                 rr.complete = False
                 continue
             out.append((f"{profile.name}/{rr.operation}/{rr.rule}/{rid}/witness.json", v))
