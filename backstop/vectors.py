@@ -350,8 +350,11 @@ def _cmd(args: argparse.Namespace) -> int:
     n = len(index["cases"])
     bad = sum(1 for c in index["cases"] if c["kind"] == "invalid")
     regions = sum(len(r.regions) for r in stats)
+    refusals = sum(g.refused for r in stats for g in r.regions)  # region witnesses eval refuses (C77): invalid too
+    bad -= refusals
     incomplete = [r for r in stats if not r.complete]
-    print(f"wrote {n} vector(s) to {Path(args.out) / 'v1'} ({regions} region witnesses, {bad} invalid, "
+    print(f"wrote {n} vector(s) to {Path(args.out) / 'v1'} ({regions} region witnesses"
+          f"{f' ({refusals} of them refusals)' if refusals else ''}, {bad} invalid, "
           f"{n - regions - bad} examples and scenarios) for {', '.join(profiles)} in {time.perf_counter() - t0:.1f} s")
     for r in incomplete:
         print(f"warning: enumeration incomplete: {r.profile}/{r.rule} {r.function} {r.instrument} {r.side}: {r.note}")

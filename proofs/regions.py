@@ -176,6 +176,8 @@ class Built:
     # withdraw_allowed); a region where it is false is a refusal: its vector is an invalid one
     # (error, no response). None: every region is answered
     accepted: Any = None
+    # find each witness in a fresh Z3 context (the same witnesses whatever the process built before)
+    isolated_witness: bool = False
 
 
 @dataclass(frozen=True)
@@ -330,10 +332,19 @@ def _describe(side: str, probes: list[tuple[str, Any]], m: z3.ModelRef) -> str:
 
 def _witness(b: Built, region: list[Any], fallback: dict[str, Any]) -> tuple[dict[str, Any], str]:
     for level, label in ((0, "whole numbers"), (1, "tick grid")):
-        s = _solver(WITNESS_RLIMIT)
-        s.add(*b.inputs.premises, *b.premises, *region, *b.inputs.nice(level))
+        fs = [*b.inputs.premises, *b.premises, *region, *b.inputs.nice(level)]
+        if b.isolated_witness:  # the same formulas in a fresh context: the model does not depend on
+            ctx = z3.Context()  # the term ids of what the process built before (C77)
+            s = z3.Solver(ctx=ctx)
+            s.set("random_seed", SEED)
+            s.set("rlimit", WITNESS_RLIMIT)
+            s.add(*[f.translate(ctx) for f in fs])
+        else:
+            s = _solver(WITNESS_RLIMIT)
+            s.add(*fs)
         if s.check() == z3.sat:
-            vals = b.inputs.read(s.model())
+            m = s.model()
+            vals = b.inputs.read(m.translate(z3.main_ctx()) if b.isolated_witness else m)
             if vals is not None:
                 return vals, label
     return fallback, "any"

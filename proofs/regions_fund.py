@@ -131,7 +131,7 @@ def _spec(kinds: tuple[str, ...]) -> Spec:
         # among them); the first event's own quantities are the one-event lists' regions
         last_outs = {k: v for k, v in outs.items() if k.startswith(f"e{len(kinds) - 1}.")}
         last_probes = [pr for pr in probes if pr[0].startswith(f"event {len(kinds)} ")]
-        return Built(i, last_outs, last_probes, req, premises, accepted=accepted)
+        return Built(i, last_outs, last_probes, req, premises, accepted=accepted, isolated_witness=True)
     return Spec("fund_window", RULES[last], function, build, sided=False)
 
 
