@@ -225,3 +225,35 @@ def test_fund_window_regions_are_deterministic():
     RG.enumerate_regions(_spec("step_fee"), p, inst, 1)
     b = RG.enumerate_regions(_spec("step_withdraw"), p, inst, 1)
     assert [(g.id, g.constraints, g.request) for g in a.regions] == [(g.id, g.constraints, g.request) for g in b.regions]
+
+
+@pytest.mark.rules("INS-008", "INS-009")
+@pytest.mark.parametrize("profile", PROFILES)
+def test_INS_008_one_settle_has_six_regions_counted_by_hand(profile):
+    # by hand: accepted (t >= start): t = start, the instant a window start or not (2); t > start in the
+    # start's window, never a window start (a window start after start would be a later window) (1);
+    # t in a later window, a window start or not (2); refused: t < start, the check's one comparison (1)
+    rr = _regions(profile, "settle_fund")
+    assert len(rr.regions) == 6 and sum(g.refused for g in rr.regions) == 1
+    (r,) = [g for g in rr.regions if g.refused]
+    assert r.constraints == ("time0 < start",) and r.description == "any, refused by eval: time0 < start"
+
+
+@pytest.mark.rules("INS-008")
+def test_refusal_regions_are_written_as_invalid_vectors_and_audited(tmp_path):
+    from backstop import vectors as V
+    V.generate(tmp_path, ["okx"], rules={"INS-008"}, examples=False, invalid=False)
+    root = tmp_path / "v1" / "okx" / "fund_window" / "INS-008"
+    files = sorted(root.glob("*/witness.json"))
+    import json
+    vs = [json.loads(p.read_text(encoding="utf-8")) for p in files]
+    refused = [v for v in vs if "error" in v]
+    assert refused and all("response" not in v for v in refused)
+    assert {(v["error"]["field"], v["error"]["rule"], v["error"]["type"]) for v in refused} == \
+        {("events[0].time_ms", "INS-009", "InvalidInput"), ("events[1].time_ms", "INS-009", "InvalidInput")}
+    assert all(evaluate(dict(v["request"])) == v["response"] for v in vs if "response" in v)
+    ok, lines = V.check(tmp_path, ["okx"], rules={"INS-008"})
+    assert ok, lines
+    assert not any("fund_window" in x for x in lines if x.startswith("not enumerated"))
+    (row,) = [x.split() for x in lines if x.startswith("okx ")]
+    assert row[:2] == ["okx", "fund_window"] and row[3] == row[4] == str(len(files)) and row[5] == "0"
