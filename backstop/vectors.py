@@ -92,9 +92,14 @@ def region_vectors(profile: Profile, *, rules: set[str] | None = None, instrumen
             rid = g.id
             words = f"{rr.function} on {rr.instrument}: {g.description} (witness: {g.readable})"
             try:
-                v = _vector(profile.name, rr.operation, [rr.rule], rid, words, list(g.constraints), g.request)
+                v = _vector(profile.name, rr.operation, [rr.rule], rid, words, list(g.constraints), g.request,
+                            invalid=g.refused)
             except InvalidInput as e:  # a witness outside eval's domain: a defect of the spec, reported
                 rr.note = (rr.note + "; " if rr.note else "") + f"witness {rid} refused by eval: {e}"
+                rr.complete = False
+                continue
+            except AssertionError as e:  # a refusal region whose witness eval answered: a defect, reported
+                rr.note = (rr.note + "; " if rr.note else "") + str(e)
                 rr.complete = False
                 continue
             out.append((f"{profile.name}/{rr.operation}/{rr.rule}/{rid}/witness.json", v))
@@ -345,8 +350,11 @@ def _cmd(args: argparse.Namespace) -> int:
     n = len(index["cases"])
     bad = sum(1 for c in index["cases"] if c["kind"] == "invalid")
     regions = sum(len(r.regions) for r in stats)
+    refusals = sum(g.refused for r in stats for g in r.regions)  # region witnesses eval refuses (C77): invalid too
+    bad -= refusals
     incomplete = [r for r in stats if not r.complete]
-    print(f"wrote {n} vector(s) to {Path(args.out) / 'v1'} ({regions} region witnesses, {bad} invalid, "
+    print(f"wrote {n} vector(s) to {Path(args.out) / 'v1'} ({regions} region witnesses"
+          f"{f' ({refusals} of them refusals)' if refusals else ''}, {bad} invalid, "
           f"{n - regions - bad} examples and scenarios) for {', '.join(profiles)} in {time.perf_counter() - t0:.1f} s")
     for r in incomplete:
         print(f"warning: enumeration incomplete: {r.profile}/{r.rule} {r.function} {r.instrument} {r.side}: {r.note}")

@@ -51,6 +51,8 @@ CHECK_RLIMIT = 4_000_000      # one feasibility check
 RETRY_RLIMIT = 12_000_000     # the same check once more when it was unknown
 WITNESS_RLIMIT = 600_000      # one attempt at a readable witness
 MAX_REGIONS = 400             # per rule function, instrument and side (a safety net: reported when hit)
+TIME_BOUND_MS = 32_503_680_000_000   # 3000-01-01T00:00:00Z: eval's bound on a time (C66)
+NICE_TIME_S = 1_767_571_200          # 2026-01-05T00:00:00Z: readable witness times start here
 BUDGET_S = 900.0              # a wall-clock safety net only (reported when hit: never complete)
 
 _TRACE = bool(os.environ.get("BACKSTOP_REGIONS_TRACE"))  # progress on stderr (never in the vectors)
@@ -86,10 +88,11 @@ class Inputs:
         self.vars[name] = ("price", v, tick)
         return v
 
-    def money(self, name: str, scale: int, *, low: int = 0) -> Any:
+    def money(self, name: str, scale: int, *, low: int | None = 0) -> Any:
+        """Whole smallest units, ``>= low`` (``low=None``: signed, e.g. a fund result)."""
         n = z3.Int(name + "_units")
         v = z3.Real(name)
-        self.premises += [n >= low, v == z3.ToReal(n)]
+        self.premises += [v == z3.ToReal(n)] + ([n >= low] if low is not None else [])
         self.ints[name] = n
         self.vars[name] = ("money", v, scale)
         return v
@@ -100,6 +103,15 @@ class Inputs:
         self.premises += [v == z3.ToReal(n)] + ([n >= low] if low is not None else [])
         self.ints[name] = n
         self.vars[name] = ("int", v, None)
+        return v
+
+    def time(self, name: str) -> Any:
+        """A time in whole ms since the epoch, in eval's bounds [1970, 3000) (C66)."""
+        n = z3.Int(name + "_ms")
+        v = z3.Real(name)
+        self.premises += [v == z3.ToReal(n), n >= 0, n < TIME_BOUND_MS]
+        self.ints[name] = n
+        self.vars[name] = ("time", v, None)
         return v
 
     def number(self, name: str) -> Any:
@@ -115,7 +127,7 @@ class Inputs:
             if not z3.is_rational_value(x):
                 return None  # an irrational (algebraic) value: not a request
             f = Fraction(x.numerator_as_long(), x.denominator_as_long())
-            out[name] = int(f) if kind in ("money", "int") else f
+            out[name] = int(f) if kind in ("money", "int", "time") else f
         return out
 
     def nice(self, level: int) -> list[Any]:
@@ -136,6 +148,9 @@ class Inputs:
                 elif kind == "number":
                     k = z3.Int(name + "_whole")
                     cs += [v == z3.ToReal(k), k <= 10 ** 6]
+                elif kind == "time":  # whole seconds in the week from 2026-01-05T00:00:00Z
+                    k = z3.Int(name + "_s")
+                    cs += [v == z3.ToReal(k) * 1000, k >= NICE_TIME_S, k < NICE_TIME_S + 7 * 86_400]
             elif level == 1 and kind == "price":
                 k = z3.Int(name + "_ticks")
                 cs += [v == z3.ToReal(k) * num.lift(grid), k >= 1]
@@ -160,6 +175,12 @@ class Built:
     # why the domain built is smaller than the spec's (e.g. a part whose symbolic run did not finish):
     # never complete when set (C83)
     unfinished: str = ""
+    # the request is accepted by eval (a boolean term: the rule functions' own checks, e.g. INS-007's
+    # withdraw_allowed); a region where it is false is a refusal: its vector is an invalid one
+    # (error, no response). None: every region is answered
+    accepted: Any = None
+    # find each witness in a fresh Z3 context (the same witnesses whatever the process built before)
+    isolated_witness: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +204,7 @@ class Region:
     witness: dict[str, Any]
     request: dict[str, Any]
     readable: str           # "whole numbers" | "tick grid" | "any"
+    refused: bool = False   # eval refuses the witness (Built.accepted is false on the region)
 
 
 @dataclass
@@ -316,10 +338,19 @@ def _describe(side: str, probes: list[tuple[str, Any]], m: z3.ModelRef) -> str:
 
 def _witness(b: Built, region: list[Any], fallback: dict[str, Any]) -> tuple[dict[str, Any], str]:
     for level, label in ((0, "whole numbers"), (1, "tick grid")):
-        s = _solver(WITNESS_RLIMIT)
-        s.add(*b.inputs.premises, *b.premises, *region, *b.inputs.nice(level))
+        fs = [*b.inputs.premises, *b.premises, *region, *b.inputs.nice(level)]
+        if b.isolated_witness:  # the same formulas in a fresh context: the model does not depend on
+            ctx = z3.Context()  # the term ids of what the process built before (C77)
+            s = z3.Solver(ctx=ctx)
+            s.set("random_seed", SEED)
+            s.set("rlimit", WITNESS_RLIMIT)
+            s.add(*[f.translate(ctx) for f in fs])
+        else:
+            s = _solver(WITNESS_RLIMIT)
+            s.add(*fs)
         if s.check() == z3.sat:
-            vals = b.inputs.read(s.model())
+            m = s.model()
+            vals = b.inputs.read(m.translate(z3.main_ctx()) if b.isolated_witness else m)
             if vals is not None:
                 return vals, label
     return fallback, "any"
@@ -402,7 +433,11 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
                 complete = False
                 note = f"solver unknown{' in ' + label if label else ''} after {len(found)} region(s): {s.reason_unknown()}"
                 break
-            lits = path_literals(terms, m) if b.atoms is None else atom_literals(b.atoms, m)
+            refused = b.accepted is not None and not z3.is_true(m.eval(b.accepted, model_completion=True))
+            if refused:  # eval answers a refusal only: the region is the conditions of the failing checks' test
+                lits = path_literals([b.accepted], m)
+            else:
+                lits = path_literals(terms, m) if b.atoms is None else atom_literals(b.atoms, m)
             conj = [f for _, f in lits]
             vals = b.inputs.read(m)
             if vals is None:  # an irrational model: ask for a rational point of the same region
@@ -416,12 +451,13 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
             words = tuple(w for w, _ in lits)
             rid = f"{inst.id if spec.sided else spec.unsided_as}-{spec.function}-{side}-" + hashlib.sha256("\n".join(words).encode()).hexdigest()[:10]
             edges = [w for w in words if " = " in w]
-            text = _describe(side, b.probes, m) + (f", on the boundary {'; '.join(edges)}" if edges else "")
+            text = (_describe(side, b.probes, m) + (f", on the boundary {'; '.join(edges)}" if edges else "")
+                    if not refused else f"{side}, refused by eval: {'; '.join(words)}")
             if _TRACE:
                 print(f"regions: {spec.rule} {inst.id} {side} {label}: {len(found) + 1} after {time.perf_counter() - t0:.1f} s",
                       file=sys.stderr, flush=True)
             if rid not in {g.id for g in found}:  # a region across two parts is found once
-                found.append(Region(rid, text, words, witness, b.request(witness), readable))
+                found.append(Region(rid, text, words, witness, b.request(witness), readable, refused))
             s.add(z3.Not(z3.And(*conj)) if conj else z3.BoolVal(False))
         s.pop()
     found.sort(key=lambda x: x.id)
@@ -797,14 +833,15 @@ def specs() -> list[Spec]:
             _fund_spec("ADL-001", "compute_window_average", _adl001_avg),
             _fund_spec("ADL-002", "is_fund_insufficient", _adl002),
             _fund_spec("ADL-003", "adl_fires", _adl003)]
-    from backstop.proofs import regions_adl, regions_cross, regions_transition
+    from backstop.proofs import regions_adl, regions_cross, regions_fund, regions_transition
     out += regions_cross.SPECS
+    out += regions_fund.SPECS
     out += regions_adl.SPECS
     out += regions_transition.SPECS
     return out
 
 
-OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown", "cross", "adl", "transition")
+OPERATIONS_COVERED = ("margin", "liquidation", "engine", "fund_drawdown", "cross", "fund_window", "adl", "transition")
 
 # Eval operations whose rule functions' regions are not enumerated (C69): the audit fails on each.
 NOT_COVERED_WHY = {
@@ -814,7 +851,6 @@ NOT_COVERED_WHY = {
                          "enumerated: on okx BTC-USDT-SWAP, ONE leg, long, one tier part of the leg at a time, the "
                          "6th region (in tier 3) took 389 s and the enumeration did not finish (C75); LIQ-009's "
                          "compute_cross_full_shares is enumerated, on accounts of one and two legs",
-    "fund_window": "a fund's event list (INS-002/INS-003/INS-008): not enumerated yet",
 }
 
 # Rule functions of those operations whose regions are NOT enumerated, and why (reported by the audit).
