@@ -59,8 +59,7 @@ bench: $(STAMP)
 VECTORS ?= build/vectors
 vectors-release: $(STAMP)
 	rm -rf $(VECTORS)
-	$(BIN)/backstop vectors --out $(VECTORS)
-	$(BIN)/backstop vectors --check $(VECTORS)
+	$(BIN)/backstop vectors --out $(VECTORS) --check $(VECTORS)
 	tar --sort=name --mtime='2026-01-01 00:00:00Z' --owner=0 --group=0 --numeric-owner --format=gnu --mode='a+rX,u+w,go-w' \
 	    -C $(VECTORS) -cf - v1 | gzip -9 -n > build/backstop-vectors-v1.tar.gz
 	@echo "wrote build/backstop-vectors-v1.tar.gz"

@@ -18,9 +18,9 @@ Three kinds of vector:
 * **invalid** vectors: inputs the oracle refuses (a JSON float, a bool, a zero size, a non-positive
   price, a wrong currency, an unknown key, an unknown instrument, a size off the lot grid, above the
   last tier...), each with the field, rule and error type of the refusal;
-* **example** and **scenario** vectors: the shipped ``examples/eval-<profile>-*.json`` requests (for
-  the operations whose regions are not enumerated yet: cross, cross_liquidation, fund_drawdown,
-  fund_window, adl) and the scenarios ``examples/*.toml`` through the eval ``transition`` operation.
+* **example** and **scenario** vectors: the shipped ``examples/eval-<profile>-*.json`` requests and
+  the scenarios ``examples/*.toml`` through the eval ``transition`` operation (worked cases next to
+  the region witnesses; the region witnesses are what the coverage audit counts).
 
 The output is deterministic: sorted keys, stable region ids (a hash of the region's constraints)
 and case names, files written in sorted order.
@@ -285,13 +285,16 @@ def _not_enumerated(rules: set[str] | None) -> list[tuple[str, str]]:
 
 
 def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
-          instruments: set[str] | None = None, stats: list[Any] | None = None) -> tuple[bool, list[str]]:
+          instruments: set[str] | None = None, stats: list[Any] | None = None,
+          enumerated: list[Any] | None = None) -> tuple[bool, list[str]]:
     """The coverage audit: re-enumerates the regions of every rule function from the code and fails
     when a feasible region has no vector in ``out``, when an enumeration did not finish (a solver
     ``unknown`` is neither feasible nor infeasible: a coverage failure, C68), or when an eval
     operation's regions are not enumerated at all (C69).  Returns ``(ok, report lines)``: region
     counts per rule and profile (regions found, with a vector, enumerations unfinished), then the
-    problems."""
+    problems.  ``enumerated``: the regions this process has just enumerated for ``profiles`` (what
+    ``generate`` collected in its ``stats``), audited instead of enumerating them again (``--out DIR
+    --check DIR``: one enumeration for both)."""
     from backstop.proofs import regions as RG
     root = Path(out) / "v1"
     lines: list[str] = []
@@ -299,7 +302,9 @@ def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
     counts: dict[tuple[str, str, str], list[int]] = {}
     for name in profiles:
         profile = load_profile(name)
-        for rr in RG.regions_for(profile, rules=rules, instruments=instruments):
+        found = ([rr for rr in enumerated if rr.profile == profile.name] if enumerated is not None
+                 else RG.regions_for(profile, rules=rules, instruments=instruments))
+        for rr in found:
             if stats is not None:
                 stats.append(rr)
             c = counts.setdefault((name, rr.operation, rr.rule), [0, 0, 0])
@@ -334,7 +339,7 @@ def _cmd(args: argparse.Namespace) -> int:
     rules = set(args.rule) if args.rule else None
     t0 = time.perf_counter()
     try:
-        if args.check:
+        if args.check and not args.out:
             ok, lines = check(Path(args.check), profiles, rules=rules)
             print("\n".join(lines))
             print(f"coverage {'PASSED' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s")
@@ -356,6 +361,12 @@ def _cmd(args: argparse.Namespace) -> int:
     print(f"wrote {n} vector(s) to {Path(args.out) / 'v1'} ({regions} region witnesses"
           f"{f' ({refusals} of them refusals)' if refusals else ''}, {bad} invalid, "
           f"{n - regions - bad} examples and scenarios) for {', '.join(profiles)} in {time.perf_counter() - t0:.1f} s")
+    if args.check:  # audit DIR against the regions just enumerated (one enumeration for both)
+        t1 = time.perf_counter()
+        ok, lines = check(Path(args.check), profiles, rules=rules, enumerated=stats)
+        print("\n".join(lines))
+        print(f"coverage {'PASSED' if ok else 'FAILED'} in {time.perf_counter() - t1:.1f} s")
+        return 0 if ok else 1
     for r in incomplete:
         print(f"warning: enumeration incomplete: {r.profile}/{r.rule} {r.function} {r.instrument} {r.side}: {r.note}")
     return 0  # the writing succeeded; --check is the gate (it fails on an incomplete enumeration too)
@@ -367,7 +378,8 @@ def register_cli(sub: Any) -> None:
                                    "every rule function, invalid inputs with the expected error, the examples and "
                                    "scenarios; or (--check) audit that every feasible region has a vector.")
     p.add_argument("--out", metavar="DIR", help="write the vectors under DIR/v1")
-    p.add_argument("--check", metavar="DIR", help="audit DIR: fail when a feasible region has no vector")
+    p.add_argument("--check", metavar="DIR", help="audit DIR: fail when a feasible region has no vector (with --out: "
+                                                  "audit the regions just enumerated, not a second enumeration)")
     p.add_argument("--profile", action="append", metavar="NAME", help="a shipped profile (repeatable; default: all)")
     p.add_argument("--rule", action="append", metavar="ID", help="only the region vectors of this rule (repeatable)")
     p.set_defaults(func=_cmd)

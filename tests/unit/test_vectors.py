@@ -261,6 +261,23 @@ def test_coverage_check_fails_when_one_vector_is_deleted(tmp_path, vec_dir):
     assert any(victim.name in x and x.startswith("no vector") for x in lines), lines
 
 
+@pytest.mark.rules("MRG-004")
+def test_out_and_check_in_one_run_audit_the_same_regions_as_a_second_enumeration(tmp_path, capsys):
+    # `--out DIR --check DIR` audits the regions generate has just enumerated; a separate `--check`
+    # enumerates them again from the code. Both must print the same table.
+    d = tmp_path / "v"
+    args = ["vectors", "--out", str(d), "--check", str(d), "--profile", "okx", "--rule", "MRG-004"]
+    assert main(args) == 0
+    one_run = capsys.readouterr().out.splitlines()
+    assert one_run[0].startswith("wrote ") and one_run[-1].startswith("coverage PASSED")
+    assert main(["vectors", "--check", str(d), "--profile", "okx", "--rule", "MRG-004"]) == 0
+    again = capsys.readouterr().out.splitlines()
+    assert one_run[1:-1] == again[:-1]
+    row = [x.split() for x in again if x.startswith("okx ")]
+    assert len(row) == 1 and row[0][3] == row[0][4] and row[0][5] == "0", again
+    assert int(row[0][3]) >= 26, again  # BTC-USDT-SWAP's 26 alone (13 per side, by hand: above)
+
+
 def test_coverage_check_fails_on_a_solver_unknown(tmp_path, vec_dir, monkeypatch):
     # C68/C69: an unknown is neither feasible nor infeasible. With a resource limit of one step every
     # check is unknown: the enumeration is incomplete, the audit fails and says why, even though
