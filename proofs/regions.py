@@ -216,12 +216,15 @@ def _taken(t: Any, m: z3.ModelRef, memo: dict[int, Any]) -> Any:
     return r
 
 
-def path_literals(terms: list[Any], m: z3.ModelRef) -> list[tuple[str, Any]]:
+def path_literals(terms: list[Any], m: z3.ModelRef, cache: dict[Any, Any] | None = None) -> list[tuple[str, Any]]:
     """The comparisons on the path ``m`` takes through ``terms``, each refined to its outcome
     (``lhs < rhs``, ``lhs = rhs``, ``lhs > rhs``; ``=``/``!=`` for an equality), as (words, formula)
-    with every If replaced by its taken branch."""
+    with every If replaced by its taken branch.  ``cache`` (one per enumeration) keeps each taken
+    comparison's simplified difference and words: the same terms give the same words, printed once
+    (printing a large term is most of an enumeration's time otherwise)."""
     seen: set[int] = set()
     atoms: list[Any] = []
+    cache = {} if cache is None else cache
 
     def walk(t: Any) -> None:
         if not z3.is_app(t) or t.get_id() in seen:
@@ -244,25 +247,31 @@ def path_literals(terms: list[Any], m: z3.ModelRef) -> list[tuple[str, Any]]:
     out: dict[str, Any] = {}
     for a in atoms:
         lhs, rhs = _taken(a.arg(0), m, memo), _taken(a.arg(1), m, memo)
-        d = z3.simplify(lhs - rhs)
+        key = (lhs.get_id(), rhs.get_id())
+        hit = cache.get(key)
+        if hit is None:  # the terms are kept with their entry: their ids stay theirs
+            d = z3.simplify(lhs - rhs)
+            const = z3.is_const(d) and (z3.is_rational_value(d) or z3.is_int_value(d))
+            hit = cache[key] = (lhs, rhs, d, const, _show(z3.simplify(lhs)), _show(z3.simplify(rhs)))
+        d, const, left, right = hit[2], hit[3], hit[4], hit[5]
+        if const:
+            continue  # constant on this path: no condition
         dv = m.eval(d, model_completion=True)
         if z3.is_rational_value(dv):
             sgn = (Fraction(dv.numerator_as_long(), dv.denominator_as_long()) > 0) - \
                   (Fraction(dv.numerator_as_long(), dv.denominator_as_long()) < 0)
         else:  # algebraic: compare with 0 in the model
             sgn = 1 if z3.is_true(m.eval(d > 0)) else (-1 if z3.is_true(m.eval(d < 0)) else 0)
-        if z3.is_const(d) and (z3.is_rational_value(d) or z3.is_int_value(d)):
-            continue  # constant on this path: no condition
         if a.decl().kind() in _EQ and sgn != 0:
             op, f = "!=", d != 0
         else:
             op, f = {-1: "<", 0: "=", 1: ">"}[sgn], {-1: d < 0, 0: d == 0, 1: d > 0}[sgn]
-        words = f"{_show(z3.simplify(lhs))} {op} {_show(z3.simplify(rhs))}"
+        words = f"{left} {op} {right}"
         out.setdefault(words, f)
     return sorted(out.items())
 
 
-def atom_literals(atoms: list[Any], m: z3.ModelRef) -> list[tuple[str, Any]]:
+def atom_literals(atoms: list[Any], m: z3.ModelRef, cache: dict[Any, Any] | None = None) -> list[tuple[str, Any]]:
     """The outcome of each of ``atoms`` in ``m``: a comparison three ways (two for an equality), any
     other boolean (a callee rule function's decision) as true or false."""
     out: dict[str, Any] = {}
@@ -272,7 +281,7 @@ def atom_literals(atoms: list[Any], m: z3.ModelRef) -> list[tuple[str, Any]]:
             v = z3.is_true(m.eval(a, model_completion=True))
             out.setdefault(f"{label}: {'yes' if v else 'no'}", a if v else z3.Not(a))
         else:
-            for w, f in path_literals([a], m):
+            for w, f in path_literals([a], m, cache):
                 out.setdefault(w, f)
     return sorted(out.items())
 
@@ -370,6 +379,7 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
     s = _solver(CHECK_RLIMIT)
     s.add(*b.inputs.premises, *b.premises)
     found: list[Region] = []
+    shown: dict[Any, Any] = {}  # path_literals' words, printed once per enumeration
     complete, note = True, ""
     parts = b.parts or [("", z3.BoolVal(True))]
     if b.parts:
@@ -395,7 +405,7 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
                 complete = False
                 note = f"solver unknown{' in ' + label if label else ''} after {len(found)} region(s): {s.reason_unknown()}"
                 break
-            lits = path_literals(terms, m) if b.atoms is None else atom_literals(b.atoms, m)
+            lits = path_literals(terms, m, shown) if b.atoms is None else atom_literals(b.atoms, m, shown)
             conj = [f for _, f in lits]
             vals = b.inputs.read(m)
             if vals is None:  # an irrational model: ask for a rational point of the same region
