@@ -376,8 +376,6 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
     side = {1: "long", -1: "short"}[sign] if spec.sided else "any"
     b = spec.build(profile, inst, sign)
     terms = [t for t in b.outputs.values() if isinstance(t, z3.ExprRef)]
-    s = _solver(CHECK_RLIMIT)
-    s.add(*b.inputs.premises, *b.premises)
     found: list[Region] = []
     shown: dict[Any, Any] = {}  # path_literals' words, printed once per enumeration
     complete, note = True, ""
@@ -389,9 +387,14 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
     for label, part in parts:
         if not complete:
             break
-        s.push()
-        s.add(part)
+        # Each check is a fresh solver on the domain, the part and the regions found so far blocked
+        # (C81): Z3's incremental mode (push/pop, assertions added after a check) runs without its
+        # preprocessing, and on these nonlinear terms it ended `unknown`, or ran on well past its
+        # rlimit, where a fresh solver on the same assertions answers in a fraction of a second.
+        blocks: list[Any] = []
         while True:
+            s = _solver(CHECK_RLIMIT)
+            s.add(*b.inputs.premises, *b.premises, part, *blocks)
             if len(found) >= MAX_REGIONS:
                 complete, note = False, f"stopped at {MAX_REGIONS} regions"
                 break
@@ -425,8 +428,7 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
                       file=sys.stderr, flush=True)
             if rid not in {g.id for g in found}:  # a region across two parts is found once
                 found.append(Region(rid, text, words, witness, b.request(witness), readable))
-            s.add(z3.Not(z3.And(*conj)) if conj else z3.BoolVal(False))
-        s.pop()
+            blocks.append(z3.Not(z3.And(*conj)) if conj else z3.BoolVal(False))
     found.sort(key=lambda x: x.id)
     return RuleRegions(spec.operation, spec.rule, spec.function, profile.name, inst.id if spec.sided else "fund", side, found, complete, note,
                        time.perf_counter() - t0)
