@@ -118,6 +118,20 @@ class Inputs:
             out[name] = int(f) if kind in ("money", "int") else f
         return out
 
+    def is_nice(self, vals: dict[str, Any]) -> bool:
+        """Whether ``vals`` (read from a model) already meet :meth:`nice` level 0."""
+        for name, (kind, _, grid) in self.vars.items():
+            x = Fraction(vals[name])
+            if kind == "price" and not (x.denominator == 1 and 1 <= x <= 100000):
+                return False
+            if kind == "size" and not (x.denominator == 1 and x <= 100000):
+                return False
+            if kind == "money" and not ((x / grid).denominator == 1 and -10 ** 7 <= x / grid <= 10 ** 7):
+                return False
+            if kind == "number" and not (x.denominator == 1 and x <= 10 ** 6):
+                return False
+        return True
+
     def nice(self, level: int) -> list[Any]:
         """Readability constraints: level 0 whole prices, whole contracts, whole coins, small bounds;
         level 1 prices on the tick grid; level 2 none."""
@@ -294,6 +308,125 @@ def _show(t: Any) -> str:
 
 # ---------------------------------------------------------------- enumeration and witnesses
 
+_MUL, _ADD, _SUB, _DIV, _NEG = z3.Z3_OP_MUL, z3.Z3_OP_ADD, z3.Z3_OP_SUB, z3.Z3_OP_DIV, z3.Z3_OP_UMINUS
+
+
+class _Cleared:
+    """The solver's copy of a formula with its denominators cleared (C81): every floor
+    ``to_int(A / B)`` becomes a fresh integer ``q`` with ``q*B <= A < (q+1)*B``, and every comparison
+    ``A / B op 0`` becomes ``A op 0``, where ``B`` is a product of variables that are positive on the
+    domain (prices; sizes, at least one lot) and positive numbers.  On the domain the copy has exactly
+    the original's solutions (``q`` is the floor; ``B > 0``), but its terms are polynomials, which Z3's
+    nonlinear arithmetic handles far better than ``to_int`` of a quotient.  Only what the solver is
+    asked changes: regions, their words and witnesses are read from the original terms."""
+
+    def __init__(self, positive: list[Any]) -> None:
+        self.pos = {v.get_id() for v in positive}
+        self.memo: dict[int, tuple[Any, Any, list[Any]]] = {}   # id -> (original, copy, defining premises)
+        self.split_memo: dict[int, tuple[Any, Any, Any]] = {}
+        self.n = 0
+
+    def _is_pos(self, t: Any) -> bool:
+        if z3.is_rational_value(t):
+            return bool(t.as_fraction() > 0)
+        if z3.is_int_value(t):
+            return bool(t.as_long() > 0)
+        if t.get_id() in self.pos:
+            return True
+        if z3.is_app(t) and t.decl().kind() in (_MUL, _ADD, _DIV) and t.num_args() > 0:
+            return all(self._is_pos(c) for c in t.children())
+        return False
+
+    def _split(self, t: Any) -> tuple[Any, Any]:
+        """``(A, B)`` with ``t = A / B`` and ``B`` positive (``None`` for 1)."""
+        hit = self.split_memo.get(t.get_id())
+        if hit is not None:
+            return hit[1], hit[2]
+        a, b = t, None
+        if z3.is_app(t) and z3.is_arith(t):
+            k = t.decl().kind()
+            if k == _MUL:
+                parts = [self._split(c) for c in t.children()]
+                if any(q is not None for _, q in parts):
+                    a = _prod([x for x, _ in parts])
+                    b = _prod([q for _, q in parts if q is not None])
+            elif k == _DIV:
+                (na, da), (nb, db) = self._split(t.arg(0)), self._split(t.arg(1))
+                if self._is_pos(nb):
+                    a = na if db is None else na * db
+                    b = nb if da is None else da * nb
+            elif k in (_ADD, _SUB):
+                parts = [self._split(c) for c in t.children()]
+                if any(q is not None for _, q in parts):
+                    dens = [q for _, q in parts if q is not None]
+                    same = all(z3.eq(q, dens[0]) for q in dens)
+                    terms = []
+                    for n, (x, q) in enumerate(parts):
+                        if same:
+                            terms.append(x if q is not None else x * dens[0])
+                        else:
+                            others = [r for m2, (_, r) in enumerate(parts) if m2 != n and r is not None]
+                            terms.append(_prod([x] + others))
+                    a = terms[0]
+                    for n, x in enumerate(terms[1:], 1):
+                        a = a - x if k == _SUB else a + x
+                    b = dens[0] if same else _prod(dens)
+            elif k == _NEG:
+                x, q = self._split(t.arg(0))
+                if q is not None:
+                    a, b = -x, q
+        self.split_memo[t.get_id()] = (t, a, b)
+        return a, b
+
+    def _enc(self, t: Any, defs: list[Any], seen: set[int]) -> Any:
+        i = t.get_id()
+        hit = self.memo.get(i)
+        if hit is not None:
+            for d in hit[2]:
+                if d.get_id() not in seen:
+                    seen.add(d.get_id())
+                    defs.append(d)
+            return hit[1]
+        own: list[Any] = []
+        if not z3.is_app(t) or t.num_args() == 0:
+            out = t
+        else:
+            kids = [self._enc(c, own, set()) for c in t.children()]
+            k = t.decl().kind()
+            if k == z3.Z3_OP_TO_INT:
+                x, q = self._split(kids[0])
+                v = z3.Int(f"floor!{self.n}")
+                self.n += 1
+                r = z3.ToReal(v)
+                own += [r <= x, x < r + 1] if q is None else [r * q <= x, x < (r + 1) * q]
+                out = v
+            elif (k in _ORDER or k in _EQ) and len(kids) == 2 and z3.is_arith(kids[0]):
+                x, q = self._split(kids[0] - kids[1])
+                out = t.decl()(*kids) if q is None else t.decl()(x, z3.RealVal(0))
+            else:
+                out = t.decl()(*kids)
+        self.memo[i] = (t, out, own)
+        for d in own:
+            if d.get_id() not in seen:
+                seen.add(d.get_id())
+                defs.append(d)
+        return out
+
+    def __call__(self, fs: list[Any]) -> list[Any]:
+        """The solver's copies of ``fs`` and the premises defining their floors."""
+        defs: list[Any] = []
+        seen: set[int] = set()
+        out = [self._enc(f, defs, seen) for f in fs]
+        return out + defs
+
+
+def _prod(xs: list[Any]) -> Any:
+    r = xs[0]
+    for x in xs[1:]:
+        r = r * x
+    return r
+
+
 def _solver(rlimit: int) -> z3.Solver:
     s = z3.Solver()
     s.set("random_seed", SEED)
@@ -317,10 +450,13 @@ def _describe(side: str, probes: list[tuple[str, Any]], m: z3.ModelRef) -> str:
     return ", ".join(parts)
 
 
-def _witness(b: Built, region: list[Any], fallback: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def _witness(b: Built, region: list[Any], fallback: dict[str, Any],
+             clear: Callable[[list[Any]], list[Any]] = list) -> tuple[dict[str, Any], str]:
+    if b.inputs.is_nice(fallback):  # the check's own model is already a readable point (C81)
+        return fallback, "whole numbers"
     for level, label in ((0, "whole numbers"), (1, "tick grid")):
         s = _solver(WITNESS_RLIMIT)
-        s.add(*b.inputs.premises, *b.premises, *region, *b.inputs.nice(level))
+        s.add(*clear([*b.inputs.premises, *b.premises, *region]), *b.inputs.nice(level))
         if s.check() == z3.sat:
             vals = b.inputs.read(s.model())
             if vals is not None:
@@ -378,6 +514,7 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
     terms = [t for t in b.outputs.values() if isinstance(t, z3.ExprRef)]
     found: list[Region] = []
     shown: dict[Any, Any] = {}  # path_literals' words, printed once per enumeration
+    clear = _Cleared([v for kind, v, _ in b.inputs.vars.values() if kind in ("price", "size")])
     complete, note = True, ""
     parts = b.parts or [("", z3.BoolVal(True))]
     if b.parts:
@@ -394,7 +531,7 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
         blocks: list[Any] = []
         while True:
             s = _solver(CHECK_RLIMIT)
-            s.add(*b.inputs.premises, *b.premises, part, *blocks)
+            s.add(*clear([*b.inputs.premises, *b.premises, part, *blocks]))
             if len(found) >= MAX_REGIONS:
                 complete, note = False, f"stopped at {MAX_REGIONS} regions"
                 break
@@ -413,12 +550,12 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
             vals = b.inputs.read(m)
             if vals is None:  # an irrational model: ask for a rational point of the same region
                 s2 = _solver(CHECK_RLIMIT)
-                s2.add(*b.inputs.premises, *b.premises, part, *conj, *b.inputs.nice(1))
+                s2.add(*clear([*b.inputs.premises, *b.premises, part, *conj]), *b.inputs.nice(1))
                 vals = b.inputs.read(s2.model()) if s2.check() == z3.sat else None
             if vals is None:
                 complete, note = False, "a region has only irrational points found"
                 break
-            witness, readable = _witness(b, [part, *conj], vals)
+            witness, readable = _witness(b, [part, *conj], vals, clear)
             words = tuple(w for w, _ in lits)
             rid = f"{inst.id if spec.sided else 'fund'}-{spec.function}-{side}-" + hashlib.sha256("\n".join(words).encode()).hexdigest()[:10]
             edges = [w for w in words if " = " in w]
