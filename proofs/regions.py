@@ -467,11 +467,25 @@ def _witness(b: Built, region: list[Any], fallback: dict[str, Any],
 SEEDS = 3  # fresh solvers with the seeds SEED+1 .. SEED+SEEDS tried on an unknown (C68)
 
 
-def _check(s: z3.Solver) -> tuple[Any, Any]:
+def _check(s: z3.Solver, deadline: float | None = None) -> tuple[Any, Any]:
     """One check within :data:`CHECK_RLIMIT`; when unknown, the same assertions on fresh solvers
     with the next :data:`SEEDS` random seeds (a fixed sequence: deterministic), then once more
-    within :data:`RETRY_RLIMIT`.  Returns ``(result, model or None)``."""
-    r = s.check()
+    within :data:`RETRY_RLIMIT`.  Returns ``(result, model or None)``.  ``deadline`` (a
+    ``time.perf_counter()`` value) is the wall-clock safety net: Z3's nonlinear procedures do not
+    always stop at the rlimit, so each call also gets the time left as a timeout; a call stopped
+    by it is ``unknown`` with the reason ``timeout``, which the caller reports as the safety net
+    (never as complete, C81)."""
+    import time
+
+    def run(t: z3.Solver) -> Any:
+        if deadline is not None:
+            t.set("timeout", max(1, int((deadline - time.perf_counter()) * 1000)))
+        r = t.check()
+        if r == z3.unknown and t.reason_unknown() == "timeout":
+            raise _SafetyNet()
+        return r
+
+    r = run(s)
     if r != z3.unknown:
         return r, s.model() if r == z3.sat else None
     for k in range(1, SEEDS + 1):
@@ -479,13 +493,17 @@ def _check(s: z3.Solver) -> tuple[Any, Any]:
         t.set("random_seed", SEED + k)
         t.set("rlimit", CHECK_RLIMIT)
         t.add(*s.assertions())
-        r = t.check()
+        r = run(t)
         if r != z3.unknown:
             return r, t.model() if r == z3.sat else None
     s.set("rlimit", RETRY_RLIMIT)
-    r = s.check()
+    r = run(s)
     s.set("rlimit", CHECK_RLIMIT)
     return r, s.model() if r == z3.sat else None
+
+
+class _SafetyNet(Exception):
+    """A solver call stopped by the wall-clock safety net (:data:`BUDGET_S`)."""
 
 
 def _partition_ok(b: Built) -> str:
@@ -538,7 +556,11 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
             if time.perf_counter() - t0 > BUDGET_S:
                 complete, note = False, f"wall-clock safety net of {BUDGET_S:.0f} s hit after {len(found)} region(s)"
                 break
-            r, m = _check(s)
+            try:
+                r, m = _check(s, t0 + BUDGET_S)
+            except _SafetyNet:
+                complete, note = False, f"wall-clock safety net of {BUDGET_S:.0f} s hit after {len(found)} region(s)"
+                break
             if r == z3.unsat:
                 break
             if r == z3.unknown:  # never counted as complete, never dropped: a coverage failure
