@@ -118,10 +118,14 @@ class Inputs:
             out[name] = int(f) if kind in ("money", "int") else f
         return out
 
-    def is_nice(self, vals: dict[str, Any]) -> bool:
-        """Whether ``vals`` (read from a model) already meet :meth:`nice` level 0."""
+    def is_nice(self, vals: dict[str, Any], level: int = 0) -> bool:
+        """Whether ``vals`` (read from a model) already meet :meth:`nice` ``level`` (0 or 1)."""
         for name, (kind, _, grid) in self.vars.items():
             x = Fraction(vals[name])
+            if level == 1:
+                if kind == "price" and not (x / grid).denominator == 1:
+                    return False
+                continue
             if kind == "price" and not (x.denominator == 1 and 1 <= x <= 100000):
                 return False
             if kind == "size" and not (x.denominator == 1 and x <= 100000):
@@ -171,6 +175,12 @@ class Built:
     # a partition of the domain enumerated one part at a time (push/pop), e.g. one part per tier
     # interval: (words, formula); the parts must be disjoint and cover the domain (checked: C68)
     parts: list[tuple[str, Any]] | None = None
+    # each feasibility check on a fresh solver (True) or on one incremental solver per part (False):
+    # whichever answers these terms (C81: LIQ-005's floors need fresh ones, LIQ-003's many regions an
+    # incremental one)
+    fresh: bool = False
+    # the solver is asked about copies with their denominators cleared (_Cleared, C81)
+    clear: bool = True
 
 
 @dataclass(frozen=True)
@@ -455,6 +465,8 @@ def _witness(b: Built, region: list[Any], fallback: dict[str, Any],
     if b.inputs.is_nice(fallback):  # the check's own model is already a readable point (C81)
         return fallback, "whole numbers"
     for level, label in ((0, "whole numbers"), (1, "tick grid")):
+        if level == 1 and b.inputs.is_nice(fallback, 1):  # already on the tick grid (C81)
+            return fallback, label
         s = _solver(WITNESS_RLIMIT)
         s.add(*clear([*b.inputs.premises, *b.premises, *region]), *b.inputs.nice(level))
         if s.check() == z3.sat:
@@ -532,7 +544,11 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
     terms = [t for t in b.outputs.values() if isinstance(t, z3.ExprRef)]
     found: list[Region] = []
     shown: dict[Any, Any] = {}  # path_literals' words, printed once per enumeration
-    clear = _Cleared([v for kind, v, _ in b.inputs.vars.values() if kind in ("price", "size")])
+    clear: Callable[[list[Any]], list[Any]] = (
+        _Cleared([v for kind, v, _ in b.inputs.vars.values() if kind in ("price", "size")]) if b.clear else list)
+    inc = None if b.fresh else _solver(CHECK_RLIMIT)
+    if inc is not None:
+        inc.add(*clear([*b.inputs.premises, *b.premises]))
     complete, note = True, ""
     parts = b.parts or [("", z3.BoolVal(True))]
     if b.parts:
@@ -542,14 +558,21 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
     for label, part in parts:
         if not complete:
             break
-        # Each check is a fresh solver on the domain, the part and the regions found so far blocked
-        # (C81): Z3's incremental mode (push/pop, assertions added after a check) runs without its
-        # preprocessing, and on these nonlinear terms it ended `unknown`, or ran on well past its
-        # rlimit, where a fresh solver on the same assertions answers in a fraction of a second.
+        # With ``b.fresh`` each check is a fresh solver on the domain, the part and the regions found
+        # so far blocked (C81): Z3's incremental mode (push/pop, assertions added after a check) runs
+        # without its preprocessing, and on LIQ-005's floors it ended `unknown`, or ran on well past
+        # its rlimit, where a fresh solver on the same assertions answers in a fraction of a second.
+        # Otherwise one incremental solver per part (faster where it answers: LIQ-003's many regions).
         blocks: list[Any] = []
+        if inc is not None:
+            inc.push()
+            inc.add(*clear([part]))
         while True:
-            s = _solver(CHECK_RLIMIT)
-            s.add(*clear([*b.inputs.premises, *b.premises, part, *blocks]))
+            if inc is None:
+                s = _solver(CHECK_RLIMIT)
+                s.add(*clear([*b.inputs.premises, *b.premises, part, *blocks]))
+            else:
+                s = inc
             if len(found) >= MAX_REGIONS:
                 complete, note = False, f"stopped at {MAX_REGIONS} regions"
                 break
@@ -588,6 +611,10 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
             if rid not in {g.id for g in found}:  # a region across two parts is found once
                 found.append(Region(rid, text, words, witness, b.request(witness), readable))
             blocks.append(z3.Not(z3.And(*conj)) if conj else z3.BoolVal(False))
+            if inc is not None:
+                inc.add(*clear([blocks[-1]]))
+        if inc is not None:
+            inc.pop()
     found.sort(key=lambda x: x.id)
     return RuleRegions(spec.operation, spec.rule, spec.function, profile.name, inst.id if spec.sided else "fund", side, found, complete, note,
                        time.perf_counter() - t0)
@@ -637,7 +664,8 @@ def _margin_spec(rule: str, title: str, fn: Callable[[Profile, Instrument, Posit
         i, pos, mark = _position_inputs(inst, sign)
         picked = fn(profile, inst, pos, mark)
         return Built(i, picked[0], picked[1], _margin_request(profile, inst, sign, operation), _within(inst, pos, mark),
-                     picked[2] if len(picked) > 2 else None, picked[3] if len(picked) > 3 else None)
+                     picked[2] if len(picked) > 2 else None, picked[3] if len(picked) > 3 else None,
+                     fresh=picked[4] if len(picked) > 4 else False)
     return Spec(operation, rule, title, build)
 
 
@@ -768,7 +796,7 @@ def _liq005(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
              "size": st.position.size, "margin": st.position.margin, "tier_after": st.tier_after},
             [("tier {} before", st.tier_before), ("tier {} after", st.tier_after)], None,
             [(f"{w}, mark {o} entry", z3.And(f, c)) for w, f in _tier_parts(inst, pos.size, _mm_price(p, pos, mark), "before")
-             for o, c in (("<", mark < pos.entry), ("=", mark == pos.entry), (">", mark > pos.entry))])
+             for o, c in (("<", mark < pos.entry), ("=", mark == pos.entry), (">", mark > pos.entry))], True)
 
 
 def _liq006(p: Profile, inst: Instrument, pos: PositionTerms, mark: Any) -> Any:
