@@ -323,9 +323,10 @@ _MUL, _ADD, _SUB, _DIV, _NEG = z3.Z3_OP_MUL, z3.Z3_OP_ADD, z3.Z3_OP_SUB, z3.Z3_O
 
 class _Cleared:
     """The solver's copy of a formula with its denominators cleared (C81): every floor
-    ``to_int(A / B)`` becomes a fresh integer ``q`` with ``q*B <= A < (q+1)*B``, and every comparison
-    ``A / B op 0`` becomes ``A op 0``, where ``B`` is a product of variables that are positive on the
-    domain (prices; sizes, at least one lot) and positive numbers.  On the domain the copy has exactly
+    ``to_int(A / B)`` with ``B`` one positive variable (times positive numbers) becomes a fresh integer
+    ``q`` with ``q*B <= A < (q+1)*B``, and every comparison ``A / B op 0`` becomes ``A op 0``, where
+    ``B`` is a product of variables that are positive on the domain (prices; sizes, at least one lot)
+    and positive numbers.  On the domain the copy has exactly
     the original's solutions (``q`` is the floor; ``B > 0``), but its terms are polynomials, which Z3's
     nonlinear arithmetic handles far better than ``to_int`` of a quotient.  Only what the solver is
     asked changes: regions, their words and witnesses are read from the original terms."""
@@ -345,6 +346,15 @@ class _Cleared:
             return True
         if z3.is_app(t) and t.decl().kind() in (_MUL, _ADD, _DIV) and t.num_args() > 0:
             return all(self._is_pos(c) for c in t.children())
+        return False
+
+    def _linear(self, t: Any) -> bool:
+        """``t`` is one positive variable, or a product of one with positive numbers."""
+        if t.get_id() in self.pos:
+            return True
+        if z3.is_app(t) and t.decl().kind() == _MUL:
+            vs = [c for c in t.children() if not z3.is_rational_value(c)]
+            return len(vs) == 1 and self._linear(vs[0]) and self._is_pos(t)
         return False
 
     def _split(self, t: Any) -> tuple[Any, Any]:
@@ -405,11 +415,14 @@ class _Cleared:
             k = t.decl().kind()
             if k == z3.Z3_OP_TO_INT:
                 x, q = self._split(kids[0])
-                v = z3.Int(f"floor!{self.n}")
-                self.n += 1
-                r = z3.ToReal(v)
-                own += [r <= x, x < r + 1] if q is None else [r * q <= x, x < (r + 1) * q]
-                out = v
+                if q is not None and self._linear(q):
+                    v = z3.Int(f"floor!{self.n}")
+                    self.n += 1
+                    r = z3.ToReal(v)
+                    own += [r * q <= x, x < (r + 1) * q]
+                    out = v
+                else:  # a product of variables below: q*B would be cubic, harder than to_int itself
+                    out = t.decl()(*kids)
             elif (k in _ORDER or k in _EQ) and len(kids) == 2 and z3.is_arith(kids[0]):
                 x, q = self._split(kids[0] - kids[1])
                 out = t.decl()(*kids) if q is None else t.decl()(x, z3.RealVal(0))
@@ -479,10 +492,11 @@ def _witness(b: Built, region: list[Any], fallback: dict[str, Any],
 SEEDS = 3  # fresh solvers with the seeds SEED+1 .. SEED+SEEDS tried on an unknown (C68)
 
 
-def _check(s: z3.Solver, deadline: float | None = None) -> tuple[Any, Any]:
+def _check(s: z3.Solver, deadline: float | None = None, original: list[Any] | None = None) -> tuple[Any, Any]:
     """One check within :data:`CHECK_RLIMIT`; when unknown, the same assertions on fresh solvers
     with the next :data:`SEEDS` random seeds (a fixed sequence: deterministic), then once more
-    within :data:`RETRY_RLIMIT`.  Returns ``(result, model or None)``.  ``deadline`` (a
+    within :data:`RETRY_RLIMIT`; ``original`` (the assertions before their denominators were
+    cleared) is tried on a fresh solver first.  Returns ``(result, model or None)``.  ``deadline`` (a
     ``time.perf_counter()`` value) is the wall-clock safety net: Z3's nonlinear procedures do not
     always stop at the rlimit, so each call also gets the time left as a timeout; a call stopped
     by it is ``unknown`` with the reason ``timeout``, which the caller reports as the safety net
@@ -500,6 +514,12 @@ def _check(s: z3.Solver, deadline: float | None = None) -> tuple[Any, Any]:
     r = run(s)
     if r != z3.unknown:
         return r, s.model() if r == z3.sat else None
+    if original is not None:  # the formulas as the rule function built them, before clearing (C81)
+        t = _solver(CHECK_RLIMIT)
+        t.add(*original)
+        r = run(t)
+        if r != z3.unknown:
+            return r, t.model() if r == z3.sat else None
     for k in range(1, SEEDS + 1):
         t = z3.Solver()
         t.set("random_seed", SEED + k)
@@ -580,7 +600,8 @@ def enumerate_regions(spec: Spec, profile: Profile, inst: Instrument, sign: int)
                 complete, note = False, f"wall-clock safety net of {BUDGET_S:.0f} s hit after {len(found)} region(s)"
                 break
             try:
-                r, m = _check(s, t0 + BUDGET_S)
+                r, m = _check(s, t0 + BUDGET_S, [*b.inputs.premises, *b.premises, part, *blocks]
+                              if inc is None and b.clear else None)
             except _SafetyNet:
                 complete, note = False, f"wall-clock safety net of {BUDGET_S:.0f} s hit after {len(found)} region(s)"
                 break
