@@ -50,7 +50,8 @@ SEED = 20261127
 CHECK_RLIMIT = 4_000_000      # one feasibility check
 RETRY_RLIMIT = 12_000_000     # the same check once more when it was unknown
 WITNESS_RLIMIT = 600_000      # one attempt at a readable witness
-MAX_REGIONS = 1000            # per rule function, instrument and side (a safety net: reported when hit; LIQ-003 on binance has more than 400, C81)
+MAX_REGIONS = 1000            # per rule function, instrument and side (a safety net: reported when hit;
+#                               LIQ-003 on binance BTCUSDT has 477 regions a side, C81)
 BUDGET_S = 900.0              # a wall-clock safety net only (reported when hit: never complete)
 
 _TRACE = bool(os.environ.get("BACKSTOP_REGIONS_TRACE"))  # progress on stderr (never in the vectors)
