@@ -214,7 +214,8 @@ def _build(profile: Profile, sc: Any, instrument: Instrument, rows: tuple[int, .
         out = sc.run(values)
         return scenario_request(profile, start_ms, out["states"][0], events(out))
 
-    return Built(i, {}, [(words, row)], req, premises, atoms, parts, unfinished="; ".join(unfinished))
+    return Built(i, {}, [(words, row)], req, premises, atoms, parts, unfinished="; ".join(unfinished),
+                 isolated_witness=True)  # the same witnesses whatever the process ran before (C83)
 
 
 def _mark_events(inst: Instrument) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
