@@ -266,21 +266,30 @@ def generate(out: Path, profiles: list[str], *, rules: set[str] | None = None,
     return index
 
 
-def _not_enumerated(rules: set[str] | None) -> list[tuple[str, str]]:
-    """(what, why) of every eval operation and rule function whose regions are not enumerated: each
-    is a coverage failure of the audit (C69), never a silent gap."""
+def _not_enumerated(rules: set[str] | None, profiles: list[str]) -> list[tuple[str, str]]:
+    """(what, why) of every eval operation and rule function whose regions are not enumerated on one
+    of ``profiles``: each is a coverage failure of the audit (C69), never a silent gap."""
     from backstop.inputs import OPERATIONS
     from backstop.proofs import regions as RG
+    loaded = [load_profile(n) for n in profiles]
+
+    def where(key: str) -> list[str]:
+        on = RG.NOT_ON.get(key)
+        return [p.name for p in loaded if on is None or on(p)]
+
     out = []
     for op in OPERATIONS:
-        if op in RG.OPERATIONS_COVERED:
+        if op in RG.OPERATIONS_COVERED and op not in RG.NOT_COVERED_WHY:
             continue
         if rules and not rules & set(_EXAMPLE_RULES.get(op, [])):
             continue
-        out.append((f"operation {op}", RG.NOT_COVERED_WHY.get(op, "no region enumeration")))
+        names = where(op)
+        if names:
+            out.append((f"operation {op} on {', '.join(names)}", RG.NOT_COVERED_WHY.get(op, "no region enumeration")))
     for rule, why in sorted(RG.NOT_ENUMERATED.items()):
-        if not rules or rule in rules:
-            out.append((rule, why))
+        names = where(rule)
+        if names and (not rules or rule in rules):
+            out.append((f"{rule} on {', '.join(names)}", why))
     return out
 
 
@@ -326,7 +335,7 @@ def check(out: Path, profiles: list[str], *, rules: set[str] | None = None,
     unfinished = sum(c[2] for c in counts.values())
     lines.append(f"{total} feasible region(s), {covered} with a vector "
                  f"({100 * covered // total if total else 100} %), {unfinished} enumeration(s) unfinished")
-    for what, why in _not_enumerated(rules):
+    for what, why in _not_enumerated(rules, profiles):
         problems.append(f"not enumerated: {what}: {why}")
     lines += problems
     return not problems, lines

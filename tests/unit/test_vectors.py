@@ -299,7 +299,7 @@ def test_coverage_check_fails_on_what_is_not_enumerated(vec_dir):
     ok, lines = V.check(vec_dir, ["okx"], rules={"LIQ-006", "LIQ-009"}, instruments={INST})
     assert not ok
     named = {x.split(":")[1].strip() for x in lines if x.startswith("not enumerated:")}
-    assert named == {"operation cross_liquidation", "LIQ-006"}, lines
+    assert named == {"operation cross_liquidation on okx", "LIQ-006 on okx"}, lines
 
 
 @pytest.mark.rules("LIQ-005", "ENG-006", "LIQ-003")
