@@ -33,6 +33,7 @@ from typing import Any, Callable
 import z3
 
 from backstop.reference import engine as EN
+from backstop.reference.errors import BackstopError
 from backstop.reference import liquidation as L
 from backstop.reference import margin as M
 from backstop.reference import adl as A
@@ -574,8 +575,9 @@ def _check(s: z3.Solver, deadline: float | None = None, original: list[Any] | No
     return r, s.model() if r == z3.sat else None
 
 
-class _SafetyNet(Exception):
-    """A solver call stopped by the wall-clock safety net (:data:`BUDGET_S`)."""
+class _SafetyNet(BackstopError):
+    """A solver call stopped by the wall-clock safety net (:data:`BUDGET_S`); caught inside the
+    enumeration, which it marks incomplete (never raised out of it)."""
 
 
 def _partition_ok(b: Built) -> str:
